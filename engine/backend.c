@@ -1,0 +1,27 @@
+/* backend.c — the run-time registry of backends (see backend.h). The only place that knows
+ * whether CUDA was compiled in. */
+#include "backend.h"
+
+const Backend *distill_cpu_backend(void);
+#ifdef DISTILL_HAVE_CUDA
+const Backend *distill_cuda_backend(void);
+#endif
+
+const Backend *backend_cpu(void) { return distill_cpu_backend(); }
+
+const Backend *backend_cuda(void) {
+#ifdef DISTILL_HAVE_CUDA
+    return distill_cuda_backend();
+#else
+    return NULL;
+#endif
+}
+
+bool backend_cuda_available(void) {
+    const Backend *be = backend_cuda();
+    return be && be->device_count && be->device_count() > 0;
+}
+
+const Backend *backend_for(DeviceType type) {
+    return type == DEV_CPU ? backend_cpu() : backend_cuda();
+}

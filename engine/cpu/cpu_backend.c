@@ -1,0 +1,1 @@
+/* engine/cpu/cpu_backend.c — being written (issue 2). */

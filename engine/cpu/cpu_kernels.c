@@ -1,0 +1,1 @@
+/* engine/cpu/cpu_kernels.c — being written (issue 2). */

@@ -1,0 +1,1 @@
+/* engine/cpu/cpu_losses.c — being written (issue 2). */

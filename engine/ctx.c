@@ -1,0 +1,132 @@
+/* ctx.c — context, tensor allocation in the arenas, and the tape walk (see ctx.h). */
+#include "ctx.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+Ctx *ctx_new(Device device, uint64_t seed) {
+    const Backend *be = backend_for(device.type);
+    DCHECK(be != NULL);
+    Ctx *c = xcalloc(1, sizeof *c);
+    c->device = device;
+    c->be = be;
+    c->arena = arena_new(be, (size_t)64 << 20);
+    c->meta = arena_new(backend_cpu(), (size_t)1 << 20);
+    c->record = true;
+    c->training = false;
+    c->seed = seed;
+    return c;
+}
+
+void ctx_free(Ctx *c) {
+    if (!c) return;
+    arena_free(c->arena);
+    arena_free(c->meta);
+    free(c->tape.entries);
+    free(c);
+}
+
+void ctx_reset(Ctx *c) {
+    c->tape.n = 0;
+    arena_reset(c->arena);
+    arena_reset(c->meta);
+}
+
+static Tensor *new_struct(Ctx *c) {
+    Tensor *t = arena_alloc(c->meta, sizeof *t);
+    memset(t, 0, sizeof *t);
+    return t;
+}
+
+Tensor *ctx_tensor(Ctx *c, DType dt, int ndim, const int *shape) {
+    Tensor *t = new_struct(c);
+    t->dtype = dt;
+    t->device = c->device;
+    tensor_set_shape(t, ndim, shape);
+    t->data = arena_alloc(c->arena, tensor_bytes(t));
+    return t;
+}
+
+Tensor *ctx_zeros(Ctx *c, DType dt, int ndim, const int *shape) {
+    Tensor *t = ctx_tensor(c, dt, ndim, shape);
+    c->be->zero(t->data, tensor_bytes(t));
+    return t;
+}
+
+Tensor *ctx_from_host(Ctx *c, DType dt, int ndim, const int *shape, const void *host) {
+    Tensor *t = ctx_tensor(c, dt, ndim, shape);
+    tensor_from_host(t, host);
+    return t;
+}
+
+Tensor *ctx_view(Ctx *c, Tensor *base, int ndim, const int *shape) {
+    Tensor *t = new_struct(c);
+    t->dtype = base->dtype;
+    t->device = base->device;
+    tensor_set_shape(t, ndim, shape);
+    DCHECK(t->numel == base->numel);
+    t->data = base->data;
+    t->requires_grad = base->requires_grad;
+    /* A view shares the gradient buffer of its base so accumulation reaches the base. */
+    if (base->requires_grad && !base->grad && base->name == NULL) {
+        base->grad = new_struct(c);
+        base->grad->dtype = DT_F32;
+        base->grad->device = base->device;
+        tensor_set_shape(base->grad, base->ndim, base->shape);
+        base->grad->data = arena_alloc_zero(c->arena, base->numel * sizeof(float));
+    }
+    if (base->grad) {
+        t->grad = new_struct(c);
+        *t->grad = *base->grad;
+        tensor_set_shape(t->grad, ndim, shape);
+    }
+    return t;
+}
+
+void tensor_to_host(const Tensor *t, void *host) {
+    const Backend *be = backend_for(t->device.type);
+    be->copy(host, t->data, tensor_bytes(t), t->device.type == DEV_CPU ? COPY_D2D : COPY_D2H);
+}
+
+void tensor_from_host(Tensor *t, const void *host) {
+    const Backend *be = backend_for(t->device.type);
+    be->copy(t->data, host, tensor_bytes(t), t->device.type == DEV_CPU ? COPY_D2D : COPY_H2D);
+}
+
+Tensor *ctx_grad(Ctx *c, Tensor *t) {
+    if (t->grad) return t->grad;
+    Tensor *g = new_struct(c);
+    g->dtype = DT_F32;
+    g->device = t->device;
+    tensor_set_shape(g, t->ndim, t->shape);
+    g->data = arena_alloc_zero(c->arena, t->numel * sizeof(float));
+    t->grad = g;
+    return g;
+}
+
+TapeEntry *ctx_push(Ctx *c, const char *op, BackwardFn fn, Tensor *out) {
+    DCHECK(c->record);
+    if (c->tape.n == c->tape.cap) {
+        c->tape.cap = c->tape.cap ? c->tape.cap * 2 : 256;
+        c->tape.entries = xrealloc(c->tape.entries, (size_t)c->tape.cap * sizeof(TapeEntry));
+    }
+    TapeEntry *e = &c->tape.entries[c->tape.n++];
+    memset(e, 0, sizeof *e);
+    e->op = op;
+    e->backward = fn;
+    e->out = out;
+    return e;
+}
+
+void ctx_backward(Ctx *c, Tensor *loss) {
+    DCHECK(loss->numel == 1 && loss->dtype == DT_F32);
+    DCHECK(loss->requires_grad);
+    Tensor *g = ctx_grad(c, loss);
+    float one = 1.0f;
+    tensor_from_host(g, &one);
+    for (int i = c->tape.n - 1; i >= 0; i--) {
+        TapeEntry *e = &c->tape.entries[i];
+        if (e->out->grad == NULL) continue; /* nothing downstream used this output */
+        e->backward(c, e);
+    }
+}

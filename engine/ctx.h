@@ -1,0 +1,85 @@
+/*
+ * ctx.h — the execution context: device, backend, activation arena, autograd tape, RNG.
+ *
+ * Autograd is a tape. While `record` is on, every op whose output requires a gradient appends a
+ * TapeEntry (backward function, inputs, output, saved tensors, scalar arguments). ctx_backward
+ * walks the tape in reverse. With `record` off (the teacher, evaluation) nothing is appended and
+ * no activations are saved beyond what the caller keeps.
+ *
+ * Lifetime: everything allocated through a Ctx (tensor structs and activation data) lives until
+ * ctx_reset, which empties the tape and resets both arenas. Parameters live elsewhere
+ * (engine/params.h) and survive resets.
+ */
+#ifndef DISTILL_CTX_H
+#define DISTILL_CTX_H
+
+#include "arena.h"
+#include "backend.h"
+
+struct Ctx;
+struct TapeEntry;
+typedef void (*BackwardFn)(struct Ctx *c, struct TapeEntry *e);
+
+#define TAPE_MAX_IN 4
+#define TAPE_MAX_SAVED 4
+
+typedef struct TapeEntry {
+    const char *op;                 /* op name, for error messages */
+    BackwardFn backward;
+    Tensor *out;
+    Tensor *in[TAPE_MAX_IN];        /* inputs; NULL where absent */
+    Tensor *saved[TAPE_MAX_SAVED];  /* extra tensors the backward needs (mean, rstd, probs, ...) */
+    float f[4];                     /* scalar arguments (eps, scale, p, 1/T, ...) */
+    long long i[6];                 /* integer arguments (heads, seed, offset, ...) */
+} TapeEntry;
+
+typedef struct Tape {
+    TapeEntry *entries;
+    int n, cap;
+} Tape;
+
+typedef struct Ctx {
+    Device device;
+    const Backend *be;
+    Arena *arena;       /* activation data, on the device */
+    Arena *meta;        /* Tensor structs, on the host */
+    Tape tape;
+    bool record;        /* append to the tape */
+    bool training;      /* dropout active */
+    uint64_t seed;      /* dropout RNG seed */
+    uint64_t rng_counter; /* next unused counter value; advanced by each dropout */
+} Ctx;
+
+/* Creates a context on `device` (its backend must exist and be initialised). */
+Ctx *ctx_new(Device device, uint64_t seed);
+void ctx_free(Ctx *c);
+/* Empties the tape and resets both arenas; all activation tensors become invalid. */
+void ctx_reset(Ctx *c);
+
+/* A new activation tensor in the arena (data uninitialised / zero-filled). */
+Tensor *ctx_tensor(Ctx *c, DType dt, int ndim, const int *shape);
+Tensor *ctx_zeros(Ctx *c, DType dt, int ndim, const int *shape);
+/* A new activation tensor holding a copy of host data. */
+Tensor *ctx_from_host(Ctx *c, DType dt, int ndim, const int *shape, const void *host);
+/* A tensor struct (in the meta arena) viewing existing memory. */
+Tensor *ctx_view(Ctx *c, Tensor *base, int ndim, const int *shape);
+
+/* Copies a tensor's data to host memory (any device). */
+void tensor_to_host(const Tensor *t, void *host);
+/* Copies host memory into a tensor's data. */
+void tensor_from_host(Tensor *t, const void *host);
+
+/* The gradient buffer of t, allocated zero-filled in the arena on first use. */
+Tensor *ctx_grad(Ctx *c, Tensor *t);
+
+/* Appends an entry; returns it for the caller to fill. Only call when c->record. */
+TapeEntry *ctx_push(Ctx *c, const char *op, BackwardFn fn, Tensor *out);
+
+/* Backward from a scalar: seeds d(loss)/d(loss) = 1 and walks the tape in reverse. Parameter
+ * gradients accumulate into their gradient buffers. The tape is left intact (ctx_reset clears). */
+void ctx_backward(Ctx *c, Tensor *loss);
+
+/* Scoped recording switch: returns the previous value. */
+static inline bool ctx_set_record(Ctx *c, bool on) { bool old = c->record; c->record = on; return old; }
+
+#endif

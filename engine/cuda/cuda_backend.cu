@@ -1,0 +1,1 @@
+/* engine/cuda/cuda_backend.cu — being written (issue 2). */

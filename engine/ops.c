@@ -1,0 +1,1 @@
+/* engine/ops.c — being written (issue 2). */

@@ -1,0 +1,1 @@
+/* models/bert.c — being written (issue 2). */

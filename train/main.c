@@ -1,0 +1,38 @@
+/* main.c — `distill` entry point: dispatches to the subcommands of cli.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} Command;
+
+/* One line per subcommand that has landed. */
+static const Command commands[] = {
+    {NULL, NULL},
+};
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: distill --config FILE [--set key=value ...] [--resume auto|PATH]\n"
+            "       distill prepare --vocab vocab.txt --input FILE --output FILE.h5 [options]\n"
+            "       distill info PATH\n"
+            "       distill eval --model DIR --data FILE.h5\n"
+            "       distill export --checkpoint CKPT [--onnx FILE] [--hf DIR]\n"
+            "       distill predict --model DIR (--text T | --input FILE) [--output KIND]\n"
+            "       distill bench --config FILE [--steps N] [--json]\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (const Command *c = commands; c->name; c++)
+        if (!strcmp(argv[1], c->name)) return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "distill: error: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
