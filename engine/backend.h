@@ -60,7 +60,7 @@ typedef struct Backend {
     void (*layernorm_bwd)(float *dx, float *dgamma, float *dbeta, const float *dout,
                           const float *x, const float *mean, const float *rstd,
                           const float *gamma, int rows, int cols);
-    /* out = gelu(x + bias), exact erf GELU; bias may be NULL. */
+    /* out = gelu(x + bias), exact erf GELU; bias may be NULL; out may alias x (elementwise). */
     void (*gelu_fwd)(float *out, const float *x, const float *bias, int rows, int cols);
     /* dx += dout * gelu'(x + bias); dbias (if non-NULL) += colsum of the same. */
     void (*gelu_bwd)(float *dx, float *dbias, const float *dout, const float *x,

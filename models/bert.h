@@ -7,6 +7,7 @@
  * self.query.weight"), linear weights stored (out, in), so import and export rename nothing.
  *
  * Gradient rule (as in every op): parameter gradients accumulate into model->params->grad.
+ * As torch's nn.Embedding(padding_idx) in HF, word-embedding row pad_token_id gets no gradient.
  */
 #ifndef DISTILL_BERT_H
 #define DISTILL_BERT_H
@@ -39,6 +40,11 @@ typedef struct BertConfig {
 /* Hugging Face's defaults for bert-base-uncased with num_labels = 2. */
 BertConfig bert_config_default(void);
 void bert_config_free_labels(BertConfig *cfg);
+/* DISTILL_OK when the config describes a buildable model (positive sizes, hidden_size a multiple
+ * of num_attention_heads, num_labels <= BERT_MAX_LABELS, a pooler when there is a classifier,
+ * dropout probabilities in [0, 1), eps > 0); otherwise DISTILL_ERR with the field, what was
+ * expected and what was found in distill_error(). bert_build requires a valid config. */
+Status bert_config_validate(const BertConfig *cfg);
 /* Number of parameters the config implies (with pooler/classifier as configured). */
 size_t bert_config_param_count(const BertConfig *cfg);
 
@@ -92,10 +98,11 @@ typedef struct BertOutput {
     Tensor *sequence;       /* (B, S, H) last hidden state */
     Tensor **hidden;        /* (L+1) pointers, NULL where not requested; each (B, S, H) */
     Tensor **scores;        /* (L), each (B, heads, S, S) */
-    Tensor **probs;         /* (L), each (B, heads, S, S) */
+    Tensor **probs;         /* (L), each (B, heads, S, S): softmax before attention dropout */
 } BertOutput;
 
-/* Declares and allocates parameters (zero-filled) on `device`. */
+/* Declares and allocates parameters (zero-filled) on `device`. The model keeps its own copy of
+ * cfg, label names included (bert_free releases it). cfg must pass bert_config_validate. */
 Bert *bert_build(const BertConfig *cfg, Device device);
 /* Hugging Face's initialisation: normal(0, initializer_range) for linear and embedding weights,
  * zero biases, LayerNorm weight 1 bias 0; the padding row of the word embedding zero. */

@@ -11,6 +11,7 @@ typedef struct {
 
 /* One line per subcommand that has landed. */
 static const Command commands[] = {
+    {"prepare", cmd_prepare},
     {NULL, NULL},
 };
 

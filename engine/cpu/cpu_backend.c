@@ -1,1 +1,201 @@
-/* engine/cpu/cpu_backend.c — being written (issue 2). */
+/*
+ * cpu_backend.c — the CPU Backend table: host memory (64-byte aligned), copies, GEMM through
+ * OpenBLAS, the deterministic f64 sum of squares, AdamW, and the kernels of cpu_kernels.c and
+ * cpu_losses.c.
+ *
+ * Promises: every entry of the table is filled. GEMM is called from the host thread only (never
+ * inside an OpenMP region, so OpenBLAS's own threads never nest with ours). sumsq sums fixed chunks
+ * of CPU_SUM_CHUNK elements in f64 and adds the chunk sums in order, so its result does not depend
+ * on the thread count. AdamW follows torch.optim.AdamW exactly (decoupled weight decay applied
+ * before the moment update, bias corrections supplied by the caller).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "engine/cpu/cpu_kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CPU_ALIGN 64
+
+/* ---------------------------------------------------------------- scratch */
+
+static _Thread_local void *g_scratch;
+static _Thread_local size_t g_scratch_cap;
+
+void *cpu_scratch(size_t bytes) {
+    if (bytes > g_scratch_cap) {
+        free(g_scratch);
+        size_t cap = bytes + bytes / 2;
+        cap = (cap + CPU_ALIGN - 1) & ~(size_t)(CPU_ALIGN - 1);
+        g_scratch = aligned_alloc(CPU_ALIGN, cap);
+        if (!g_scratch) {
+            fprintf(stderr, "distill: error: out of memory allocating %zu bytes of CPU scratch\n", cap);
+            abort();
+        }
+        g_scratch_cap = cap;
+    }
+    return g_scratch;
+}
+
+/* ---------------------------------------------------------------- device and memory */
+
+static int cpu_device_count(void) { return 1; }
+
+static Status cpu_init(int index) {
+    if (index != 0) {
+        distill_set_error("cpu device index must be 0, found %d", index);
+        return DISTILL_ERR;
+    }
+    return DISTILL_OK;
+}
+
+static const char *cpu_device_name(int index) {
+    static char name[64];
+    snprintf(name, sizeof name, "CPU (%d OpenMP threads)", omp_get_max_threads());
+    return name;
+}
+
+static void *cpu_alloc(size_t bytes) {
+    size_t n = (bytes + CPU_ALIGN - 1) & ~(size_t)(CPU_ALIGN - 1);
+    if (n == 0) n = CPU_ALIGN;
+    void *p = aligned_alloc(CPU_ALIGN, n);
+    if (!p) {
+        fprintf(stderr, "distill: error: out of memory allocating %zu bytes on cpu\n", bytes);
+        abort();
+    }
+    return p;
+}
+
+static void cpu_free(void *p) { free(p); }
+
+static void cpu_zero(void *p, size_t bytes) {
+    if (bytes) memset(p, 0, bytes);
+}
+
+/* Host and device are the same memory on the CPU: every kind is a plain copy. */
+static void cpu_copy(void *dst, const void *src, size_t bytes, CopyKind kind) {
+    (void)kind;
+    if (bytes && dst != src) memmove(dst, src, bytes);
+}
+
+static void cpu_sync(void) {}
+
+/* ---------------------------------------------------------------- GEMM */
+
+/* C_b = alpha op(A_b) op(B_b) + beta C_b for each b, row-major, one cblas_sgemm per batch entry.
+ * A batch entry with stride_c == 0 accumulates into the same C in order (used by callers that sum
+ * a shared operand's gradient over the batch). */
+static void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha,
+                     const float *a, int lda, long long stride_a,
+                     const float *b, int ldb, long long stride_b,
+                     float beta, float *c, int ldc, long long stride_c, int batch) {
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    for (int i = 0; i < batch; i++) {
+        float *ci = c + (long long)i * stride_c;
+        if (k <= 0) {
+            /* Empty inner dimension: C = beta C (BLAS would reject lda = 0). */
+            for (int r = 0; r < m; r++)
+                for (int j = 0; j < n; j++)
+                    ci[(size_t)r * ldc + j] = beta == 0.0f ? 0.0f : beta * ci[(size_t)r * ldc + j];
+            continue;
+        }
+        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    m, n, k, alpha, a + (long long)i * stride_a, lda,
+                    b + (long long)i * stride_b, ldb, beta, ci, ldc);
+    }
+}
+
+/* ---------------------------------------------------------------- reductions, optimizer */
+
+static double cpu_sumsq(const float *x, size_t n) {
+    if (n == 0) return 0.0;
+    size_t nch = (n + CPU_SUM_CHUNK - 1) / CPU_SUM_CHUNK;
+    double *part = cpu_scratch(nch * sizeof(double));
+#pragma omp parallel for schedule(static)
+    for (size_t ch = 0; ch < nch; ch++) {
+        size_t lo = ch * CPU_SUM_CHUNK, hi = lo + CPU_SUM_CHUNK < n ? lo + CPU_SUM_CHUNK : n;
+        double s = 0.0;
+        for (size_t i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
+        part[ch] = s;
+    }
+    double total = 0.0;
+    for (size_t ch = 0; ch < nch; ch++) total += part[ch];
+    return total;
+}
+
+/* torch.optim.AdamW step for one buffer:
+ *   g = grad_scale * grad
+ *   p = p * (1 - lr*wd)
+ *   m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g^2
+ *   p = p - (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps)          */
+static void cpu_adamw(float *p, float *m, float *v, const float *g, size_t n, float lr, float beta1,
+                      float beta2, float eps, float wd, float bc1, float bc2, float grad_scale) {
+    const float decay = 1.0f - lr * wd;
+    const float step = lr / bc1;
+    const float sqrt_bc2 = sqrtf(bc2);
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * grad_scale;
+        float mi = beta1 * m[i] + (1.0f - beta1) * gi;
+        float vi = beta2 * v[i] + (1.0f - beta2) * (gi * gi);
+        m[i] = mi;
+        v[i] = vi;
+        float denom = sqrtf(vi) / sqrt_bc2 + eps;
+        p[i] = p[i] * decay - step * (mi / denom);
+    }
+}
+
+/* ---------------------------------------------------------------- the table */
+
+static const Backend g_cpu = {
+    .name = "cpu",
+    .type = DEV_CPU,
+    .device_count = cpu_device_count,
+    .init = cpu_init,
+    .device_name = cpu_device_name,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .zero = cpu_zero,
+    .copy = cpu_copy,
+    .sync = cpu_sync,
+    .gemm = cpu_gemm,
+    .embedding_fwd = cpu_embedding_fwd,
+    .embedding_bwd = cpu_embedding_bwd,
+    .bias_add = cpu_bias_add,
+    .bias_bwd = cpu_bias_bwd,
+    .add = cpu_add,
+    .axpy = cpu_axpy,
+    .scale = cpu_scale,
+    .layernorm_fwd = cpu_layernorm_fwd,
+    .layernorm_bwd = cpu_layernorm_bwd,
+    .gelu_fwd = cpu_gelu_fwd,
+    .gelu_bwd = cpu_gelu_bwd,
+    .tanh_fwd = cpu_tanh_fwd,
+    .tanh_bwd = cpu_tanh_bwd,
+    .scale_mask = cpu_scale_mask,
+    .softmax_fwd = cpu_softmax_fwd,
+    .softmax_bwd = cpu_softmax_bwd,
+    .scale_mask_softmax_fwd = cpu_scale_mask_softmax_fwd,
+    .dropout_fwd = cpu_dropout_fwd,
+    .dropout_bwd = cpu_dropout_bwd,
+    .take_token_fwd = cpu_take_token_fwd,
+    .take_token_bwd = cpu_take_token_bwd,
+    .mean_pool_fwd = cpu_mean_pool_fwd,
+    .mean_pool_bwd = cpu_mean_pool_bwd,
+    .xent_fwd = cpu_xent_fwd,
+    .xent_bwd = cpu_xent_bwd,
+    .mse_fwd = cpu_mse_fwd,
+    .mse_bwd = cpu_mse_bwd,
+    .cosine_fwd = cpu_cosine_fwd,
+    .cosine_bwd = cpu_cosine_bwd,
+    .kl_probs_fwd = cpu_kl_probs_fwd,
+    .kl_probs_bwd = cpu_kl_probs_bwd,
+    .sumsq = cpu_sumsq,
+    .adamw = cpu_adamw,
+};
+
+const Backend *distill_cpu_backend(void) { return &g_cpu; }

@@ -1,1 +1,292 @@
-/* engine/cuda/cuda_backend.cu — being written (issue 2). */
+/*
+ * cuda_backend.cu — the CUDA Backend table: device discovery and selection, device memory and
+ * copies, GEMM through cuBLAS, and the kernels of cuda_kernels.cu and cuda_losses.cu.
+ *
+ * Promises:
+ *   - device_count() returns 0 (never aborts) when there is no GPU, no driver, or a driver too
+ *     old for this build; so a CUDA build runs CPU work on any machine.
+ *   - init(index) selects the device, creates one non-blocking stream and one cuBLAS handle bound
+ *     to it, and allows TF32 tensor-core math in cuBLAS (fp32 in/out, inputs rounded to TF32:
+ *     10-bit mantissa, fp32 accumulation). Failures return DISTILL_ERR with the library's message.
+ *     Entries used before init select device 0 themselves.
+ *   - alloc aborts with a message when the device is out of memory; copies to or from the host
+ *     return when the data has arrived; device-to-device copies and every kernel are queued on the
+ *     stream in call order; sync waits for all of them.
+ *   - gemm has the CPU backend's exact contract: row-major, per batch entry
+ *     C_b = alpha op(A_b) op(B_b) + beta C_b, including stride_c == 0 (entries accumulate into one
+ *     C in batch order) and k == 0 (C = beta C, 0 when beta == 0).
+ *   - Entries not written for CUDA stay NULL; the op layer reports them as not supported.
+ * One process drives one device (one process per GPU, see DESIGN.md §8).
+ */
+#include "engine/cuda/cuda_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- device state */
+
+static int g_device = -1;             /* selected device, -1 before init */
+static cudaStream_t g_stream;         /* all work goes here */
+static cublasHandle_t g_cublas;       /* bound to g_stream */
+static void *g_scratch;               /* see cuda_scratch */
+static size_t g_scratch_cap;
+
+static int cuda_device_count(void) {
+    static int cached = -1;
+    if (cached < 0) {
+        int n = 0;
+        cudaError_t e = cudaGetDeviceCount(&n);
+        if (e != cudaSuccess) {
+            /* No driver, no device, or an old driver: no CUDA devices, not an error. */
+            (void)cudaGetLastError();
+            n = 0;
+        }
+        cached = n;
+    }
+    return cached;
+}
+
+static void release_handles(void) {
+    if (g_cublas) cublasDestroy(g_cublas);
+    if (g_stream) cudaStreamDestroy(g_stream);
+    if (g_scratch) cudaFree(g_scratch);
+    g_cublas = NULL;
+    g_stream = NULL;
+    g_scratch = NULL;
+    g_scratch_cap = 0;
+    g_device = -1;
+}
+
+static Status cuda_init(int index) {
+    int n = cuda_device_count();
+    if (index < 0 || index >= n) {
+        distill_set_error("device cuda:%d was requested, but %d CUDA device%s found%s", index, n,
+                          n == 1 ? " was" : "s were",
+                          n == 0 ? " (no GPU, or no NVIDIA driver on this machine)" : "");
+        return DISTILL_ERR;
+    }
+    if (g_device == index) return DISTILL_OK;
+    if (g_device >= 0) {
+        CUDA_CHECK(cudaDeviceSynchronize());
+        release_handles();
+    }
+    cudaError_t e = cudaSetDevice(index);
+    if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking);
+    if (e != cudaSuccess) {
+        distill_set_error("cannot start CUDA device cuda:%d: %s (%s)", index, cudaGetErrorName(e),
+                          cudaGetErrorString(e));
+        (void)cudaGetLastError();
+        g_stream = NULL;
+        return DISTILL_ERR;
+    }
+    cublasStatus_t s = cublasCreate(&g_cublas);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(g_cublas, g_stream);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(g_cublas, CUBLAS_TF32_TENSOR_OP_MATH);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        distill_set_error("cannot start cuBLAS on cuda:%d: %s (%s)", index, cublasGetStatusName(s),
+                          cublasGetStatusString(s));
+        if (g_cublas) cublasDestroy(g_cublas);
+        g_cublas = NULL;
+        cudaStreamDestroy(g_stream);
+        g_stream = NULL;
+        return DISTILL_ERR;
+    }
+    g_device = index;
+    return DISTILL_OK;
+}
+
+/* Entries called before init run on device 0; no device at all is a programming error there
+ * (callers check device_count or init's status first). */
+static void ensure_init(void) {
+    if (g_device >= 0) return;
+    if (cuda_init(0) != DISTILL_OK) {
+        fprintf(stderr, "distill: error: CUDA backend used without a usable device: %s\n",
+                distill_error());
+        abort();
+    }
+}
+
+cudaStream_t cuda_stream(void) {
+    ensure_init();
+    return g_stream;
+}
+
+void *cuda_scratch(size_t bytes) {
+    ensure_init();
+    if (bytes > g_scratch_cap) {
+        if (g_scratch) CUDA_CHECK(cudaFree(g_scratch));
+        size_t cap = bytes + bytes / 2;
+        if (cap < 4096) cap = 4096;
+        CUDA_CHECK(cudaMalloc(&g_scratch, cap));
+        g_scratch_cap = cap;
+    }
+    return g_scratch;
+}
+
+static const char *cuda_device_name(int index) {
+    static char names[16][256];
+    if (index < 0 || index >= cuda_device_count() || index >= 16) return "no such CUDA device";
+    if (!names[index][0]) {
+        cudaDeviceProp prop;
+        if (cudaGetDeviceProperties(&prop, index) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return "CUDA device (properties unavailable)";
+        }
+        snprintf(names[index], sizeof names[index], "%.200s (sm_%d%d, %.1f GiB)", prop.name,
+                 prop.major, prop.minor, (double)prop.totalGlobalMem / (1024.0 * 1024 * 1024));
+    }
+    return names[index];
+}
+
+/* ---------------------------------------------------------------- memory */
+
+static void *cuda_alloc(size_t bytes) {
+    ensure_init();
+    void *p = NULL;
+    if (bytes == 0) bytes = 256; /* a unique, valid pointer, as the CPU backend gives */
+    cudaError_t e = cudaMalloc(&p, bytes);
+    if (e != cudaSuccess) {
+        size_t free_b = 0, total_b = 0;
+        (void)cudaGetLastError();
+        cudaMemGetInfo(&free_b, &total_b);
+        fprintf(stderr,
+                "distill: error: out of memory allocating %zu bytes on cuda:%d "
+                "(%zu of %zu bytes free): %s\n",
+                bytes, g_device, free_b, total_b, cudaGetErrorString(e));
+        abort();
+    }
+    return p;
+}
+
+static void cuda_free(void *p) {
+    if (p) CUDA_CHECK(cudaFree(p)); /* cudaFree waits for work that may still use p */
+}
+
+static void cuda_zero(void *p, size_t bytes) {
+    if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_stream()));
+}
+
+static void cuda_copy(void *dst, const void *src, size_t bytes, CopyKind kind) {
+    if (!bytes || dst == src) return;
+    cudaStream_t st = cuda_stream();
+    switch (kind) {
+    case COPY_H2D:
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st));
+        CUDA_CHECK(cudaStreamSynchronize(st)); /* the host buffer may be reused at once */
+        break;
+    case COPY_D2H:
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st));
+        CUDA_CHECK(cudaStreamSynchronize(st));
+        break;
+    case COPY_D2D:
+        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, st));
+        break;
+    }
+}
+
+static void cuda_sync(void) { CUDA_CHECK(cudaStreamSynchronize(cuda_stream())); }
+
+/* ---------------------------------------------------------------- GEMM */
+
+/* k == 0: C (m x n, leading dim ldc) = beta C, exactly 0 when beta == 0. */
+static __global__ void gemm_scale_c_kernel(float *c, int m, int n, int ldc, float beta) {
+    size_t total = (size_t)m * n;
+    CUDA_GRID_STRIDE(i, total) {
+        size_t r = i / n, j = i % n;
+        float *p = c + r * ldc + j;
+        *p = beta == 0.0f ? 0.0f : beta * *p;
+    }
+}
+
+/* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: a row-major X stored with
+ * leading dim ldX is, read column-major, X^T with the same leading dim. So cuBLAS gets B first,
+ * A second, with m and n swapped and the same transpose flags. */
+static void cuda_gemm(int ta, int tb, int m, int n, int k, float alpha,
+                      const float *a, int lda, long long stride_a,
+                      const float *b, int ldb, long long stride_b,
+                      float beta, float *c, int ldc, long long stride_c, int batch) {
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    cudaStream_t st = cuda_stream();
+    if (k <= 0) {
+        /* One pass per entry, in order: with stride_c == 0 the same C is scaled batch times,
+         * as the CPU backend's sequential loop does. */
+        for (int i = 0; i < batch; i++) {
+            gemm_scale_c_kernel<<<cuda_blocks((size_t)m * n), CUDA_THREADS, 0, st>>>(
+                c + (long long)i * stride_c, m, n, ldc, beta);
+            CUDA_CHECK_LAUNCH();
+        }
+        return;
+    }
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    if (stride_c == 0 && batch > 1) {
+        /* Every entry writes the same C: run them one after another, in batch order. */
+        for (int i = 0; i < batch; i++)
+            CUBLAS_CHECK(cublasSgemm(g_cublas, opb, opa, n, m, k, &alpha,
+                                     b + (long long)i * stride_b, ldb,
+                                     a + (long long)i * stride_a, lda, &beta, c, ldc));
+        return;
+    }
+    CUBLAS_CHECK(cublasSgemmStridedBatched(g_cublas, opb, opa, n, m, k, &alpha, b, ldb, stride_b,
+                                           a, lda, stride_a, &beta, c, ldc, stride_c, batch));
+}
+
+/* ---------------------------------------------------------------- the table */
+
+static Backend g_cuda;
+
+extern "C" const Backend *distill_cuda_backend(void) {
+    static bool filled = false;
+    if (filled) return &g_cuda;
+    Backend *t = &g_cuda;
+    memset(t, 0, sizeof *t);
+    t->name = "cuda";
+    t->type = DEV_CUDA;
+    t->device_count = cuda_device_count;
+    t->init = cuda_init;
+    t->device_name = cuda_device_name;
+    t->alloc = cuda_alloc;
+    t->free = cuda_free;
+    t->zero = cuda_zero;
+    t->copy = cuda_copy;
+    t->sync = cuda_sync;
+    t->gemm = cuda_gemm;
+
+    t->embedding_fwd = cu_embedding_fwd;
+    t->embedding_bwd = cu_embedding_bwd;
+    t->bias_add = cu_bias_add;
+    t->bias_bwd = cu_bias_bwd;
+    t->add = cu_add;
+    t->axpy = cu_axpy;
+    t->scale = cu_scale;
+    t->layernorm_fwd = cu_layernorm_fwd;
+    t->layernorm_bwd = cu_layernorm_bwd;
+    t->gelu_fwd = cu_gelu_fwd;
+    t->gelu_bwd = cu_gelu_bwd;
+    t->tanh_fwd = cu_tanh_fwd;
+    t->tanh_bwd = cu_tanh_bwd;
+    t->scale_mask = cu_scale_mask;
+    t->softmax_fwd = cu_softmax_fwd;
+    t->softmax_bwd = cu_softmax_bwd;
+    t->scale_mask_softmax_fwd = cu_scale_mask_softmax_fwd;
+    t->dropout_fwd = cu_dropout_fwd;
+    t->dropout_bwd = cu_dropout_bwd;
+    t->take_token_fwd = cu_take_token_fwd;
+    t->take_token_bwd = cu_take_token_bwd;
+    t->mean_pool_fwd = cu_mean_pool_fwd;
+    t->mean_pool_bwd = cu_mean_pool_bwd;
+
+    t->xent_fwd = cu_xent_fwd;
+    t->xent_bwd = cu_xent_bwd;
+    t->mse_fwd = cu_mse_fwd;
+    t->mse_bwd = cu_mse_bwd;
+    t->cosine_fwd = cu_cosine_fwd;
+    t->cosine_bwd = cu_cosine_bwd;
+    t->kl_probs_fwd = cu_kl_probs_fwd;
+    t->kl_probs_bwd = cu_kl_probs_bwd;
+
+    t->sumsq = cu_sumsq;
+    t->adamw = cu_adamw;
+    filled = true;
+    return &g_cuda;
+}

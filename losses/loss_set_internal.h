@@ -1,0 +1,46 @@
+/*
+ * loss_set_internal.h — the LossSet layout, shared by loss_set.c (building, validation, layer maps,
+ * projections, requests) and loss_forward.c (the terms). Private to losses/.
+ */
+#ifndef DISTILL_LOSS_SET_INTERNAL_H
+#define DISTILL_LOSS_SET_INTERNAL_H
+
+#include "losses.h"
+
+typedef struct LossTerm {
+    LossSpec spec;          /* resolved: name, temperature, target filled in */
+    int n_pairs;
+    LossLayerPair *pairs;   /* (n_pairs): hidden-state indices, or 1-based encoder layers for
+                               attention terms (array index = layer - 1) */
+    Tensor **proj_w;        /* (n_pairs), each (H_t, H_s) or NULL where no projection */
+    Tensor **proj_b;        /* (n_pairs), each (H_t) or NULL */
+} LossTerm;
+
+struct LossSet {
+    int n;
+    LossTerm *terms;        /* (n) */
+    ParamStore *params;     /* projections, or NULL when none */
+    LossLabels labels;
+    bool needs_teacher;
+    int student_layers;     /* M */
+    int teacher_layers;     /* N */
+    int student_width, teacher_width;
+    /* What each forward must return (BertRequest arrays point here). */
+    bool student_logits, teacher_logits;
+    bool *student_hidden;   /* (M + 1) */
+    bool *teacher_hidden;   /* (N + 1) */
+    bool *student_scores, *student_probs; /* (M) */
+    bool *teacher_scores, *teacher_probs; /* (N) */
+};
+
+static inline bool loss_is_logits(LossType t) { return t == LOSS_LOGITS_KD || t == LOSS_LOGITS_CE; }
+static inline bool loss_is_label(LossType t) { return t == LOSS_HARD_CE || t == LOSS_MSE_REGRESSION; }
+static inline bool loss_is_attention(LossType t) {
+    return t == LOSS_ATTENTION_MSE || t == LOSS_ATTENTION_KL;
+}
+/* Terms on hidden states: they may carry projections. */
+static inline bool loss_is_hidden(LossType t) {
+    return t == LOSS_HIDDEN_MSE || t == LOSS_EMBEDDING_MSE || t == LOSS_HIDDEN_COS;
+}
+
+#endif

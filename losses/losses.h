@@ -1,0 +1,173 @@
+/*
+ * losses.h — the distillation and task loss terms of DESIGN §4, their layer maps, their learnable
+ * projections and their temperature schedules, built from engine ops.
+ *
+ * A LossSet is built once from an array of LossSpec (which the trainer fills from the YAML config;
+ * this folder knows nothing of files or YAML), the student's and the teacher's BertConfig. Building
+ * validates every term against both configs and creates the projections. Each step the trainer
+ * asks loss_set_request what the two forwards must return, runs them, and calls loss_set_forward,
+ * which returns the total  sum_i weight_i * term_i  as a scalar on the tape.
+ *
+ * Reductions, stated (B batch, S padded length, C classes, h heads, H widths):
+ *   logits_kd      T^2 * KL(softmax(z_t/T) || softmax(z_s/T)), summed over classes, mean over the
+ *                  B rows (DistilBERT: KLDivLoss(reduction="batchmean") * T^2).
+ *   logits_ce      -sum_c softmax(z_t/T) log softmax(z_s/T), mean over the B rows, no T^2
+ *                  (TinyBERT's soft_cross_entropy as DESIGN §4 states it; TinyBERT's code takes
+ *                  .mean() over rows AND classes, i.e. 1/C of this: weight 1/C reproduces it).
+ *   hard_ce        -log softmax(z_s)[label], mean over the B rows. Labels i32 (B).
+ *   mse_regression mean over B of (z_s[:, 0] - label)^2. Labels f32 (B).
+ *   hidden_mse     sum over mapped pairs of mean over all B*S*H_t elements of (P(H_s) - H_t)^2,
+ *                  padded positions included (TinyBERT's MSELoss on whole tensors).
+ *   embedding_mse  the same on the pair (0, 0): the embedding outputs.
+ *   attention_mse  sum over mapped pairs of the mean over all B*h*S*S elements of
+ *                  target scores: (A_s - A_t)^2 where each side's entries <= -1e2 are first
+ *                                 set to 0 (TinyBERT's torch.where on each side), so masked keys
+ *                                 add nothing whatever additive mask (-10000 or float min) the
+ *                                 models used;
+ *                  target probs:  (P_s - P_t)^2 of the probabilities.
+ *   attention_kl   sum over mapped pairs of the mean over all B*h*S query rows of
+ *                  KL(P_t row || P_s row) (MiniLM's L_AT). Padded query rows are included: they
+ *                  are still distributions over the valid keys in both models, and the mean over
+ *                  every row is what op_kl_probs computes.
+ *   hidden_cos     mean over the VALID tokens (position < length) of 1 - cos(P(H_s), H_t) on the
+ *                  last layers (DistilBERT's α_cos: it masked_selects the valid tokens first, so
+ *                  padding neither dilutes the mean nor trains the student on pad positions).
+ *   P is the identity or the pair's projection  x W^T + b  with W (H_t, H_s), b (H_t).
+ *
+ * Layer maps. Hidden states are indexed as BertOutput.hidden: 0 = embedding output, 1..L = the
+ * output of encoder layer 1..L. Attention losses name 1-based ENCODER layers 1..L (layer 0 has no
+ * attention); encoder layer m reads BertOutput.scores/probs[m - 1]. The uniform map sends student
+ * layer m (1..M) to teacher layer floor(m*N/M), so the last student layer meets the last teacher
+ * layer; embedding_mse always maps (0, 0); hidden_cos maps the last layers (M, N) under "uniform".
+ * An explicit map lists (student, teacher) pairs in the same numbering.
+ *
+ * Projections live in one ParamStore (loss_set_params), trained with the student, saved in
+ * checkpoints and dropped on export: every name starts with LOSS_PROJECTION_PREFIX. Per pair:
+ * "projections.<loss name>.<pair index>.weight" (H_t, H_s) and ".bias" (H_t). Shared:
+ * "projections.shared.weight"/".bias", ONE projection for every pair of every loss in the set that
+ * asks for "shared" (as TinyBERT's single fit_dense serves both its embedding and hidden losses).
+ * Initialisation as Hugging Face's linear layers: weight normal(0, student initializer_range),
+ * bias 0, drawn from the build seed in declaration order.
+ *
+ * Teacher outputs never receive gradient (they are detached here even if a caller's tensor asks
+ * for one). The teacher's logits are read only from teacher->logits, so a caller with several
+ * teachers (or logits stored in the data file) passes a BertOutput whose logits tensor it has
+ * averaged or loaded itself.
+ */
+#ifndef DISTILL_LOSSES_H
+#define DISTILL_LOSSES_H
+
+#include <stdio.h>
+
+#include "../engine/ctx.h"
+#include "../engine/params.h"
+#include "../models/bert.h"
+
+#define LOSS_NAME_MAX 48
+#define LOSS_MAX_PAIRS 64
+#define LOSS_PROJECTION_PREFIX "projections."
+/* TinyBERT's threshold: attention scores at or below it are masked entries. */
+#define LOSS_ATTENTION_IGNORE_BELOW (-1e2f)
+
+typedef enum {
+    LOSS_LOGITS_KD = 0,   /* "logits_kd" */
+    LOSS_LOGITS_CE,       /* "logits_ce" */
+    LOSS_HARD_CE,         /* "hard_ce" */
+    LOSS_MSE_REGRESSION,  /* "mse_regression" */
+    LOSS_HIDDEN_MSE,      /* "hidden_mse" */
+    LOSS_EMBEDDING_MSE,   /* "embedding_mse" */
+    LOSS_ATTENTION_MSE,   /* "attention_mse" */
+    LOSS_ATTENTION_KL,    /* "attention_kl" */
+    LOSS_HIDDEN_COS,      /* "hidden_cos" */
+    LOSS_TYPE_COUNT
+} LossType;
+
+typedef enum { LOSS_MAP_UNIFORM = 0, LOSS_MAP_EXPLICIT } LossMapKind;
+
+/* attention_mse compares scores (TinyBERT, the default) or probabilities; attention_kl always
+ * compares probabilities. DEFAULT means "not given in the config". */
+typedef enum { LOSS_TARGET_DEFAULT = 0, LOSS_TARGET_SCORES, LOSS_TARGET_PROBS } LossAttnTarget;
+
+/* AUTO: a per-pair projection only where the widths differ. NONE: never (a width mismatch is then
+ * an error). PER_PAIR: always, one per pair. SHARED: always, one for the whole set (see above). */
+typedef enum { LOSS_PROJ_AUTO = 0, LOSS_PROJ_NONE, LOSS_PROJ_PER_PAIR, LOSS_PROJ_SHARED } LossProjection;
+
+typedef struct LossLayerPair {
+    int student, teacher;
+} LossLayerPair;
+
+typedef struct LossSpec {
+    LossType type;
+    float weight;              /* >= 0; loss_spec_default gives 1 */
+    /* Temperature (logits_kd, logits_ce only). 0 = not given: T = 1. With temperature_steps == 0
+     * T is constant; otherwise T goes linearly from `temperature` at step 0 to `temperature_end`
+     * at step temperature_steps and stays there. */
+    float temperature;
+    float temperature_end;
+    long temperature_steps;
+    LossMapKind map;           /* hidden, embedding, attention and cos losses */
+    int n_pairs;               /* LOSS_MAP_EXPLICIT: pairs[0 .. n_pairs) */
+    LossLayerPair pairs[LOSS_MAX_PAIRS];
+    LossAttnTarget target;     /* attention_mse (scores|probs), attention_kl (probs) */
+    LossProjection projection; /* hidden_mse, embedding_mse, hidden_cos */
+    char name[LOSS_NAME_MAX];  /* "" = the type name; [A-Za-z0-9_-], unique within a set */
+} LossSpec;
+
+/* What labels a set reads: none, class ids i32 (B), or regression targets f32 (B). */
+typedef enum { LOSS_LABELS_NONE = 0, LOSS_LABELS_CLASS, LOSS_LABELS_REGRESSION } LossLabels;
+
+typedef struct LossSet LossSet;
+
+const char *loss_type_name(LossType t);
+/* "logits_kd" -> LOSS_LOGITS_KD. Unknown names set an error listing the valid ones. */
+Status loss_type_parse(const char *s, LossType *out);
+const char *loss_target_name(LossAttnTarget t);      /* "default" | "scores" | "probs" */
+Status loss_target_parse(const char *s, LossAttnTarget *out);
+const char *loss_projection_name(LossProjection p);  /* "auto" | "none" | "per_pair" | "shared" */
+Status loss_projection_parse(const char *s, LossProjection *out);
+
+/* A spec with the defaults: weight 1, temperature not given, uniform map, default target, auto
+ * projection, no name. */
+LossSpec loss_spec_default(LossType type);
+
+/* The temperature of a logits term at `step` (1 for the other terms). */
+float loss_spec_temperature(const LossSpec *spec, long step);
+
+/* Validates the n specs against the student and teacher configs (teacher may be NULL when only
+ * hard_ce / mse_regression terms are asked for) and builds the set, projections included, on
+ * `device`. On a bad spec returns DISTILL_ERR, *out = NULL, and an error that names the term
+ * ("losses[2] (attention_mse): ...") and says what was expected and what was found. */
+Status loss_set_build(const LossSpec *specs, int n, const BertConfig *student,
+                      const BertConfig *teacher, Device device, uint64_t seed, LossSet **out);
+void loss_set_free(LossSet *ls);
+
+/* Fills both requests (every field is overwritten) so each forward materialises only what a term
+ * reads: hidden states, attention scores or probabilities of the mapped layers, and logits only
+ * when a logits term needs them. The arrays stay owned by the set. The caller may ask for more
+ * afterwards (e.g. student logits for accuracy). */
+void loss_set_request(const LossSet *ls, BertRequest *student_req, BertRequest *teacher_req);
+
+/* Computes every term and returns the total  sum_i weight_i * term_i  (a scalar [1] on c's tape;
+ * teacher tensors are detached). `labels` is i32 (B) or f32 (B) as loss_set_labels says, else
+ * ignored; `lengths_host` (B) is the number of valid tokens per row, needed by hidden_cos (may be
+ * NULL otherwise); `step` drives temperature schedules. When term_values is non-NULL it receives
+ * n floats, each term's weighted value (this syncs the device once per term).
+ * Returns NULL with an error when an input a term needs is missing or malformed (no teacher, a
+ * hidden state the forward did not return, labels of the wrong dtype or out of range, ...). */
+Tensor *loss_set_forward(Ctx *c, LossSet *ls, const BertOutput *student, const BertOutput *teacher,
+                         Tensor *labels, const int32_t *lengths_host, long step, float *term_values);
+
+int loss_set_size(const LossSet *ls);
+/* The term's resolved spec (name filled in, target resolved, explicit pairs as given). */
+const LossSpec *loss_set_spec(const LossSet *ls, int i);
+/* The resolved layer pairs of term i (hidden-state indices; for attention terms the 1-based
+ * encoder layers), n via *n_pairs. */
+const LossLayerPair *loss_set_pairs(const LossSet *ls, int i, int *n_pairs);
+/* The projections (all named LOSS_PROJECTION_PREFIX...), or NULL when no term has one. */
+ParamStore *loss_set_params(const LossSet *ls);
+bool loss_set_needs_teacher(const LossSet *ls);
+LossLabels loss_set_labels(const LossSet *ls);
+/* One line per term: name, type, weight, temperature schedule, pairs, target, projection. */
+void loss_set_print(const LossSet *ls, FILE *f);
+
+#endif

@@ -1,0 +1,17 @@
+# tests/gpu.cmake — CUDA backend tests, registered only when the CUDA backend is built.
+#   cuda_backend (unit): device handling; on a machine without a GPU it checks the no-GPU path
+#                        (device_count() 0, init refused with a message), with one the memory path.
+#   cuda_ops (gpu):      every CUDA kernel against the CPU reference kernel; exits 77 (skipped)
+#                        when no GPU is present, never "passed" without running.
+# DISTILL_EXPECT_GPU=1 in the environment (scripts/gpu_check.sh) turns "no GPU" into a failure.
+if(HAVE_CUDA)
+  add_executable(test_cuda_backend test_cuda_backend.c)
+  target_link_libraries(test_cuda_backend PRIVATE distill_engine)
+  add_test(NAME cuda_backend COMMAND test_cuda_backend)
+  set_tests_properties(cuda_backend PROPERTIES LABELS "unit;gpu" TIMEOUT 60)
+
+  add_executable(test_cuda_ops test_cuda_ops.c)
+  target_link_libraries(test_cuda_ops PRIVATE distill_engine ${MATH_LIB})
+  add_test(NAME cuda_ops COMMAND test_cuda_ops)
+  set_tests_properties(cuda_ops PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 300)
+endif()

@@ -1,0 +1,646 @@
+/*
+ * test_config.c — train/config beyond the one-fixture rejection rules (test_config_bad.c): the
+ * documented defaults, the DESIGN §6 example, --set overrides, the resolved dump read back to an
+ * equal Config, config_where, temperature schedules, and one case per config_check_models rule.
+ * Usage: test_config CASE (see tests/config.cmake). Every case runs in a fresh sandbox directory
+ * and checks that loading wrote nothing into it.
+ */
+#define _XOPEN_SOURCE 700 /* nftw, mkdtemp, scandir (test_config_sandbox.h) */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "test_config_sandbox.h"
+#include "train/config.h"
+
+static int failures;
+
+#define CHECK(cond)                                                               \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
+            failures++;                                                           \
+        }                                                                         \
+    } while (0)
+
+#define CHECK_STR(a, b)                                                                        \
+    do {                                                                                       \
+        const char *a_ = (a), *b_ = (b);                                                       \
+        if (!((a_ == NULL && b_ == NULL) || (a_ && b_ && !strcmp(a_, b_)))) {                  \
+            fprintf(stderr, "FAIL %s:%d: %s is '%s', expected '%s'\n", __FILE__, __LINE__, #a, \
+                    a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                   \
+            failures++;                                                                        \
+        }                                                                                      \
+    } while (0)
+
+/* Values set from decimal text must compare equal to the same literal parsed by the compiler
+ * (both are strtod's correctly rounded double), so exact comparison is right here. */
+#define CHECK_NUM(a, b) CHECK((a) == (b))
+
+/* Writes `yaml` to cfg.yaml in the sandbox and loads it; checks that loading wrote nothing. */
+static Status load_text(const char *yaml, int n, const char *const *sets, Config *c) {
+    sandbox_touch("cfg.yaml", yaml);
+    char *before = sandbox_snapshot();
+    Status st = config_load("cfg.yaml", n, (char **)sets, c);
+    char *after = sandbox_snapshot();
+    if (strcmp(before, after)) {
+        fprintf(stderr, "FAIL: loading changed the sandbox\n--- before\n%s--- after\n%s", before, after);
+        failures++;
+    }
+    free(before);
+    free(after);
+    if (st) fprintf(stderr, "(load: %s)\n", distill_error());
+    return st;
+}
+
+static void expect_message(const char *found, const char *expected) {
+    if (strcmp(found, expected)) {
+        fprintf(stderr, "FAIL: message differs\n  expected: %s\n  found:    %s\n", expected, found);
+        failures++;
+    }
+}
+
+static const char *MINIMAL = "teacher: {path: teacher}\ndata: {train: data/train.h5}\n";
+
+static const char *DESIGN_EXAMPLE =
+    "task: distill                 # or finetune (train a teacher on labels)\n"
+    "run:       {name: tiny, dir: runs/tiny, seed: 42}\n"
+    "device:    cpu                # cpu | cuda (| auto)\n"
+    "precision: fp32               # fp32 | bf16\n"
+    "teacher:   {path: runs/teacher/best}             # a Hugging Face folder or a checkpoint\n"
+    "student:   {init: random, layers: 4, hidden: 312, heads: 12, intermediate: 1200, dropout: 0.1}\n"
+    "data:      {train: data/sst2/train.h5, dev: data/sst2/dev.h5, batch_size: 32}\n"
+    "losses:\n"
+    "  - {type: logits_kd, weight: 1.0, temperature: 2.0}\n"
+    "  - {type: hidden_mse, weight: 1.0, layers: uniform}\n"
+    "  - {type: attention_mse, weight: 1.0, layers: uniform, target: scores}\n"
+    "optimizer: {lr: 1.0e-4, weight_decay: 0.01, warmup_steps: 100, schedule: linear, max_grad_norm: 1.0}\n"
+    "train:     {epochs: 3, max_steps: 0, grad_accum: 1, eval_every: 500, log_every: 10,\n"
+    "            checkpoint_every: 500, keep_last: 3}\n";
+
+/* ------------------------------------------------------------------ equality */
+
+static bool str_eq(const char *a, const char *b) { return (!a && !b) || (a && b && !strcmp(a, b)); }
+
+static bool model_eq(const ConfigModel *a, const ConfigModel *b) {
+    if (a->init != b->init || !str_eq(a->path, b->path) || a->n_init_layers != b->n_init_layers) return false;
+    for (int i = 0; i < a->n_init_layers; i++)
+        if (a->init_layers[i] != b->init_layers[i]) return false;
+    return a->layers == b->layers && a->hidden == b->hidden && a->heads == b->heads &&
+           a->intermediate == b->intermediate && a->max_position == b->max_position &&
+           a->vocab_size == b->vocab_size && a->type_vocab_size == b->type_vocab_size &&
+           a->num_labels == b->num_labels && a->dropout == b->dropout &&
+           a->attention_dropout == b->attention_dropout && a->layer_norm_eps == b->layer_norm_eps &&
+           a->initializer_range == b->initializer_range;
+}
+
+static bool loss_eq(const ConfigLoss *a, const ConfigLoss *b) {
+    if (a->type != b->type || !str_eq(a->name, b->name) || a->weight != b->weight ||
+        a->temperature != b->temperature || a->temperature_end != b->temperature_end ||
+        a->temperature_steps != b->temperature_steps || a->layers != b->layers || a->n_pairs != b->n_pairs ||
+        a->target != b->target || a->projection != b->projection)
+        return false;
+    for (int i = 0; i < a->n_pairs; i++)
+        if (a->pairs[i].student != b->pairs[i].student || a->pairs[i].teacher != b->pairs[i].teacher) return false;
+    return true;
+}
+
+/* Every field but `source` and `locations` (which say where values came from, not what they are). */
+static bool config_eq(const Config *a, const Config *b) {
+    bool eq = a->task == b->task && str_eq(a->run.name, b->run.name) && str_eq(a->run.dir, b->run.dir) &&
+              a->run.seed == b->run.seed && a->run.overwrite == b->run.overwrite && a->device == b->device &&
+              a->precision == b->precision && a->threads == b->threads && model_eq(&a->teacher, &b->teacher) &&
+              model_eq(&a->student, &b->student) && str_eq(a->data.train, b->data.train) &&
+              str_eq(a->data.dev, b->data.dev) && str_eq(a->data.test, b->data.test) &&
+              a->data.batch_size == b->data.batch_size && a->data.eval_batch_size == b->data.eval_batch_size &&
+              a->data.shuffle == b->data.shuffle && a->data.drop_last == b->data.drop_last &&
+              a->data.max_seq == b->data.max_seq && a->n_losses == b->n_losses &&
+              !memcmp(&a->optimizer, &b->optimizer, sizeof a->optimizer) &&
+              !memcmp(&a->train, &b->train, sizeof a->train) && a->resume == b->resume &&
+              str_eq(a->resume_path, b->resume_path);
+    for (int i = 0; eq && i < a->n_losses; i++) eq = loss_eq(&a->losses[i], &b->losses[i]);
+    return eq;
+}
+
+/* Writes cfg's resolved YAML to `path`; returns the text (free it). */
+static char *dump(const Config *cfg, const char *path) {
+    FILE *f = fopen(path, "w+");
+    if (!f) sandbox_die("create", path);
+    CHECK(config_write_yaml(cfg, f) == DISTILL_OK);
+    long n = ftell(f);
+    char *text = calloc((size_t)n + 1, 1);
+    rewind(f);
+    if (fread(text, 1, (size_t)n, f) != (size_t)n) sandbox_die("read", path);
+    fclose(f);
+    return text;
+}
+
+/* Dumps cfg, loads the dump, and checks the two Configs and the two dumps are equal. */
+static void check_round_trip(const Config *cfg) {
+    char *first = dump(cfg, "resolved.yaml");
+    Config back;
+    if (config_load("resolved.yaml", 0, NULL, &back)) {
+        fprintf(stderr, "FAIL: the resolved dump does not load: %s\n%s", distill_error(), first);
+        failures++;
+        free(first);
+        return;
+    }
+    if (!config_eq(cfg, &back)) {
+        fprintf(stderr, "FAIL: the dump read back differs from the Config\n%s", first);
+        failures++;
+    }
+    char *second = dump(&back, "resolved2.yaml");
+    /* the header names the source file, which differs; compare from the first key on */
+    const char *a = strstr(first, "\ntask:"), *b = strstr(second, "\ntask:");
+    CHECK(a && b && !strcmp(a, b));
+    config_free(&back);
+    free(first);
+    free(second);
+    remove("resolved.yaml");
+    remove("resolved2.yaml");
+}
+
+/* ------------------------------------------------------------------ cases */
+
+static void case_defaults(void) {
+    Config c;
+    if (load_text(MINIMAL, 0, NULL, &c)) { failures++; return; }
+    CHECK(c.task == CONFIG_TASK_DISTILL);
+    CHECK_STR(c.run.name, "cfg");
+    CHECK_STR(c.run.dir, "runs/cfg");
+    CHECK(c.run.seed == 42 && !c.run.overwrite);
+    CHECK(c.device == CONFIG_DEVICE_CPU && c.precision == CONFIG_PRECISION_FP32 && c.threads == 0);
+    const ConfigModel *t = &c.teacher, *s = &c.student;
+    CHECK(t->init == CONFIG_INIT_PATH);
+    CHECK_STR(t->path, "teacher");
+    CHECK(t->layers == CONFIG_AUTO && t->hidden == CONFIG_AUTO && t->heads == CONFIG_AUTO &&
+          t->intermediate == CONFIG_AUTO && t->max_position == CONFIG_AUTO && t->vocab_size == CONFIG_AUTO &&
+          t->type_vocab_size == CONFIG_AUTO && t->num_labels == CONFIG_AUTO &&
+          t->layer_norm_eps == CONFIG_AUTO && t->initializer_range == CONFIG_AUTO);
+    CHECK(t->dropout == 0 && t->attention_dropout == 0);
+    /* a random student resolves to BertConfig's defaults; vocab and labels stay "from the data" */
+    CHECK(s->init == CONFIG_INIT_RANDOM && s->path == NULL && s->n_init_layers == 0);
+    CHECK(s->layers == 12 && s->hidden == 768 && s->heads == 12 && s->intermediate == 3072);
+    CHECK(s->max_position == 512 && s->type_vocab_size == 2);
+    CHECK(s->vocab_size == CONFIG_AUTO && s->num_labels == CONFIG_AUTO);
+    CHECK_NUM(s->dropout, 0.1);
+    CHECK_NUM(s->attention_dropout, 0.1);
+    CHECK_NUM(s->layer_norm_eps, 1e-12);
+    CHECK_NUM(s->initializer_range, 0.02);
+    CHECK_STR(c.data.train, "data/train.h5");
+    CHECK(c.data.dev == NULL && c.data.test == NULL);
+    CHECK(c.data.batch_size == 32 && c.data.eval_batch_size == 32 && c.data.shuffle && !c.data.drop_last &&
+          c.data.max_seq == 0);
+    CHECK(c.n_losses == 1);
+    const ConfigLoss *l = &c.losses[0];
+    CHECK(l->type == CONFIG_LOSS_LOGITS_KD);
+    CHECK_STR(l->name, "logits_kd");
+    CHECK(l->weight == 1.0 && l->temperature == 1.0 && l->temperature_end == 1.0 && l->temperature_steps == 0);
+    CHECK(l->layers == CONFIG_LAYERS_NONE && l->n_pairs == 0 && l->pairs == NULL);
+    CHECK(l->target == CONFIG_TARGET_SCORES && l->projection == CONFIG_PROJ_AUTO);
+    const ConfigOptimizer *o = &c.optimizer;
+    CHECK_NUM(o->lr, 5e-5);
+    CHECK_NUM(o->weight_decay, 0.01);
+    CHECK_NUM(o->beta1, 0.9);
+    CHECK_NUM(o->beta2, 0.999);
+    CHECK_NUM(o->eps, 1e-8);
+    CHECK(o->warmup_steps == 0 && o->warmup_ratio == 0 && o->schedule == CONFIG_SCHEDULE_LINEAR);
+    CHECK_NUM(o->max_grad_norm, 1.0);
+    const ConfigTrain *tr = &c.train;
+    CHECK(tr->epochs == 3 && tr->max_steps == 0 && tr->grad_accum == 1 && tr->eval_every == 0 &&
+          tr->log_every == 10 && tr->checkpoint_every == 0 && tr->keep_last == 3 &&
+          tr->metric == CONFIG_METRIC_ACCURACY && tr->save_best && tr->early_stopping_patience == 0);
+    CHECK(c.resume == CONFIG_RESUME_NONE && c.resume_path == NULL);
+    config_free(&c);
+
+    /* per-type defaults of the loss keys */
+    const char *types = "teacher: {path: teacher}\ndata: {train: data/train.h5}\nlosses:\n"
+                        "  - {type: hidden_mse}\n  - {type: hidden_cos}\n  - {type: embedding_mse}\n"
+                        "  - {type: attention_kl}\n";
+    if (load_text(types, 0, NULL, &c)) { failures++; return; }
+    CHECK(c.n_losses == 4);
+    CHECK(c.losses[0].layers == CONFIG_LAYERS_UNIFORM && c.losses[1].layers == CONFIG_LAYERS_LAST);
+    CHECK(c.losses[2].layers == CONFIG_LAYERS_NONE && c.losses[3].layers == CONFIG_LAYERS_UNIFORM);
+    CHECK_STR(c.losses[1].name, "hidden_cos");
+    config_free(&c);
+
+    /* task finetune: no teacher, hard_ce by default; mse and metric pearson for a regression head */
+    if (load_text("task: finetune\ndata: {train: data/train.h5}\n", 0, NULL, &c)) { failures++; return; }
+    CHECK(c.teacher.init == CONFIG_INIT_NONE && c.n_losses == 1 && c.losses[0].type == CONFIG_LOSS_HARD_CE);
+    CHECK(c.train.metric == CONFIG_METRIC_ACCURACY);
+    config_free(&c);
+    if (load_text("task: finetune\nstudent: {num_labels: 1}\ndata: {train: data/train.h5}\n", 0, NULL, &c)) {
+        failures++;
+        return;
+    }
+    CHECK(c.n_losses == 1 && c.losses[0].type == CONFIG_LOSS_MSE && c.train.metric == CONFIG_METRIC_PEARSON);
+    config_free(&c);
+
+    /* null means "the default" */
+    if (load_text("teacher: {path: teacher}\ndata: {train: data/train.h5, batch_size: ~, dev: null}\n"
+                  "optimizer:\n  lr:\n", 0, NULL, &c)) { failures++; return; }
+    CHECK(c.data.batch_size == 32 && c.data.dev == NULL);
+    CHECK_NUM(c.optimizer.lr, 5e-5);
+    config_free(&c);
+}
+
+static void case_design_example(void) {
+    Config c;
+    if (load_text(DESIGN_EXAMPLE, 0, NULL, &c)) { failures++; return; }
+    CHECK(c.task == CONFIG_TASK_DISTILL);
+    CHECK_STR(c.run.name, "tiny");
+    CHECK_STR(c.run.dir, "runs/tiny");
+    CHECK(c.run.seed == 42 && c.device == CONFIG_DEVICE_CPU && c.precision == CONFIG_PRECISION_FP32);
+    CHECK(c.teacher.init == CONFIG_INIT_PATH);
+    CHECK_STR(c.teacher.path, "runs/teacher/best");
+    CHECK(c.student.init == CONFIG_INIT_RANDOM && c.student.layers == 4 && c.student.hidden == 312 &&
+          c.student.heads == 12 && c.student.intermediate == 1200);
+    CHECK_NUM(c.student.dropout, 0.1);
+    CHECK_STR(c.data.train, "data/sst2/train.h5");
+    CHECK_STR(c.data.dev, "data/sst2/dev.h5");
+    CHECK(c.data.batch_size == 32);
+    CHECK(c.n_losses == 3);
+    CHECK(c.losses[0].type == CONFIG_LOSS_LOGITS_KD && c.losses[0].weight == 1.0 && c.losses[0].temperature == 2.0 &&
+          c.losses[0].temperature_steps == 0);
+    CHECK(c.losses[1].type == CONFIG_LOSS_HIDDEN_MSE && c.losses[1].layers == CONFIG_LAYERS_UNIFORM);
+    CHECK(c.losses[2].type == CONFIG_LOSS_ATTENTION_MSE && c.losses[2].layers == CONFIG_LAYERS_UNIFORM &&
+          c.losses[2].target == CONFIG_TARGET_SCORES);
+    CHECK_NUM(c.optimizer.lr, 1.0e-4);
+    CHECK_NUM(c.optimizer.weight_decay, 0.01);
+    CHECK(c.optimizer.warmup_steps == 100 && c.optimizer.schedule == CONFIG_SCHEDULE_LINEAR);
+    CHECK_NUM(c.optimizer.max_grad_norm, 1.0);
+    CHECK(c.train.epochs == 3 && c.train.max_steps == 0 && c.train.grad_accum == 1 && c.train.eval_every == 500 &&
+          c.train.log_every == 10 && c.train.checkpoint_every == 500 && c.train.keep_last == 3);
+    config_free(&c);
+}
+
+static void case_overrides(void) {
+    Config c;
+    const char *sets[] = {
+        "optimizer.lr=3e-4",                      /* a float, typed as YAML */
+        "losses[1].weight=2",                     /* [i] index */
+        "losses.2.target=probs",                  /* .i index */
+        "losses[3]={type: hidden_cos, weight: 0.5}", /* append a flow mapping */
+        "data.test=data/test.h5",                 /* a key the file does not have */
+        "student.layers=6",
+        "run.name='007'",                         /* quoted: a string, not the integer 7 */
+        "data.dev=",                              /* empty = null = the default (none) */
+        "train={epochs: 1, max_steps: 10}",       /* a whole section */
+        "resume=auto",
+        "precision=fp32",
+    };
+    int n = (int)(sizeof sets / sizeof *sets);
+    if (load_text(DESIGN_EXAMPLE, n, sets, &c)) { failures++; return; }
+    CHECK_NUM(c.optimizer.lr, 3e-4);
+    CHECK(c.losses[1].weight == 2.0 && c.losses[2].target == CONFIG_TARGET_PROBS);
+    CHECK(c.n_losses == 4 && c.losses[3].type == CONFIG_LOSS_HIDDEN_COS && c.losses[3].weight == 0.5);
+    CHECK_STR(c.data.test, "data/test.h5");
+    CHECK(c.student.layers == 6);
+    CHECK_STR(c.run.name, "007");
+    CHECK_STR(c.run.dir, "runs/tiny"); /* set in the file */
+    CHECK(c.data.dev == NULL);
+    CHECK(c.train.epochs == 1 && c.train.max_steps == 10 && c.train.eval_every == 0 && c.train.keep_last == 3);
+    CHECK(c.resume == CONFIG_RESUME_AUTO);
+    CHECK_STR(config_where(&c, "optimizer.lr"), "--set optimizer.lr=3e-4");
+    CHECK_STR(config_where(&c, "losses[3].weight"), "--set losses[3]={type: hidden_cos, weight: 0.5}");
+    CHECK_STR(config_where(&c, "optimizer.weight_decay"), "cfg.yaml:12:39");
+    config_free(&c);
+
+    /* a later override wins; overrides create sections the file lacks */
+    const char *sets2[] = {"optimizer.schedule=constant", "optimizer.schedule=cosine", "run.seed=7"};
+    if (load_text(MINIMAL, 3, sets2, &c)) { failures++; return; }
+    CHECK(c.optimizer.schedule == CONFIG_SCHEDULE_COSINE && c.run.seed == 7);
+    config_free(&c);
+
+    /* the teacher becomes a random one */
+    const char *sets3[] = {"teacher.path=null", "teacher.init=random", "teacher.layers=2", "teacher.hidden=64",
+                           "teacher.heads=2"};
+    if (load_text(MINIMAL, 5, sets3, &c)) { failures++; return; }
+    CHECK(c.teacher.init == CONFIG_INIT_RANDOM && c.teacher.path == NULL && c.teacher.layers == 2 &&
+          c.teacher.hidden == 64 && c.teacher.heads == 2 && c.teacher.intermediate == 256);
+    config_free(&c);
+}
+
+static void case_no_file_defaults(void) {
+    Config c;
+    const char *sets[] = {"teacher.init=random", "student={layers: 2, hidden: 32, heads: 2}"};
+    char *before = sandbox_snapshot();
+    Status st = config_parse(NULL, 2, (char **)sets, &c);
+    if (st) {
+        fprintf(stderr, "FAIL: %s\n", distill_error());
+        failures++;
+        free(before);
+        return;
+    }
+    CHECK_STR(c.source, "(no file)");
+    CHECK_STR(c.run.name, "run");
+    CHECK(c.data.train == NULL && c.teacher.init == CONFIG_INIT_RANDOM && c.student.intermediate == 128);
+    /* config_parse checks nothing on disk; config_check_paths then wants data.train */
+    CHECK(config_check_paths(&c) == DISTILL_ERR);
+    expect_message(distill_error(),
+                   "(no file): data.train: expected the path of an HDF5 file made by `distill prepare`, found nothing");
+    char *after = sandbox_snapshot();
+    CHECK(!strcmp(before, after));
+    free(before);
+    free(after);
+    config_free(&c);
+}
+
+static void case_roundtrip_design(void) {
+    Config c;
+    if (load_text(DESIGN_EXAMPLE, 0, NULL, &c)) { failures++; return; }
+    check_round_trip(&c);
+    config_free(&c);
+}
+
+static void case_roundtrip_full(void) {
+    /* strings that must be quoted to read back as strings, a path with ": ", every feature */
+    sandbox_touch("true", "");
+    sandbox_touch("123", "");
+    sandbox_touch("data/a b: c.h5", "");
+    const char *yaml =
+        "task: distill\n"
+        "run: {name: \"it's\", dir: \"runs/x #1\", seed: 4611686018427387904, overwrite: true}\n"
+        "device: auto\nprecision: bf16\nthreads: 3\n"
+        "teacher: {init: random, layers: 6, hidden: 96, heads: 6, intermediate: 200, max_position: 128,\n"
+        "          vocab_size: 1000, type_vocab_size: 3, num_labels: 5, layer_norm_eps: 1.0e-5,\n"
+        "          initializer_range: 0.05}\n"
+        "student: {init: teacher_layers, layers: [2, 4, 6], num_labels: 5, dropout: 0.0,\n"
+        "          attention_dropout: 0.25}\n"
+        "data: {train: \"true\", dev: \"123\", test: \"data/a b: c.h5\", batch_size: 7, eval_batch_size: 64,\n"
+        "       shuffle: false, drop_last: true, max_seq: 96}\n"
+        "losses:\n"
+        "  - {type: logits_kd, name: kd, weight: 0.7, temperature: {start: 4.0, end: 1.0, over: 1000}}\n"
+        "  - {type: logits_ce, weight: 0.1, temperature: 3.3}\n"
+        "  - {type: hidden_mse, weight: 1.5, layers: [[0, 0], [1, 2], [3, 6]], projection: shared}\n"
+        "  - {type: embedding_mse, weight: 0.2, projection: per_pair}\n"
+        "  - {type: attention_mse, layers: [[3, 6]], target: probs}\n"
+        "  - {type: attention_kl, name: attn-last, layers: last}\n"
+        "  - {type: hidden_cos, weight: 0.3, projection: none}\n"
+        "  - {type: hard_ce, weight: 1.0e-3}\n"
+        "optimizer: {lr: 2.5e-5, weight_decay: 0, beta1: 0.8, beta2: 0.98, eps: 1.0e-6, warmup_ratio: 0.06,\n"
+        "            schedule: cosine, max_grad_norm: 0}\n"
+        "train: {epochs: 2, max_steps: 12345, grad_accum: 4, eval_every: 100, log_every: 1,\n"
+        "        checkpoint_every: 200, keep_last: 0, metric: mcc, save_best: false,\n"
+        "        early_stopping_patience: 2}\n"
+        "resume: ckpt.h5\n";
+    Config c;
+    if (load_text(yaml, 0, NULL, &c)) { failures++; return; }
+    CHECK_STR(c.run.name, "it's");
+    CHECK(c.run.seed == 4611686018427387904ull);
+    CHECK(c.student.init == CONFIG_INIT_TEACHER_LAYERS && c.student.n_init_layers == 3 &&
+          c.student.init_layers[2] == 6 && c.student.layers == 3);
+    CHECK_STR(c.data.train, "true");
+    CHECK_STR(c.data.dev, "123");
+    CHECK(c.losses[0].temperature == 4.0 && c.losses[0].temperature_end == 1.0 && c.losses[0].temperature_steps == 1000);
+    CHECK(c.losses[2].n_pairs == 3 && c.losses[2].pairs[2].student == 3 && c.losses[2].pairs[2].teacher == 6);
+    CHECK(c.losses[5].layers == CONFIG_LAYERS_LAST);
+    CHECK(c.resume == CONFIG_RESUME_PATH);
+    CHECK_STR(c.resume_path, "ckpt.h5");
+    check_round_trip(&c);
+    config_free(&c);
+}
+
+static void case_roundtrip_finetune(void) {
+    const char *yaml = "task: finetune\n"
+                       "student: {init: teacher, num_labels: 1, hidden: 384}\n"
+                       "data: {train: data/train.h5, dev: data/dev.h5}\n"
+                       "losses: [{type: mse}]\n"
+                       "train: {metric: spearman}\n";
+    Config c;
+    if (load_text(yaml, 0, NULL, &c)) { failures++; return; }
+    CHECK(c.teacher.init == CONFIG_INIT_NONE && c.student.init == CONFIG_INIT_PATH);
+    CHECK(c.student.layers == CONFIG_AUTO && c.student.hidden == 384 && c.student.dropout == CONFIG_AUTO);
+    check_round_trip(&c);
+    config_free(&c);
+}
+
+static void case_where(void) {
+    Config c;
+    const char *yaml = "teacher: {path: teacher}\n"
+                       "data:\n"
+                       "  train: data/train.h5\n"
+                       "losses:\n"
+                       "  - {type: logits_kd}\n"
+                       "  - {type: hidden_mse, layers: [[1, 3], [2, 6]]}\n";
+    if (load_text(yaml, 0, NULL, &c)) { failures++; return; }
+    CHECK_STR(config_where(&c, "data.train"), "cfg.yaml:3:10");
+    CHECK_STR(config_where(&c, "data.batch_size"), "cfg.yaml:3:3"); /* not set: its section */
+    CHECK_STR(config_where(&c, "losses[1]"), "cfg.yaml:6:5");
+    CHECK_STR(config_where(&c, "losses[1].layers[1]"), "cfg.yaml:6:41");
+    CHECK_STR(config_where(&c, "losses[1].projection"), "cfg.yaml:6:5");
+    CHECK_STR(config_where(&c, "optimizer.lr"), "cfg.yaml"); /* nothing of it in the file */
+    config_free(&c);
+}
+
+static void case_temperature(void) {
+    ConfigLoss constant = {.temperature = 2.0, .temperature_end = 2.0, .temperature_steps = 0};
+    CHECK(config_temperature_at(&constant, 0) == 2.0 && config_temperature_at(&constant, 1000000) == 2.0);
+    ConfigLoss sched = {.temperature = 4.0, .temperature_end = 1.0, .temperature_steps = 100};
+    /* linear: 4 + (s/100)(1 - 4); these values are exact in binary */
+    CHECK(config_temperature_at(&sched, 0) == 4.0);
+    CHECK(config_temperature_at(&sched, 50) == 2.5);
+    CHECK(config_temperature_at(&sched, 100) == 1.0);
+    CHECK(config_temperature_at(&sched, 5000) == 1.0);
+    CHECK(config_temperature_at(&sched, -1) == 4.0);
+}
+
+static void case_missing_config_file(void) {
+    Config c;
+    CHECK(config_load("nope.yaml", 0, NULL, &c) == DISTILL_ERR);
+    expect_message(distill_error(), "nope.yaml: expected a readable YAML config file, found: No such file or directory");
+    config_free(&c);
+}
+
+static void case_config_is_directory(void) {
+    Config c;
+    CHECK(config_load("data", 0, NULL, &c) == DISTILL_ERR);
+    expect_message(distill_error(), "data: expected a YAML config file, found a directory");
+    config_free(&c);
+}
+
+/* ------------------------------------------------------------------ config_check_models */
+
+static const char *MODELS_BASE =
+    "teacher: {path: teacher}\n"
+    "student: {init: random, layers: 4, hidden: 312, heads: 12, intermediate: 1200}\n"
+    "data: {train: data/train.h5, dev: data/dev.h5}\n"
+    "losses:\n"
+    "  - {type: logits_kd, temperature: 2.0}\n"
+    "  - {type: hidden_mse, layers: [[2, 6], [4, 12]]}\n"
+    "  - {type: attention_mse, layers: uniform}\n"
+    "  - {type: hard_ce, weight: 0.5}\n";
+
+/* Facts that agree with MODELS_BASE: BERT-base teacher, TinyBERT-4 student, SST-2-like data. */
+static ConfigFacts base_facts(void) {
+    ConfigFacts f = {0};
+    f.has_teacher = true;
+    f.teacher = (ConfigModelFacts){12, 768, 12, 3072, 512, 30522, 2, 2};
+    f.student = (ConfigModelFacts){4, 312, 12, 1200, 512, 30522, 2, 2};
+    f.has_data = true;
+    f.data_vocab_size = 30522;
+    f.data_max_seq = 128;
+    f.data_has_labels = true;
+    f.data_regression = false;
+    f.data_num_labels = 2;
+    f.dev_has_labels = true;
+    f.world_size = 1;
+    f.on_cuda = false;
+    return f;
+}
+
+typedef struct ModelsCase {
+    const char *name;
+    const char *yaml;          /* NULL: MODELS_BASE */
+    const char *sets[3];
+    const char *expect;        /* NULL: must pass */
+} ModelsCase;
+
+static const ModelsCase MODELS_CASES[] = {
+    {"models_ok", NULL, {NULL}, NULL},
+    {"models_teacher_vocab", NULL, {NULL},
+     "cfg.yaml:2:10: student.vocab_size: expected the teacher's vocabulary size 30522 (teacher and student read the "
+     "same token ids), found 28996"},
+    {"models_data_vocab", NULL, {NULL},
+     "cfg.yaml:3:15: data.train: expected a file tokenized with the model's vocabulary (30522 entries), found "
+     "vocab_size 28996"},
+    {"models_type_vocab", NULL, {NULL},
+     "cfg.yaml:2:10: student.type_vocab_size: expected the teacher's 2 token types, found 1"},
+    {"models_max_seq_over_file", NULL, {"data.max_seq=256"},
+     "--set data.max_seq=256: data.max_seq: expected at most the file's max_seq 128 (0 = the file's), found 256"},
+    {"models_seq_over_student", NULL, {NULL},
+     "cfg.yaml:3:15: data.train: expected rows of at most the student's 64 positions, found max_seq 128"},
+    {"models_seq_over_teacher", NULL, {"data.max_seq=100"},
+     "--set data.max_seq=100: data.max_seq: expected rows of at most the teacher's 64 positions, found max_seq 100"},
+    {"models_attention_heads", NULL, {"student.heads=4"},
+     "cfg.yaml:7:5: losses[2]: expected a student with the teacher's 12 attention heads for attention_mse, found 4 "
+     "heads"},
+    {"models_projection_none", NULL, {"losses[1].projection=none"},
+     "--set losses[1].projection=none: losses[1].projection: expected auto, per_pair or shared for hidden_mse "
+     "(student width 312, teacher width 768), found none"},
+    {"models_pair_student_layer", NULL, {"losses[1].layers=[[5, 12]]"},
+     "--set losses[1].layers=[[5, 12]]: losses[1].layers[0]: expected a student layer in 0..4, found 5"},
+    {"models_pair_teacher_layer", NULL, {NULL},
+     "cfg.yaml:6:41: losses[1].layers[1]: expected a teacher layer in 0..6, found 12"},
+    {"models_logits_no_classifier", NULL, {NULL},
+     "cfg.yaml:5:5: losses[0]: expected classifiers on teacher and student for logits_kd, found num_labels 0 "
+     "(teacher) and 2 (student)"},
+    {"models_logits_label_count", NULL, {NULL},
+     "cfg.yaml:5:5: losses[0]: expected the student's classifier to have the teacher's 2 labels for logits_kd, "
+     "found 3"},
+    {"models_hard_ce_no_labels", NULL, {NULL},
+     "cfg.yaml:8:5: losses[3]: expected labels in data.train for hard_ce, found a file without /labels"},
+    {"models_hard_ce_regression_labels", NULL, {NULL},
+     "cfg.yaml:8:5: losses[3]: expected class labels for hard_ce, found float (regression) labels in data.train "
+     "(use mse)"},
+    {"models_mse_class_labels",
+     "task: finetune\nstudent: {init: random, num_labels: 1}\ndata: {train: data/train.h5}\nlosses: [{type: mse}]\n",
+     {NULL},
+     "cfg.yaml:4:10: losses[0]: expected float (regression) labels for mse, found class labels in data.train "
+     "(use hard_ce)"},
+    {"models_too_many_classes", NULL, {NULL},
+     "cfg.yaml:2:10: student.num_labels: expected at least the 3 classes named in data.train, found 2"},
+    {"models_metric_dev_unlabelled", NULL, {NULL},
+     "cfg.yaml: train.metric: expected loss for a data.dev without /labels, found accuracy"},
+    {"models_metric_regression", NULL, {"losses=[{type: hidden_mse}]", "train.metric=f1"},
+     "--set train.metric=f1: train.metric: expected pearson, spearman or loss for regression labels, found f1"},
+    {"models_world_size", NULL, {NULL},
+     "cfg.yaml:3:7: data.batch_size: expected a multiple of the 3 ranks (it is the global batch), found 32"},
+    {"models_bf16_cpu", NULL, {"device=auto", "precision=bf16"},
+     "--set precision=bf16: precision: expected fp32 when the run is on the CPU (device: auto resolved to cpu), "
+     "found bf16"},
+    {"models_student_shape_mismatch",
+     "teacher: {path: teacher}\nstudent: {init: ckpt.h5, hidden: 312}\ndata: {train: data/train.h5}\n", {NULL},
+     "cfg.yaml:2:34: student.hidden: expected 384 as the student checkpoint has (or auto), found 312"},
+    {"models_teacher_shape_mismatch",
+     "teacher: {path: teacher, heads: 16}\ndata: {train: data/train.h5}\n", {NULL},
+     "cfg.yaml:1:33: teacher.heads: expected 12 as the teacher checkpoint has (or auto), found 16"},
+    {"models_teacher_layers_too_deep",
+     "teacher: {path: teacher}\nstudent: {init: teacher_layers, layers: [2, 4, 14]}\ndata: {train: data/train.h5}\n",
+     {NULL}, "cfg.yaml:2:48: student.layers[2]: expected a teacher layer in 1..12, found 14"},
+};
+
+/* The facts of each case: what the trainer would have found. */
+static void case_facts(const char *name, ConfigFacts *f) {
+    if (!strcmp(name, "models_teacher_vocab")) f->student.vocab_size = 28996;
+    if (!strcmp(name, "models_data_vocab")) f->data_vocab_size = 28996;
+    if (!strcmp(name, "models_type_vocab")) f->student.type_vocab_size = 1;
+    if (!strcmp(name, "models_seq_over_student")) f->student.max_position = 64;
+    if (!strcmp(name, "models_seq_over_teacher")) f->teacher.max_position = 64;
+    if (!strcmp(name, "models_attention_heads")) f->student.heads = 4;
+    if (!strcmp(name, "models_pair_teacher_layer")) f->teacher.layers = 6;
+    if (!strcmp(name, "models_logits_no_classifier")) f->teacher.num_labels = 0;
+    if (!strcmp(name, "models_logits_label_count")) f->student.num_labels = 3;
+    if (!strcmp(name, "models_hard_ce_no_labels")) f->data_has_labels = false;
+    if (!strcmp(name, "models_hard_ce_regression_labels")) f->data_regression = true;
+    if (!strcmp(name, "models_mse_class_labels")) {
+        f->has_teacher = false;
+        f->student.num_labels = 1;
+    }
+    if (!strcmp(name, "models_too_many_classes")) f->data_num_labels = 3;
+    if (!strcmp(name, "models_metric_dev_unlabelled")) f->dev_has_labels = false;
+    if (!strcmp(name, "models_metric_regression")) f->data_regression = true;
+    if (!strcmp(name, "models_world_size")) f->world_size = 3;
+    if (!strcmp(name, "models_student_shape_mismatch")) f->student = (ConfigModelFacts){6, 384, 12, 1536, 512, 30522, 2, 2};
+}
+
+static bool case_models(const char *name) {
+    const ModelsCase *mc = NULL;
+    for (size_t i = 0; i < sizeof MODELS_CASES / sizeof *MODELS_CASES; i++)
+        if (!strcmp(MODELS_CASES[i].name, name)) mc = &MODELS_CASES[i];
+    if (!mc) return false;
+    int n = 0;
+    while (n < 3 && mc->sets[n]) n++;
+    Config c;
+    if (load_text(mc->yaml ? mc->yaml : MODELS_BASE, n, mc->sets, &c)) {
+        failures++;
+        return true;
+    }
+    ConfigFacts f = base_facts();
+    case_facts(name, &f);
+    Status st = config_check_models(&c, &f);
+    if (!mc->expect) {
+        if (st) {
+            fprintf(stderr, "FAIL: %s was rejected: %s\n", name, distill_error());
+            failures++;
+        }
+    } else if (!st) {
+        fprintf(stderr, "FAIL: %s passed, expected: %s\n", name, mc->expect);
+        failures++;
+    } else {
+        expect_message(distill_error(), mc->expect);
+    }
+    config_free(&c);
+    return true;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_config CASE\n");
+        return 2;
+    }
+    const char *name = argv[1];
+    sandbox_enter();
+    bool known = true;
+    if (!strcmp(name, "defaults")) case_defaults();
+    else if (!strcmp(name, "design_example")) case_design_example();
+    else if (!strcmp(name, "overrides")) case_overrides();
+    else if (!strcmp(name, "no_file_defaults")) case_no_file_defaults();
+    else if (!strcmp(name, "roundtrip_design")) case_roundtrip_design();
+    else if (!strcmp(name, "roundtrip_full")) case_roundtrip_full();
+    else if (!strcmp(name, "roundtrip_finetune")) case_roundtrip_finetune();
+    else if (!strcmp(name, "where")) case_where();
+    else if (!strcmp(name, "temperature")) case_temperature();
+    else if (!strcmp(name, "missing_config_file")) case_missing_config_file();
+    else if (!strcmp(name, "config_is_directory")) case_config_is_directory();
+    else known = case_models(name);
+    sandbox_leave();
+    if (!known) {
+        fprintf(stderr, "test_config: unknown case '%s'\n", name);
+        return 2;
+    }
+    if (failures) fprintf(stderr, "%s: %d failure(s)\n", name, failures);
+    else printf("ok: %s\n", name);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,179 @@
+/*
+ * cmd_export.c — `distill export`: write a trained student for deployment.
+ *
+ *   --hf DIR      a Hugging Face folder (config.json, model.safetensors, vocab.txt, tokenizer
+ *                 files) through hf_save, so `transformers` loads it unchanged;
+ *   --onnx FILE   not implemented yet (reported as an error before anything is written).
+ *
+ * The source is a training checkpoint (--checkpoint CKPT.h5: the student only; projections and
+ * optimizer state are not even read) or a Hugging Face folder (--model DIR: a re-export, e.g. to
+ * normalise a folder or drop what it holds beyond the model). The vocabulary comes from the
+ * checkpoint's /vocab (through a temporary file, which is removed) or the folder's vocab.txt.
+ *
+ * Promises: every target is written atomically by its writer (hf_save: temporary folder + rename);
+ * an error leaves no target half-written. Each export target is one branch of run_exports().
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+#include "model_io.h"
+
+#include "checkpoints/ckpt.h"
+#include "checkpoints/hf.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char HELP[] =
+    "usage: distill export (--checkpoint CKPT.h5 | --model DIR) --hf OUT_DIR [--device DEV]\n"
+    "\n"
+    "Exports the student model for deployment.\n"
+    "\n"
+    "Source (one of):\n"
+    "  --checkpoint CKPT   a training checkpoint (.h5); only the student is exported (distillation\n"
+    "                      projections and optimizer state are dropped), with the vocabulary\n"
+    "                      stored in the checkpoint\n"
+    "  --model DIR         a Hugging Face folder, re-exported (config.json normalised, only the\n"
+    "                      model's own tensors kept)\n"
+    "\n"
+    "Targets:\n"
+    "  --hf OUT_DIR        a Hugging Face folder: config.json, model.safetensors (F32),\n"
+    "                      vocab.txt, tokenizer_config.json, special_tokens_map.json; loads with\n"
+    "                      transformers' BertForSequenceClassification (BertModel without a\n"
+    "                      classifier). Written to a temporary folder and renamed into place; an\n"
+    "                      existing OUT_DIR is replaced only if it holds nothing but such files.\n"
+    "  --onnx FILE         not implemented yet\n"
+    "\n"
+    "  --device DEV        where to load the model: cpu (default), cuda or cuda:N\n"
+    "\n"
+    "Example:\n"
+    "  distill export --checkpoint runs/tiny/best.h5 --hf runs/tiny/student\n";
+
+typedef struct {
+    const char *checkpoint, *model, *hf_dir, *onnx_path, *device;
+} ExportArgs;
+
+static int usage_error(const char *msg) {
+    fprintf(stderr, "distill: error: export: %s\n(see distill export --help)\n", msg);
+    return 2;
+}
+
+static int fail(void) {
+    distill_print_error(distill_error());
+    return 1;
+}
+
+static int parse_args(int argc, char **argv, ExportArgs *a) {
+    memset(a, 0, sizeof *a);
+    for (int i = 1; i < argc; i++) {
+        const char *k = argv[i];
+        if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
+            fputs(HELP, stdout);
+            return -1;
+        }
+        const char **slot = !strcmp(k, "--checkpoint") ? &a->checkpoint
+                            : !strcmp(k, "--model")    ? &a->model
+                            : !strcmp(k, "--hf")       ? &a->hf_dir
+                            : !strcmp(k, "--onnx")     ? &a->onnx_path
+                            : !strcmp(k, "--device")   ? &a->device
+                                                       : NULL;
+        if (!slot) {
+            fprintf(stderr, "distill: error: export: unknown option '%s'\n"
+                    "(see distill export --help)\n", k);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "distill: error: export: %s needs a value\n", k);
+            return 2;
+        }
+        *slot = argv[++i];
+    }
+    if (!a->checkpoint == !a->model)
+        return usage_error("give the source: --checkpoint CKPT.h5 or --model DIR (one of them)");
+    if (!a->hf_dir && !a->onnx_path) return usage_error("give a target: --hf OUT_DIR");
+    return 0;
+}
+
+/* Refuses writing the folder over its own source. */
+static Status check_not_source(const char *src, const char *dst) {
+    char a[PATH_MAX], b[PATH_MAX];
+    if (realpath(src, a) && realpath(dst, b) && !strcmp(a, b)) {
+        distill_set_error("%s: the export target is the source folder itself: choose another "
+                          "--hf folder", dst);
+        return DISTILL_ERR;
+    }
+    return DISTILL_OK;
+}
+
+static Status export_hf(const ExportArgs *a, const LoadedModel *lm) {
+    const char *src = a->checkpoint ? a->checkpoint : a->model;
+    if (check_not_source(src, a->hf_dir)) return DISTILL_ERR;
+    char vocab[4300];
+    bool temp = false;
+    const char *tmpdir = getenv("TMPDIR");
+    if ((lm->n_vocab > 0 || lm->vocab_path[0]) &&
+        model_vocab_file(lm, tmpdir && *tmpdir ? tmpdir : "/tmp", vocab, sizeof vocab, &temp))
+        return DISTILL_ERR;
+    bool has_vocab = lm->n_vocab > 0 || lm->vocab_path[0];
+    if (!has_vocab)
+        fprintf(stderr, "distill: warning: %s has no vocabulary: %s gets no vocab.txt or tokenizer "
+                "files\n", src, a->hf_dir);
+    Status s = hf_save(a->hf_dir, lm->model, has_vocab ? vocab : NULL);
+    if (temp) unlink(vocab);
+    if (s) return DISTILL_ERR;
+
+    /* hf_save derives do_lower_case from the vocabulary's casing; say so when the training data
+     * was tokenised otherwise, since the exported tokenizer would then differ. */
+    if (has_vocab) {
+        BertConfig cfg;
+        HfLoadReport rep;
+        if (hf_read_config(a->hf_dir, &cfg, &rep) == DISTILL_OK) {
+            if (rep.do_lower_case >= 0 && rep.do_lower_case != (int)lm->do_lower_case)
+                fprintf(stderr, "distill: warning: %s/tokenizer_config.json says do_lower_case %s, "
+                        "but the model was trained with do_lower_case %s: edit it before use\n",
+                        a->hf_dir, rep.do_lower_case ? "true" : "false",
+                        lm->do_lower_case ? "true" : "false");
+            bert_config_free_labels(&cfg);
+        }
+    }
+    const BertConfig *c = &lm->model->cfg;
+    printf("exported %s -> %s (Hugging Face: %d layers, hidden %d, %d label%s, %zu parameters)\n",
+           src, a->hf_dir, c->num_hidden_layers, c->hidden_size, c->num_labels,
+           c->num_labels == 1 ? "" : "s", lm->model->params->total);
+    return DISTILL_OK;
+}
+
+/* One branch per export target. */
+static Status run_exports(const ExportArgs *a, const LoadedModel *lm) {
+    if (a->hf_dir && export_hf(a, lm)) return DISTILL_ERR;
+    return DISTILL_OK;
+}
+
+int cmd_export(int argc, char **argv) {
+    ExportArgs a;
+    int rc = parse_args(argc, argv, &a);
+    if (rc) return rc < 0 ? 0 : rc;
+    if (a.onnx_path) {
+        distill_set_error("export --onnx %s: ONNX export is not implemented yet (use --hf DIR)",
+                          a.onnx_path);
+        return fail();
+    }
+    if (a.checkpoint) {
+        struct stat st;
+        if (stat(a.checkpoint, &st) == 0 && S_ISDIR(st.st_mode)) {
+            distill_set_error("--checkpoint %s: expected a training checkpoint file (.h5), found a "
+                              "folder (for a Hugging Face folder use --model)", a.checkpoint);
+            return fail();
+        }
+    }
+    ModelOpenOptions mo = {.device = device_cpu(), .quiet = false, .need_tokenizer = false};
+    if (a.device && model_parse_device(a.device, &mo.device)) return fail();
+    LoadedModel lm;
+    if (model_open(a.checkpoint ? a.checkpoint : a.model, &mo, &lm)) return fail();
+    Status s = run_exports(&a, &lm);
+    model_close(&lm);
+    return s == DISTILL_OK ? 0 : fail();
+}

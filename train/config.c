@@ -1,0 +1,929 @@
+/*
+ * config.c — config_parse: the located YAML tree (config_tree.c) with overrides applied, decoded
+ * section by section into a Config with every default filled in, every key checked for type and
+ * range, and the combinations that need no file checked. See config.h for the contract and
+ * configs/README.md for the keys; config_check.c holds the file-system and model checks,
+ * config_write.c the resolved dump.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../losses/losses.h"
+#include "../models/bert.h"
+#include "config_tree.h"
+
+const char *const CONFIG_TASK_NAMES[] = {"distill", "finetune", NULL};
+const char *const CONFIG_DEVICE_NAMES[] = {"cpu", "cuda", "auto", NULL};
+const char *const CONFIG_PRECISION_NAMES[] = {"fp32", "bf16", NULL};
+const char *const CONFIG_LOSS_NAMES[] = {"logits_kd", "logits_ce", "hard_ce", "hidden_mse", "embedding_mse",
+                                         "attention_mse", "attention_kl", "hidden_cos", "mse", NULL};
+const char *const CONFIG_TARGET_NAMES[] = {"scores", "probs", NULL};
+const char *const CONFIG_PROJECTION_NAMES[] = {"auto", "per_pair", "shared", "none", NULL};
+const char *const CONFIG_SCHEDULE_NAMES[] = {"linear", "cosine", "constant", NULL};
+const char *const CONFIG_METRIC_NAMES[] = {"accuracy", "f1", "mcc", "pearson", "spearman", "loss", NULL};
+
+/* The keys of each section, in the order config_write_yaml prints them. */
+static const char *const TOP_KEYS[] = {"task", "run", "device", "precision", "threads", "teacher", "student",
+                                       "data", "losses", "optimizer", "train", "resume", NULL};
+static const char *const RUN_KEYS[] = {"name", "dir", "seed", "overwrite", NULL};
+static const char *const TEACHER_KEYS[] = {"path", "init", "layers", "hidden", "heads", "intermediate",
+                                           "max_position", "vocab_size", "type_vocab_size", "num_labels",
+                                           "layer_norm_eps", "initializer_range", NULL};
+static const char *const STUDENT_KEYS[] = {"init", "layers", "hidden", "heads", "intermediate", "max_position",
+                                           "vocab_size", "type_vocab_size", "num_labels", "dropout",
+                                           "attention_dropout", "layer_norm_eps", "initializer_range", NULL};
+static const char *const DATA_KEYS[] = {"train", "dev", "test", "batch_size", "eval_batch_size", "shuffle",
+                                        "drop_last", "max_seq", NULL};
+static const char *const LOSS_KEYS[] = {"type", "name", "weight", "temperature", "layers", "target",
+                                        "projection", NULL};
+static const char *const SCHEDULE_KEYS[] = {"start", "end", "over", NULL};
+static const char *const OPTIMIZER_KEYS[] = {"lr", "weight_decay", "beta1", "beta2", "eps", "warmup_steps",
+                                             "warmup_ratio", "schedule", "max_grad_norm", NULL};
+static const char *const TRAIN_KEYS[] = {"epochs", "max_steps", "grad_accum", "eval_every", "log_every",
+                                         "checkpoint_every", "keep_last", "metric", "save_best",
+                                         "early_stopping_patience", NULL};
+
+/* Names users bring from Hugging Face's Trainer/BertConfig, TinyBERT's scripts or habit. */
+static const struct { const char *found, *meant; } SYNONYMS[] = {
+    {"learning_rate", "lr"}, {"num_train_epochs", "epochs"}, {"num_epochs", "epochs"},
+    {"gradient_accumulation_steps", "grad_accum"}, {"per_device_train_batch_size", "batch_size"},
+    {"train_batch_size", "batch_size"}, {"per_device_eval_batch_size", "eval_batch_size"},
+    {"eval_steps", "eval_every"}, {"logging_steps", "log_every"}, {"save_steps", "checkpoint_every"},
+    {"save_total_limit", "keep_last"}, {"adam_beta1", "beta1"}, {"adam_beta2", "beta2"},
+    {"adam_epsilon", "eps"}, {"lr_scheduler_type", "schedule"}, {"metric_for_best_model", "metric"},
+    {"num_hidden_layers", "layers"}, {"hidden_size", "hidden"}, {"num_attention_heads", "heads"},
+    {"intermediate_size", "intermediate"}, {"max_position_embeddings", "max_position"},
+    {"hidden_dropout_prob", "dropout"}, {"attention_probs_dropout_prob", "attention_dropout"},
+    {"max_seq_length", "max_seq"}, {"max_length", "max_seq"}, {"output_dir", "dir"},
+    {"T", "temperature"}, {"temp", "temperature"}, {"loss", "type"}, {"kind", "type"},
+    {"model_name_or_path", "init"}, {"path", "init"}, {"weights", "init"}, {"checkpoint", "path"},
+    {"clip_grad_norm", "max_grad_norm"}, {"grad_clip", "max_grad_norm"}, {"warmup", "warmup_steps"},
+    {"patience", "early_stopping_patience"}, {"seed", "run.seed"}, {"lr", "optimizer.lr"},
+    {"batch_size", "data.batch_size"}, {"epochs", "train.epochs"}, {"max_steps", "train.max_steps"},
+    {"resume_from_checkpoint", "resume"}, {"bf16", "precision"}, {"fp16", "precision"},
+    {"steps", "over"}, {"from", "start"}, {"to", "end"},
+    {NULL, NULL},
+};
+
+typedef struct Rd {
+    YSrc src;
+    Config *cfg;
+} Rd;
+
+/* ------------------------------------------------------------------ locations */
+
+static void loc_add(Rd *r, const char *key, const YNode *at) {
+    struct ConfigLocations *l = r->cfg->locations;
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->keys = xrealloc(l->keys, (size_t)l->cap * sizeof *l->keys);
+        l->where = xrealloc(l->where, (size_t)l->cap * sizeof *l->where);
+    }
+    char where[160];
+    ywhere(&r->src, at, where, sizeof where);
+    l->keys[l->n] = xstrdup(key);
+    l->where[l->n] = xstrdup(where);
+    l->n++;
+}
+
+/* The node a message about `key` in `map` should point at: the value, else the key, else the map. */
+static const YNode *at_key(const YNode *map, const char *key) {
+    const YNode *kn;
+    const YNode *v = ymap_get(map, key, &kn);
+    return v ? v : kn ? kn : map;
+}
+
+static void join(char *buf, size_t cap, const char *sec, const char *key) {
+    snprintf(buf, cap, "%s%s%s", sec, sec[0] ? "." : "", key);
+}
+
+/* ------------------------------------------------------------------ readers
+ * Each reads map[key] into *out: an absent or null value keeps *out (the default). On success the
+ * key's location is recorded. */
+
+static Status fail_found(Rd *r, const YNode *at, const char *key, const char *expected) {
+    char found[96];
+    ydescribe(at, found, sizeof found);
+    return yfail(&r->src, at, key, "expected %s, found %s", expected, found);
+}
+
+static const YNode *value_of(Rd *r, const YNode *map, const char *sec, const char *key, char *kp, size_t cap) {
+    join(kp, cap, sec, key);
+    const YNode *kn;
+    const YNode *v = ymap_get(map, key, &kn);
+    if (kn) loc_add(r, kp, v && !yis_null(v) ? v : kn);
+    return yis_null(v) ? NULL : v;
+}
+
+static Status rd_int64(Rd *r, const YNode *map, const char *sec, const char *key, int64_t lo, int64_t hi,
+                       bool auto_ok, int64_t *out) {
+    char kp[160];
+    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
+    if (!v) return DISTILL_OK;
+    int64_t x;
+    if (auto_ok && v->kind == YN_SCALAR && !strcmp(v->text, "auto")) {
+        *out = CONFIG_AUTO;
+        return DISTILL_OK;
+    }
+    if (yscalar_int(v, &x) && x >= lo && x <= hi) {
+        *out = x;
+        return DISTILL_OK;
+    }
+    char exp[96];
+    if (hi >= INT32_MAX) snprintf(exp, sizeof exp, "an integer >= %lld%s", (long long)lo, auto_ok ? " or auto" : "");
+    else snprintf(exp, sizeof exp, "an integer in [%lld, %lld]%s", (long long)lo, (long long)hi, auto_ok ? " or auto" : "");
+    return fail_found(r, v, kp, exp);
+}
+
+static Status rd_int(Rd *r, const YNode *map, const char *sec, const char *key, int lo, int hi, bool auto_ok,
+                     int *out) {
+    int64_t x = *out;
+    if (rd_int64(r, map, sec, key, lo, hi, auto_ok, &x)) return DISTILL_ERR;
+    *out = (int)x;
+    return DISTILL_OK;
+}
+
+/* A number in the interval lo..hi; *_open excludes the end; hi = INFINITY for no upper bound. */
+static Status rd_num(Rd *r, const YNode *map, const char *sec, const char *key, double lo, bool lo_open,
+                     double hi, bool hi_open, bool auto_ok, double *out) {
+    char kp[160];
+    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
+    if (!v) return DISTILL_OK;
+    if (auto_ok && v->kind == YN_SCALAR && !strcmp(v->text, "auto")) {
+        *out = CONFIG_AUTO;
+        return DISTILL_OK;
+    }
+    double x;
+    if (yscalar_num(v, &x) && (lo_open ? x > lo : x >= lo) && (isinf(hi) || (hi_open ? x < hi : x <= hi))) {
+        *out = x;
+        return DISTILL_OK;
+    }
+    char exp[96];
+    if (isinf(hi)) snprintf(exp, sizeof exp, "a number %s %g%s", lo_open ? ">" : ">=", lo, auto_ok ? " or auto" : "");
+    else snprintf(exp, sizeof exp, "a number in %c%g, %g%c%s", lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']',
+                  auto_ok ? " or auto" : "");
+    return fail_found(r, v, kp, exp);
+}
+
+static Status rd_bool(Rd *r, const YNode *map, const char *sec, const char *key, bool *out) {
+    char kp[160];
+    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
+    if (!v || yscalar_bool(v, out)) return DISTILL_OK;
+    return fail_found(r, v, kp, "true or false");
+}
+
+/* Any non-empty scalar, as text (paths, names). *out is replaced (freed first). */
+static Status rd_str(Rd *r, const YNode *map, const char *sec, const char *key, const char *what, char **out) {
+    char kp[160];
+    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
+    if (!v) return DISTILL_OK;
+    if (v->kind != YN_SCALAR || !v->text[0]) return fail_found(r, v, kp, what);
+    free(*out);
+    *out = xstrdup(v->text);
+    return DISTILL_OK;
+}
+
+static void list_names(const char *const *names, char *buf, size_t cap) {
+    size_t n = 0, len = 0;
+    while (names[n]) n++;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        const char *sep = i == 0 ? "" : i + 1 == n ? (n == 2 ? " or " : ", or ") : ", ";
+        len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "%s%s", sep, names[i]);
+        if (len >= cap) break;
+    }
+}
+
+/* Values users bring from habit, for the suggestion when one of them is not accepted. */
+static const struct { const char *found, *meant; } ENUM_SYNONYMS[] = {
+    {"gpu", "cuda"}, {"float32", "fp32"}, {"bfloat16", "bf16"}, {"fp16", "bf16"}, {"cos", "cosine"},
+    {"acc", "accuracy"}, {"matthews", "mcc"}, {"eval_loss", "loss"}, {"kd", "logits_kd"},
+    {"ce", "hard_ce"}, {"cross_entropy", "hard_ce"}, {"mse_regression", "mse"},
+    {"attention", "attention_mse"}, {"hidden", "hidden_mse"}, {"cosine", "hidden_cos"},
+    {"probabilities", "probs"}, {"logits", "scores"}, {NULL, NULL},
+};
+
+static Status fail_enum(Rd *r, const YNode *v, const char *kp, const char *const *names) {
+    char exp[256], found[96];
+    list_names(names, exp, sizeof exp);
+    ydescribe(v, found, sizeof found);
+    const char *guess = NULL;
+    for (int i = 0; v->kind == YN_SCALAR && ENUM_SYNONYMS[i].found && !guess; i++)
+        if (!strcmp(v->text, ENUM_SYNONYMS[i].found))
+            for (int j = 0; names[j]; j++)
+                if (!strcmp(names[j], ENUM_SYNONYMS[i].meant)) guess = names[j];
+    if (!guess && v->kind == YN_SCALAR) guess = yclosest(v->text, names);
+    if (guess) return yfail(&r->src, v, kp, "expected %s, found %s (did you mean '%s'?)", exp, found, guess);
+    return yfail(&r->src, v, kp, "expected %s, found %s", exp, found);
+}
+
+static Status rd_enum(Rd *r, const YNode *map, const char *sec, const char *key, const char *const *names,
+                      int *out) {
+    char kp[160];
+    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
+    if (!v) return DISTILL_OK;
+    if (v->kind == YN_SCALAR)
+        for (int i = 0; names[i]; i++)
+            if (!strcmp(v->text, names[i])) {
+                *out = i;
+                return DISTILL_OK;
+            }
+    return fail_enum(r, v, kp, names);
+}
+
+#define RD_ENUM(r, map, sec, key, names, field)                                  \
+    do {                                                                          \
+        int e_ = (int)(field);                                                    \
+        if (rd_enum(r, map, sec, key, names, &e_)) return DISTILL_ERR;           \
+        (field) = e_;                                                             \
+    } while (0)
+
+/* A mapping (or null): anything else is rejected, naming the keys it may hold. */
+static Status need_map(Rd *r, const YNode *v, const char *key, const char *const *known) {
+    if (yis_null(v) || v->kind == YN_MAP) return DISTILL_OK;
+    char exp[512], keys[448];
+    list_names(known, keys, sizeof keys);
+    snprintf(exp, sizeof exp, "a mapping of %s", keys);
+    return fail_found(r, v, key, exp);
+}
+
+/* Rejects keys of `map` (section key path `sec`) that are not in `known`, suggesting one. */
+static Status check_keys(Rd *r, const YNode *map, const char *sec, const char *const *known) {
+    if (yis_null(map)) return DISTILL_OK;
+    for (int i = 0; i < map->n; i++) {
+        const char *k = map->keys[i]->text;
+        bool ok = false;
+        for (int j = 0; known[j] && !ok; j++) ok = !strcmp(k, known[j]);
+        if (ok) continue;
+        const char *guess = NULL;
+        for (int j = 0; SYNONYMS[j].found && !guess; j++)
+            if (!strcmp(k, SYNONYMS[j].found)) {
+                /* a synonym whose meaning lives in this section, or a key of another section */
+                const char *m = SYNONYMS[j].meant;
+                bool here = false;
+                for (int q = 0; known[q] && !here; q++) here = !strcmp(m, known[q]);
+                if (here || strchr(m, '.')) guess = m;
+            }
+        if (!guess) guess = yclosest(k, known);
+        char kp[160], keys[448], shown[72];
+        join(kp, sizeof kp, sec, k);
+        list_names(known, keys, sizeof keys);
+        snprintf(shown, sizeof shown, "%.60s", k);
+        if (guess)
+            return yfail(&r->src, map->keys[i], kp, "expected a key of %s (%s), found unknown key '%s' "
+                         "(did you mean '%s'?)", sec[0] ? sec : "the config", keys, shown, guess);
+        return yfail(&r->src, map->keys[i], kp, "expected a key of %s (%s), found unknown key '%s'",
+                     sec[0] ? sec : "the config", keys, shown);
+    }
+    return DISTILL_OK;
+}
+
+/* ------------------------------------------------------------------ defaults */
+
+static void model_defaults(ConfigModel *m, ConfigInit init) {
+    memset(m, 0, sizeof *m);
+    m->init = init;
+    m->layers = m->hidden = m->heads = m->intermediate = CONFIG_AUTO;
+    m->max_position = m->vocab_size = m->type_vocab_size = m->num_labels = CONFIG_AUTO;
+    m->dropout = m->attention_dropout = CONFIG_AUTO;
+    m->layer_norm_eps = m->initializer_range = CONFIG_AUTO;
+}
+
+static void config_defaults(Config *c, const char *path) {
+    memset(c, 0, sizeof *c);
+    c->locations = xcalloc(1, sizeof *c->locations);
+    c->source = xstrdup(path ? path : "(no file)");
+    c->task = CONFIG_TASK_DISTILL;
+    c->run.seed = 42;
+    c->device = CONFIG_DEVICE_CPU;
+    c->precision = CONFIG_PRECISION_FP32;
+    c->threads = 0;
+    model_defaults(&c->teacher, CONFIG_INIT_NONE);
+    c->teacher.dropout = c->teacher.attention_dropout = 0; /* the teacher runs in eval mode */
+    model_defaults(&c->student, CONFIG_INIT_RANDOM);
+    c->data.batch_size = 32;
+    c->data.eval_batch_size = CONFIG_AUTO;
+    c->data.shuffle = true;
+    c->data.drop_last = false;
+    c->data.max_seq = 0;
+    c->optimizer = (ConfigOptimizer){.lr = 5e-5, .weight_decay = 0.01, .beta1 = 0.9, .beta2 = 0.999,
+                                     .eps = 1e-8, .warmup_steps = 0, .warmup_ratio = 0,
+                                     .schedule = CONFIG_SCHEDULE_LINEAR, .max_grad_norm = 1.0};
+    c->train = (ConfigTrain){.epochs = 3, .max_steps = 0, .grad_accum = 1, .eval_every = 0, .log_every = 10,
+                             .checkpoint_every = 0, .keep_last = 3, .metric = CONFIG_METRIC_ACCURACY,
+                             .save_best = true, .early_stopping_patience = 0};
+    c->resume = CONFIG_RESUME_NONE;
+}
+
+static void loss_defaults(ConfigLoss *l, ConfigLossType t) {
+    memset(l, 0, sizeof *l);
+    l->type = t;
+    l->name = xstrdup(CONFIG_LOSS_NAMES[t]);
+    l->weight = 1.0;
+    l->temperature = l->temperature_end = 1.0;
+    l->temperature_steps = 0;
+    l->layers = t == CONFIG_LOSS_HIDDEN_COS ? CONFIG_LAYERS_LAST
+              : (t == CONFIG_LOSS_HIDDEN_MSE || t == CONFIG_LOSS_ATTENTION_MSE || t == CONFIG_LOSS_ATTENTION_KL)
+                  ? CONFIG_LAYERS_UNIFORM : CONFIG_LAYERS_NONE;
+    l->target = CONFIG_TARGET_SCORES;
+    l->projection = CONFIG_PROJ_AUTO;
+}
+
+/* ------------------------------------------------------------------ sections */
+
+static Status rd_run(Rd *r, const YNode *run) {
+    Config *c = r->cfg;
+    if (need_map(r, run, "run", RUN_KEYS) || check_keys(r, run, "run", RUN_KEYS)) return DISTILL_ERR;
+    if (rd_str(r, run, "run", "name", "a run name", &c->run.name)) return DISTILL_ERR;
+    if (c->run.name) {
+        const char *nm = c->run.name;
+        if (strchr(nm, '/') || !strcmp(nm, ".") || !strcmp(nm, ".."))
+            return fail_found(r, at_key(run, "name"), "run.name", "a name without '/' (run.dir sets the folder)");
+    } else {
+        /* the config file's name without folder and extension: configs/tiny.yaml -> tiny */
+        const char *base = strrchr(c->source, '/');
+        base = base ? base + 1 : c->source;
+        size_t len = strlen(base);
+        const char *dot = strrchr(base, '.');
+        if (dot && dot != base) len = (size_t)(dot - base);
+        if (!len || !strcmp(c->source, "(no file)")) c->run.name = xstrdup("run");
+        else {
+            c->run.name = xmalloc(len + 1);
+            memcpy(c->run.name, base, len);
+            c->run.name[len] = '\0';
+        }
+    }
+    if (rd_str(r, run, "run", "dir", "a directory path", &c->run.dir)) return DISTILL_ERR;
+    if (!c->run.dir) {
+        size_t n = strlen(c->run.name) + 6;
+        c->run.dir = xmalloc(n);
+        snprintf(c->run.dir, n, "runs/%s", c->run.name);
+    }
+    int64_t seed = (int64_t)c->run.seed;
+    if (rd_int64(r, run, "run", "seed", 0, INT64_MAX, false, &seed)) return DISTILL_ERR;
+    c->run.seed = (uint64_t)seed;
+    return rd_bool(r, run, "run", "overwrite", &c->run.overwrite);
+}
+
+/* student.layers with init: teacher_layers: a count N (the first N teacher layers) or a list of
+ * distinct teacher layer numbers >= 1. */
+static Status rd_init_layers(Rd *r, const YNode *map, ConfigModel *m) {
+    char kp[160];
+    const YNode *v = value_of(r, map, "student", "layers", kp, sizeof kp);
+    const char *exp = "the teacher layers to copy for init: teacher_layers: a count N (the first N) "
+                      "or a list of layer numbers >= 1 like [3, 6, 9, 12]";
+    int64_t count;
+    if (!v) return fail_found(r, at_key(map, "layers"), kp, exp);
+    if (yscalar_int(v, &count)) {
+        if (count < 1 || count > 4096) return fail_found(r, v, kp, exp);
+        m->n_init_layers = (int)count;
+        m->init_layers = xmalloc((size_t)count * sizeof(int));
+        for (int i = 0; i < count; i++) m->init_layers[i] = i + 1;
+    } else if (v->kind == YN_SEQ && v->n > 0) {
+        m->n_init_layers = v->n;
+        m->init_layers = xmalloc((size_t)v->n * sizeof(int));
+        for (int i = 0; i < v->n; i++) {
+            char ki[176];
+            snprintf(ki, sizeof ki, "%s[%d]", kp, i);
+            int64_t x;
+            if (!yscalar_int(v->vals[i], &x) || x < 1 || x > 4096)
+                return fail_found(r, v->vals[i], ki, "a teacher layer number >= 1 (0 is the embeddings, "
+                                  "always copied)");
+            for (int j = 0; j < i; j++)
+                if (m->init_layers[j] == (int)x)
+                    return fail_found(r, v->vals[i], ki, "each teacher layer once");
+            m->init_layers[i] = (int)x;
+            loc_add(r, ki, v->vals[i]);
+        }
+    } else {
+        return fail_found(r, v, kp, exp);
+    }
+    m->layers = m->n_init_layers;
+    return DISTILL_OK;
+}
+
+static Status rd_model(Rd *r, const YNode *node, const char *sec, bool teacher) {
+    ConfigModel *m = teacher ? &r->cfg->teacher : &r->cfg->student;
+    const char *const *known = teacher ? TEACHER_KEYS : STUDENT_KEYS;
+    if (teacher && yis_null(node)) return DISTILL_OK; /* no teacher */
+    if (need_map(r, node, sec, known) || check_keys(r, node, sec, known)) return DISTILL_ERR;
+    if (!yis_null(node)) loc_add(r, sec, node);
+    char kp[160];
+
+    /* init / path */
+    const YNode *init = value_of(r, node, sec, "init", kp, sizeof kp);
+    if (init && (init->kind != YN_SCALAR || !init->text[0]))
+        return fail_found(r, init, kp, teacher ? "random or a path" : "random, teacher_layers or a path");
+    if (teacher) {
+        const YNode *path = value_of(r, node, sec, "path", kp, sizeof kp);
+        if (path && (path->kind != YN_SCALAR || !path->text[0]))
+            return fail_found(r, path, kp, "the path of a Hugging Face folder or a checkpoint");
+        if (init && !strcmp(init->text, "random")) {
+            if (path) return fail_found(r, path, "teacher.path", "no path with init: random");
+            m->init = CONFIG_INIT_RANDOM;
+        } else if (init && !strcmp(init->text, "teacher_layers")) {
+            return fail_found(r, init, "teacher.init", "random or a path (teacher_layers is for the student)");
+        } else if (init && path) {
+            return fail_found(r, path, "teacher.path", "either path or init, not both");
+        } else if (init || path) {
+            m->init = CONFIG_INIT_PATH;
+            m->path = xstrdup((init ? init : path)->text);
+        } else {
+            return fail_found(r, node, "teacher", "path: FOLDER_OR_CHECKPOINT or init: random");
+        }
+    } else if (init) {
+        if (!strcmp(init->text, "random")) m->init = CONFIG_INIT_RANDOM;
+        else if (!strcmp(init->text, "teacher_layers")) m->init = CONFIG_INIT_TEACHER_LAYERS;
+        else {
+            m->init = CONFIG_INIT_PATH;
+            m->path = xstrdup(init->text);
+        }
+    }
+
+    /* shape */
+    if (m->init == CONFIG_INIT_TEACHER_LAYERS) {
+        if (rd_init_layers(r, node, m)) return DISTILL_ERR;
+    } else {
+        const YNode *lv = ymap_get(node, "layers", NULL);
+        if (lv && lv->kind == YN_SEQ)
+            return fail_found(r, lv, teacher ? "teacher.layers" : "student.layers",
+                              "a layer count (a list of teacher layers needs init: teacher_layers)");
+        if (rd_int(r, node, sec, "layers", 1, 4096, true, &m->layers)) return DISTILL_ERR;
+    }
+    if (rd_int(r, node, sec, "hidden", 1, 1 << 20, true, &m->hidden) ||
+        rd_int(r, node, sec, "heads", 1, 1 << 16, true, &m->heads) ||
+        rd_int(r, node, sec, "intermediate", 1, 1 << 22, true, &m->intermediate) ||
+        rd_int(r, node, sec, "max_position", 1, 1 << 20, true, &m->max_position) ||
+        rd_int(r, node, sec, "vocab_size", 1, 1 << 26, true, &m->vocab_size) ||
+        rd_int(r, node, sec, "type_vocab_size", 1, 1 << 16, true, &m->type_vocab_size) ||
+        rd_int(r, node, sec, "num_labels", 0, BERT_MAX_LABELS, true, &m->num_labels) ||
+        rd_num(r, node, sec, "layer_norm_eps", 0, true, 1, true, true, &m->layer_norm_eps) ||
+        rd_num(r, node, sec, "initializer_range", 0, true, INFINITY, false, true, &m->initializer_range))
+        return DISTILL_ERR;
+    if (!teacher && (rd_num(r, node, sec, "dropout", 0, false, 1, true, true, &m->dropout) ||
+                     rd_num(r, node, sec, "attention_dropout", 0, false, 1, true, true, &m->attention_dropout)))
+        return DISTILL_ERR;
+
+    /* resolve a random init to Hugging Face's BertConfig defaults (intermediate = 4 * hidden) */
+    if (m->init == CONFIG_INIT_RANDOM) {
+        if (m->layers == CONFIG_AUTO) m->layers = 12;
+        if (m->hidden == CONFIG_AUTO) m->hidden = 768;
+        if (m->heads == CONFIG_AUTO) m->heads = 12;
+        if (m->intermediate == CONFIG_AUTO) m->intermediate = 4 * m->hidden;
+        if (m->max_position == CONFIG_AUTO) m->max_position = 512;
+        if (m->type_vocab_size == CONFIG_AUTO) m->type_vocab_size = 2;
+        if (m->layer_norm_eps == CONFIG_AUTO) m->layer_norm_eps = 1e-12;
+        if (m->initializer_range == CONFIG_AUTO) m->initializer_range = 0.02;
+        if (!teacher && m->dropout == CONFIG_AUTO) m->dropout = 0.1;
+        if (!teacher && m->attention_dropout == CONFIG_AUTO) m->attention_dropout = 0.1;
+    }
+    if (m->hidden != CONFIG_AUTO && m->heads != CONFIG_AUTO && m->hidden % m->heads) {
+        char exp[96];
+        snprintf(exp, sizeof exp, "a number of heads that divides hidden (%d)", m->hidden);
+        const YNode *hv = ymap_get(node, "heads", NULL);
+        if (hv) return fail_found(r, hv, teacher ? "teacher.heads" : "student.heads", exp);
+        return yfail(&r->src, at_key(node, "hidden"), teacher ? "teacher.hidden" : "student.hidden",
+                     "expected a multiple of heads (%d), found %d", m->heads, m->hidden);
+    }
+    return DISTILL_OK;
+}
+
+static Status rd_data(Rd *r, const YNode *d) {
+    ConfigData *x = &r->cfg->data;
+    if (need_map(r, d, "data", DATA_KEYS) || check_keys(r, d, "data", DATA_KEYS)) return DISTILL_ERR;
+    if (!yis_null(d)) loc_add(r, "data", d);
+    const char *h5 = "the path of an HDF5 file made by `distill prepare`";
+    if (rd_str(r, d, "data", "train", h5, &x->train) || rd_str(r, d, "data", "dev", h5, &x->dev) ||
+        rd_str(r, d, "data", "test", h5, &x->test) ||
+        rd_int(r, d, "data", "batch_size", 1, 1 << 24, false, &x->batch_size) ||
+        rd_int(r, d, "data", "eval_batch_size", 1, 1 << 24, true, &x->eval_batch_size) ||
+        rd_bool(r, d, "data", "shuffle", &x->shuffle) || rd_bool(r, d, "data", "drop_last", &x->drop_last) ||
+        rd_int(r, d, "data", "max_seq", 0, 1 << 20, false, &x->max_seq))
+        return DISTILL_ERR;
+    if (x->eval_batch_size == CONFIG_AUTO) x->eval_batch_size = x->batch_size;
+    return DISTILL_OK;
+}
+
+static bool type_has(ConfigLossType t, const char *key) {
+    bool logits = t == CONFIG_LOSS_LOGITS_KD || t == CONFIG_LOSS_LOGITS_CE;
+    bool hidden = t == CONFIG_LOSS_HIDDEN_MSE || t == CONFIG_LOSS_HIDDEN_COS;
+    bool attn = t == CONFIG_LOSS_ATTENTION_MSE || t == CONFIG_LOSS_ATTENTION_KL;
+    if (!strcmp(key, "temperature")) return logits;
+    if (!strcmp(key, "layers")) return hidden || attn;
+    if (!strcmp(key, "target")) return t == CONFIG_LOSS_ATTENTION_MSE;
+    if (!strcmp(key, "projection")) return hidden || t == CONFIG_LOSS_EMBEDDING_MSE;
+    return true; /* type, name, weight */
+}
+
+static const char *key_types(const char *key) {
+    if (!strcmp(key, "temperature")) return "logits_kd and logits_ce";
+    if (!strcmp(key, "layers")) return "hidden_mse, hidden_cos, attention_mse and attention_kl";
+    if (!strcmp(key, "target")) return "attention_mse";
+    return "hidden_mse, embedding_mse and hidden_cos";
+}
+
+static Status rd_temperature(Rd *r, const YNode *item, const char *sec, ConfigLoss *l) {
+    char kp[160];
+    const YNode *v = value_of(r, item, sec, "temperature", kp, sizeof kp);
+    if (!v) return DISTILL_OK;
+    if (v->kind != YN_MAP) {
+        if (rd_num(r, item, sec, "temperature", 0, true, INFINITY, false, false, &l->temperature)) {
+            if (v->kind == YN_SCALAR) return DISTILL_ERR;
+            return fail_found(r, v, kp, "a number > 0 or a schedule {start: T0, end: T1, over: STEPS}");
+        }
+        l->temperature_end = l->temperature;
+        return DISTILL_OK;
+    }
+    if (check_keys(r, v, kp, SCHEDULE_KEYS)) return DISTILL_ERR;
+    l->temperature = l->temperature_end = -1;
+    l->temperature_steps = -1;
+    if (rd_num(r, v, kp, "start", 0, true, INFINITY, false, false, &l->temperature) ||
+        rd_num(r, v, kp, "end", 0, true, INFINITY, false, false, &l->temperature_end) ||
+        rd_int64(r, v, kp, "over", 1, INT64_MAX, false, &l->temperature_steps))
+        return DISTILL_ERR;
+    const char *missing = l->temperature < 0 ? "start" : l->temperature_end < 0 ? "end"
+                        : l->temperature_steps < 0 ? "over" : NULL;
+    if (missing) {
+        char km[176];
+        snprintf(km, sizeof km, "%s.%s", kp, missing);
+        return yfail(&r->src, v, km, "expected a schedule with start, end (temperatures > 0) and over "
+                     "(optimizer steps >= 1), found no %s", missing);
+    }
+    return DISTILL_OK;
+}
+
+static Status rd_layer_map(Rd *r, const YNode *item, const char *sec, ConfigLoss *l) {
+    char kp[160];
+    const YNode *v = value_of(r, item, sec, "layers", kp, sizeof kp);
+    if (!v) return DISTILL_OK;
+    bool attn = l->type == CONFIG_LOSS_ATTENTION_MSE || l->type == CONFIG_LOSS_ATTENTION_KL;
+    if (v->kind == YN_SCALAR && !strcmp(v->text, "uniform")) { l->layers = CONFIG_LAYERS_UNIFORM; return DISTILL_OK; }
+    if (v->kind == YN_SCALAR && !strcmp(v->text, "last")) { l->layers = CONFIG_LAYERS_LAST; return DISTILL_OK; }
+    if (v->kind != YN_SEQ || v->n == 0) {
+        const char *const maps[] = {"uniform", "last", NULL};
+        const char *guess = v->kind == YN_SCALAR ? yclosest(v->text, maps) : NULL;
+        char found[96];
+        ydescribe(v, found, sizeof found);
+        return yfail(&r->src, v, kp, "expected uniform, last, or a list of [student, teacher] layer pairs "
+                     "like [[1, 3], [2, 6]], found %s%s%s%s", found, guess ? " (did you mean '" : "",
+                     guess ? guess : "", guess ? "'?)" : "");
+    }
+    if (v->n > LOSS_MAX_PAIRS) {
+        char exp[64];
+        snprintf(exp, sizeof exp, "at most %d layer pairs", LOSS_MAX_PAIRS);
+        return yfail(&r->src, v, kp, "expected %s, found %d", exp, v->n);
+    }
+    l->layers = CONFIG_LAYERS_EXPLICIT;
+    l->n_pairs = v->n;
+    l->pairs = xcalloc((size_t)v->n, sizeof *l->pairs);
+    int lo = attn ? 1 : 0;
+    for (int i = 0; i < v->n; i++) {
+        const YNode *p = v->vals[i];
+        char ki[176];
+        snprintf(ki, sizeof ki, "%s[%d]", kp, i);
+        int64_t s, t;
+        if (p->kind != YN_SEQ || p->n != 2 || !yscalar_int(p->vals[0], &s) || !yscalar_int(p->vals[1], &t) ||
+            s < lo || t < lo || s > 4096 || t > 4096) {
+            char exp[160];
+            snprintf(exp, sizeof exp, "a pair [student, teacher] of layer numbers >= %d%s", lo,
+                     attn ? " (attention maps exist for layers 1..N)" : " (0 = embeddings)");
+            return fail_found(r, p, ki, exp);
+        }
+        for (int j = 0; j < i; j++)
+            if (l->pairs[j].student == s && l->pairs[j].teacher == t)
+                return fail_found(r, p, ki, "each pair once");
+        l->pairs[i] = (ConfigLayerPair){(int)s, (int)t};
+        loc_add(r, ki, p);
+    }
+    return DISTILL_OK;
+}
+
+/* The names losses.h accepts: [A-Za-z0-9_-], shorter than LOSS_NAME_MAX. */
+static bool valid_name(const char *s) {
+    if (strlen(s) >= LOSS_NAME_MAX) return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
+              *s == '-'))
+            return false;
+    return true;
+}
+
+static Status rd_loss(Rd *r, const YNode *item, int idx, ConfigLoss *l) {
+    char sec[32], kp[160];
+    snprintf(sec, sizeof sec, "losses[%d]", idx);
+    if (item->kind != YN_MAP)
+        return fail_found(r, item, sec, "a loss like {type: logits_kd, weight: 1.0, temperature: 2.0}");
+    loc_add(r, sec, item);
+    if (check_keys(r, item, sec, LOSS_KEYS)) return DISTILL_ERR;
+    const YNode *tv = value_of(r, item, sec, "type", kp, sizeof kp);
+    if (!tv) return yfail(&r->src, at_key(item, "type"), kp, "expected a loss type (logits_kd, logits_ce, hard_ce, "
+                          "hidden_mse, embedding_mse, attention_mse, attention_kl, hidden_cos, or mse), found none");
+    int t = -1;
+    if (tv->kind == YN_SCALAR)
+        for (int i = 0; CONFIG_LOSS_NAMES[i]; i++)
+            if (!strcmp(tv->text, CONFIG_LOSS_NAMES[i])) t = i;
+    if (t < 0) return fail_enum(r, tv, kp, CONFIG_LOSS_NAMES);
+    free(l->name);
+    loss_defaults(l, (ConfigLossType)t);
+    for (int i = 0; i < item->n; i++) {
+        const char *k = item->keys[i]->text;
+        if (type_has(l->type, k) || yis_null(item->vals[i])) continue;
+        char found[96], ki[176];
+        ydescribe(item->vals[i], found, sizeof found);
+        snprintf(ki, sizeof ki, "%s.%s", sec, k);
+        return yfail(&r->src, item->keys[i], ki, "expected no %s for %s (it applies to %s), found %s", k,
+                     CONFIG_LOSS_NAMES[t], key_types(k), found);
+    }
+    if (rd_str(r, item, sec, "name", "a name", &l->name)) return DISTILL_ERR;
+    if (!valid_name(l->name)) {
+        snprintf(kp, sizeof kp, "%s.name", sec);
+        char exp[96];
+        snprintf(exp, sizeof exp, "a name of at most %d letters, digits, '_' or '-'", LOSS_NAME_MAX - 1);
+        return fail_found(r, at_key(item, "name"), kp, exp);
+    }
+    if (rd_num(r, item, sec, "weight", 0, false, INFINITY, false, false, &l->weight) ||
+        rd_temperature(r, item, sec, l) || rd_layer_map(r, item, sec, l))
+        return DISTILL_ERR;
+    RD_ENUM(r, item, sec, "target", CONFIG_TARGET_NAMES, l->target);
+    RD_ENUM(r, item, sec, "projection", CONFIG_PROJECTION_NAMES, l->projection);
+    return DISTILL_OK;
+}
+
+static Status rd_losses(Rd *r, const YNode *v) {
+    Config *c = r->cfg;
+    if (yis_null(v)) return DISTILL_OK; /* defaults after the task is known */
+    loc_add(r, "losses", v);
+    if (v->kind != YN_SEQ || v->n == 0)
+        return fail_found(r, v, "losses", "a list of losses like [{type: logits_kd, weight: 1.0}]");
+    c->losses = xcalloc((size_t)v->n, sizeof *c->losses);
+    for (int i = 0; i < v->n; i++) {
+        c->n_losses = i + 1;
+        if (rd_loss(r, v->vals[i], i, &c->losses[i])) return DISTILL_ERR;
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->losses[j].name, c->losses[i].name)) {
+                char ki[64], exp[160];
+                snprintf(ki, sizeof ki, "losses[%d].name", i);
+                snprintf(exp, sizeof exp, "a name not used by losses[%d] (set name: to tell them apart in the logs)", j);
+                return yfail(&r->src, at_key(v->vals[i], "name"), ki, "expected %s, found '%s'", exp, c->losses[i].name);
+            }
+    }
+    return DISTILL_OK;
+}
+
+static Status rd_optimizer(Rd *r, const YNode *o) {
+    ConfigOptimizer *x = &r->cfg->optimizer;
+    const char *s = "optimizer";
+    if (need_map(r, o, s, OPTIMIZER_KEYS) || check_keys(r, o, s, OPTIMIZER_KEYS)) return DISTILL_ERR;
+    if (rd_num(r, o, s, "lr", 0, true, INFINITY, false, false, &x->lr) ||
+        rd_num(r, o, s, "weight_decay", 0, false, INFINITY, false, false, &x->weight_decay) ||
+        rd_num(r, o, s, "beta1", 0, false, 1, true, false, &x->beta1) ||
+        rd_num(r, o, s, "beta2", 0, false, 1, true, false, &x->beta2) ||
+        rd_num(r, o, s, "eps", 0, true, INFINITY, false, false, &x->eps) ||
+        rd_int64(r, o, s, "warmup_steps", 0, INT64_MAX, false, &x->warmup_steps) ||
+        rd_num(r, o, s, "warmup_ratio", 0, false, 1, true, false, &x->warmup_ratio) ||
+        rd_num(r, o, s, "max_grad_norm", 0, false, INFINITY, false, false, &x->max_grad_norm))
+        return DISTILL_ERR;
+    RD_ENUM(r, o, s, "schedule", CONFIG_SCHEDULE_NAMES, x->schedule);
+    if (x->warmup_steps > 0 && x->warmup_ratio > 0)
+        return yfail(&r->src, at_key(o, "warmup_ratio"), "optimizer.warmup_ratio", "expected 0 when "
+                     "warmup_steps is set (%lld), found %g: set one of the two",
+                     (long long)x->warmup_steps, x->warmup_ratio);
+    return DISTILL_OK;
+}
+
+static Status rd_train(Rd *r, const YNode *t, bool metric_regression) {
+    ConfigTrain *x = &r->cfg->train;
+    const char *s = "train";
+    if (need_map(r, t, s, TRAIN_KEYS) || check_keys(r, t, s, TRAIN_KEYS)) return DISTILL_ERR;
+    if (metric_regression) x->metric = CONFIG_METRIC_PEARSON;
+    if (rd_int(r, t, s, "epochs", 0, 1000000, false, &x->epochs) ||
+        rd_int64(r, t, s, "max_steps", 0, INT64_MAX, false, &x->max_steps) ||
+        rd_int(r, t, s, "grad_accum", 1, 1 << 16, false, &x->grad_accum) ||
+        rd_int64(r, t, s, "eval_every", 0, INT64_MAX, false, &x->eval_every) ||
+        rd_int64(r, t, s, "log_every", 1, INT64_MAX, false, &x->log_every) ||
+        rd_int64(r, t, s, "checkpoint_every", 0, INT64_MAX, false, &x->checkpoint_every) ||
+        rd_int(r, t, s, "keep_last", 0, 1 << 20, false, &x->keep_last) ||
+        rd_bool(r, t, s, "save_best", &x->save_best) ||
+        rd_int(r, t, s, "early_stopping_patience", 0, 1 << 20, false, &x->early_stopping_patience))
+        return DISTILL_ERR;
+    RD_ENUM(r, t, s, "metric", CONFIG_METRIC_NAMES, x->metric);
+    if (x->epochs == 0 && x->max_steps == 0)
+        return yfail(&r->src, at_key(t, "epochs"), "train.epochs", "expected at least 1 epoch (or "
+                     "train.max_steps > 0), found 0");
+    return DISTILL_OK;
+}
+
+static Status rd_resume(Rd *r, const YNode *root) {
+    Config *c = r->cfg;
+    char kp[160];
+    const YNode *v = value_of(r, root, "", "resume", kp, sizeof kp);
+    if (!v) return DISTILL_OK;
+    if (v->kind != YN_SCALAR || !v->text[0] || (v->plain && ytext_is_typed(v->text)))
+        return fail_found(r, v, "resume", "auto, none, or the path of a checkpoint");
+    if (!strcmp(v->text, "none")) c->resume = CONFIG_RESUME_NONE;
+    else if (!strcmp(v->text, "auto")) c->resume = CONFIG_RESUME_AUTO;
+    else {
+        c->resume = CONFIG_RESUME_PATH;
+        c->resume_path = xstrdup(v->text);
+    }
+    return DISTILL_OK;
+}
+
+/* ------------------------------------------------------------------ combinations */
+
+static bool is_label_loss(ConfigLossType t) { return t == CONFIG_LOSS_HARD_CE || t == CONFIG_LOSS_MSE; }
+
+static Status check_combinations(Rd *r, const YNode *root) {
+    Config *c = r->cfg;
+    const YNode *task = at_key(root, "task");
+    if (c->task == CONFIG_TASK_FINETUNE && c->teacher.init != CONFIG_INIT_NONE)
+        return yfail(&r->src, at_key(root, "teacher"), "teacher", "expected no teacher for task: finetune "
+                     "(it trains the student on labels alone), found a teacher (use task: distill)");
+    if (c->task == CONFIG_TASK_DISTILL && c->teacher.init == CONFIG_INIT_NONE)
+        return yfail(&r->src, task, "teacher", "expected a teacher (path: FOLDER_OR_CHECKPOINT, or init: random) "
+                     "for task: distill, found none (use task: finetune to train on labels alone)");
+    if (c->student.init == CONFIG_INIT_TEACHER_LAYERS && c->teacher.init == CONFIG_INIT_NONE)
+        return yfail(&r->src, at_key(ymap_get(root, "student", NULL), "init"), "student.init",
+                     "expected random or a path without a teacher, found teacher_layers");
+    if (c->device == CONFIG_DEVICE_CPU && c->precision == CONFIG_PRECISION_BF16)
+        return yfail(&r->src, at_key(root, "precision"), "precision", "expected fp32 on device: cpu (the CPU "
+                     "backend computes in fp32), found bf16");
+
+    bool any_teacher_loss = false, has_hard = false, has_mse = false;
+    double total = 0;
+    for (int i = 0; i < c->n_losses; i++) {
+        const ConfigLoss *l = &c->losses[i];
+        char key[48];
+        snprintf(key, sizeof key, "losses[%d].type", i);
+        const YNode *at = NULL;
+        const YNode *ls = ymap_get(root, "losses", NULL);
+        if (ls && ls->kind == YN_SEQ && i < ls->n) at = at_key(ls->vals[i], "type");
+        if (!at) at = root;
+        bool needs = config_loss_needs_teacher(l->type);
+        any_teacher_loss |= needs;
+        total += l->weight;
+        if (c->task == CONFIG_TASK_FINETUNE && needs)
+            return yfail(&r->src, at, key, "expected hard_ce or mse for task: finetune (there is no teacher), "
+                         "found %s", CONFIG_LOSS_NAMES[l->type]);
+        if ((l->type == CONFIG_LOSS_HARD_CE && has_mse) || (l->type == CONFIG_LOSS_MSE && has_hard))
+            return yfail(&r->src, at, key, "expected either hard_ce (classification) or mse (regression), "
+                         "found both");
+        has_hard |= l->type == CONFIG_LOSS_HARD_CE;
+        has_mse |= l->type == CONFIG_LOSS_MSE;
+        int nl = c->student.num_labels;
+        bool logits = l->type == CONFIG_LOSS_LOGITS_KD || l->type == CONFIG_LOSS_LOGITS_CE;
+        if ((logits || l->type == CONFIG_LOSS_HARD_CE) && (nl == 0 || nl == 1))
+            return yfail(&r->src, at, key, "expected a loss for the student's %s (student.num_labels: %d), "
+                         "found %s", nl ? "regression head (mse)" : "missing classifier (no logits loss)", nl,
+                         CONFIG_LOSS_NAMES[l->type]);
+        if (l->type == CONFIG_LOSS_MSE && nl != CONFIG_AUTO && nl != 1)
+            return yfail(&r->src, at, key, "expected a regression student (num_labels: 1) for mse, found "
+                         "student.num_labels: %d", nl);
+    }
+    const YNode *losses_at = ymap_get(root, "losses", NULL);
+    if (!losses_at) losses_at = root;
+    if (c->task == CONFIG_TASK_DISTILL && !any_teacher_loss)
+        return yfail(&r->src, losses_at, "losses", "expected at least one loss that reads the teacher "
+                     "(logits_kd, logits_ce, hidden_mse, embedding_mse, attention_mse, attention_kl, "
+                     "hidden_cos) for task: distill, found only label losses");
+    if (total <= 0)
+        return yfail(&r->src, losses_at, "losses", "expected a weight > 0 on at least one loss, found all 0");
+
+    const YNode *train = ymap_get(root, "train", NULL);
+    if (!c->data.dev && c->train.eval_every > 0)
+        return yfail(&r->src, at_key(train, "eval_every"), "train.eval_every", "expected 0 without data.dev "
+                     "(there is nothing to evaluate), found %lld", (long long)c->train.eval_every);
+    if (!c->data.dev && c->train.early_stopping_patience > 0)
+        return yfail(&r->src, at_key(train, "early_stopping_patience"), "train.early_stopping_patience",
+                     "expected 0 without data.dev (early stopping watches the dev metric), found %d",
+                     c->train.early_stopping_patience);
+    bool regression = has_mse || c->student.num_labels == 1;
+    ConfigMetric m = c->train.metric;
+    if (regression && (m == CONFIG_METRIC_ACCURACY || m == CONFIG_METRIC_F1 || m == CONFIG_METRIC_MCC))
+        return yfail(&r->src, at_key(train, "metric"), "train.metric", "expected pearson, spearman or loss for "
+                     "a regression run, found %s", CONFIG_METRIC_NAMES[m]);
+    if (!regression && has_hard && (m == CONFIG_METRIC_PEARSON || m == CONFIG_METRIC_SPEARMAN))
+        return yfail(&r->src, at_key(train, "metric"), "train.metric", "expected accuracy, f1, mcc or loss "
+                     "for a classification run (hard_ce), found %s", CONFIG_METRIC_NAMES[m]);
+    return DISTILL_OK;
+}
+
+/* ------------------------------------------------------------------ entry points */
+
+static Status decode(Rd *r, const YNode *root) {
+    Config *c = r->cfg;
+    if (!yis_null(root) && root->kind != YN_MAP) {
+        char keys[256];
+        list_names(TOP_KEYS, keys, sizeof keys);
+        char exp[320];
+        snprintf(exp, sizeof exp, "a mapping of sections (%s)", keys);
+        return fail_found(r, root, "", exp);
+    }
+    if (check_keys(r, root, "", TOP_KEYS)) return DISTILL_ERR;
+    RD_ENUM(r, root, "", "task", CONFIG_TASK_NAMES, c->task);
+    RD_ENUM(r, root, "", "device", CONFIG_DEVICE_NAMES, c->device);
+    RD_ENUM(r, root, "", "precision", CONFIG_PRECISION_NAMES, c->precision);
+    if (rd_int(r, root, "", "threads", 0, 4096, false, &c->threads)) return DISTILL_ERR;
+    char kp[160];
+    const YNode *v;
+    v = value_of(r, root, "", "run", kp, sizeof kp);
+    if (rd_run(r, v)) return DISTILL_ERR;
+    v = value_of(r, root, "", "teacher", kp, sizeof kp);
+    if (rd_model(r, v, "teacher", true)) return DISTILL_ERR;
+    v = value_of(r, root, "", "student", kp, sizeof kp);
+    if (rd_model(r, v, "student", false)) return DISTILL_ERR;
+    v = value_of(r, root, "", "data", kp, sizeof kp);
+    if (rd_data(r, v)) return DISTILL_ERR;
+    v = value_of(r, root, "", "losses", kp, sizeof kp);
+    if (rd_losses(r, v)) return DISTILL_ERR;
+    if (c->n_losses == 0) {
+        c->n_losses = 1;
+        c->losses = xcalloc(1, sizeof *c->losses);
+        loss_defaults(&c->losses[0], c->task == CONFIG_TASK_FINETUNE
+                                         ? (c->student.num_labels == 1 ? CONFIG_LOSS_MSE : CONFIG_LOSS_HARD_CE)
+                                         : CONFIG_LOSS_LOGITS_KD);
+    }
+    v = value_of(r, root, "", "optimizer", kp, sizeof kp);
+    if (rd_optimizer(r, v)) return DISTILL_ERR;
+    bool regression = c->student.num_labels == 1;
+    for (int i = 0; i < c->n_losses; i++) regression |= c->losses[i].type == CONFIG_LOSS_MSE;
+    v = value_of(r, root, "", "train", kp, sizeof kp);
+    if (rd_train(r, v, regression)) return DISTILL_ERR;
+    if (rd_resume(r, root)) return DISTILL_ERR;
+    return check_combinations(r, root);
+}
+
+Status config_parse(const char *path, int n_overrides, char **overrides, Config *out) {
+    config_defaults(out, path);
+    Rd r = {.src = {.file = out->source, .n_over = n_overrides, .over = overrides}, .cfg = out};
+    YNode *root = NULL;
+    Status st = ytree_load_file(&r.src, &root);
+    for (int i = 0; !st && i < n_overrides; i++) st = ytree_apply_override(&r.src, &root, i);
+    if (!st) st = decode(&r, root);
+    ytree_free(root);
+    if (st) config_free(out);
+    return st;
+}
+
+Status config_load(const char *path, int n_overrides, char **overrides, Config *out) {
+    if (config_parse(path, n_overrides, overrides, out)) return DISTILL_ERR;
+    if (config_check_paths(out)) {
+        config_free(out);
+        return DISTILL_ERR;
+    }
+    return DISTILL_OK;
+}
+
+/* ------------------------------------------------------------------ small helpers */
+
+const char *config_loss_type_name(ConfigLossType t) {
+    DCHECK(t >= 0 && t < CONFIG_LOSS_COUNT);
+    return CONFIG_LOSS_NAMES[t];
+}
+
+bool config_loss_needs_teacher(ConfigLossType t) { return !is_label_loss(t); }
+
+double config_temperature_at(const ConfigLoss *l, int64_t step) {
+    if (l->temperature_steps <= 0 || step <= 0) return l->temperature;
+    if (step >= l->temperature_steps) return l->temperature_end;
+    double f = (double)step / (double)l->temperature_steps;
+    return l->temperature + f * (l->temperature_end - l->temperature);
+}
+
+static void model_free(ConfigModel *m) {
+    free(m->path);
+    free(m->init_layers);
+}
+
+void config_free(Config *c) {
+    if (!c) return;
+    free(c->source);
+    free(c->run.name);
+    free(c->run.dir);
+    model_free(&c->teacher);
+    model_free(&c->student);
+    free(c->data.train);
+    free(c->data.dev);
+    free(c->data.test);
+    for (int i = 0; i < c->n_losses; i++) {
+        free(c->losses[i].name);
+        free(c->losses[i].pairs);
+    }
+    free(c->losses);
+    free(c->resume_path);
+    if (c->locations) {
+        for (int i = 0; i < c->locations->n; i++) {
+            free(c->locations->keys[i]);
+            free(c->locations->where[i]);
+        }
+        free(c->locations->keys);
+        free(c->locations->where);
+        free(c->locations);
+    }
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,246 @@
+/*
+ * config.h — the run configuration of DESIGN §6: one YAML file (parsed with libyaml), overridden
+ * from the command line (`--set key.sub=value`), validated, and printed back fully resolved.
+ * Every key, its type, default and meaning is documented in configs/README.md.
+ *
+ * Promises:
+ * - Every field of Config is typed and holds a value after a successful load: the user's, or the
+ *   documented default, or CONFIG_AUTO where the value comes from a model or data file the trainer
+ *   reads later ("from the checkpoint", "from the data").
+ * - Every rejection sets one message through distill_set_error, of the form
+ *     FILE:LINE:COLUMN: KEY: expected ..., found ...
+ *   (or `--set KEY=VALUE: KEY: expected ..., found ...` when an override is at fault), where KEY is
+ *   the dotted path (`optimizer.lr`, `losses[2].temperature.over`). Unknown keys get the closest
+ *   known key as a suggestion.
+ * - Loading reads the config file and stats the paths it names; it never creates, writes or
+ *   removes anything.
+ * - config_write_yaml prints every key (defaults included) so that loading its output gives the
+ *   same Config again.
+ *
+ * Conventions in the file: layer numbers count encoder layers from 1 (layer N is Hugging Face's
+ * `encoder.layer.{N-1}`) and 0 is the embedding output; relative paths are relative to the
+ * current directory; YAML null (`~`, `null`, or nothing) for any key means "the default".
+ *
+ * Checks split in three, by what they need:
+ *   config_parse        the YAML alone: syntax, keys, types, ranges, combinations;
+ *   config_check_paths  the file system: data.train (and dev/test) exist, teacher.path and a
+ *                       student init path exist, a resume path exists, the run dir is new or
+ *                       empty unless resuming or run.overwrite;
+ *   config_check_models the facts the trainer knows after reading the models' configs and the
+ *                       data files' attributes: vocab sizes, max positions, head counts, widths,
+ *                       layer counts, labels, world size, the resolved device.
+ * config_load = config_parse + config_check_paths; `distill bench` may use config_parse alone.
+ */
+#ifndef DISTILL_CONFIG_H
+#define DISTILL_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../engine/common.h"
+
+/* "Not set here: take it from the checkpoint, the teacher or the data" (ints and doubles). */
+#define CONFIG_AUTO (-1)
+
+typedef enum { CONFIG_TASK_DISTILL = 0, CONFIG_TASK_FINETUNE } ConfigTask;
+typedef enum { CONFIG_DEVICE_CPU = 0, CONFIG_DEVICE_CUDA, CONFIG_DEVICE_AUTO } ConfigDevice;
+typedef enum { CONFIG_PRECISION_FP32 = 0, CONFIG_PRECISION_BF16 } ConfigPrecision;
+
+/* How a model's weights start. NONE only for an absent teacher (task finetune). */
+typedef enum {
+    CONFIG_INIT_NONE = 0,
+    CONFIG_INIT_RANDOM,         /* Hugging Face's initialisation of the configured shape */
+    CONFIG_INIT_PATH,           /* a Hugging Face folder or a training checkpoint */
+    CONFIG_INIT_TEACHER_LAYERS, /* student only: the teacher's embeddings + the listed layers */
+} ConfigInit;
+
+typedef struct ConfigModel {
+    ConfigInit init;
+    char *path;             /* init PATH: the folder or checkpoint; NULL otherwise */
+    int n_init_layers;      /* init TEACHER_LAYERS: how many teacher layers are copied */
+    int *init_layers;       /* (n_init_layers) teacher layer numbers, 1-based, in student order */
+    /* Shape. With init RANDOM every one is resolved (BERT-base defaults, intermediate = 4*hidden)
+     * except vocab_size and num_labels, which may stay CONFIG_AUTO (= from the data). With init
+     * PATH or TEACHER_LAYERS, CONFIG_AUTO means "from the checkpoint / the teacher"; an explicit
+     * value must agree with it (checked by config_check_models). */
+    int layers;             /* encoder layers */
+    int hidden;             /* hidden width H; a multiple of heads */
+    int heads;              /* attention heads */
+    int intermediate;       /* FFN width */
+    int max_position;       /* position embeddings */
+    int vocab_size;
+    int type_vocab_size;
+    int num_labels;         /* classifier outputs: 0 none, 1 regression, >= 2 classes */
+    /* Student only (the teacher runs without dropout); CONFIG_AUTO = from the checkpoint. With a
+     * path, an explicit value overrides the checkpoint's (as from_pretrained(dropout=...)). */
+    double dropout;         /* hidden_dropout_prob, [0, 1) */
+    double attention_dropout; /* attention_probs_dropout_prob, [0, 1) */
+    double layer_norm_eps;  /* > 0 */
+    double initializer_range; /* std of the normal initialisation, > 0 */
+} ConfigModel;
+
+typedef struct ConfigRun {
+    char *name;             /* default: the config file's name without extension */
+    char *dir;              /* default: runs/<name> */
+    uint64_t seed;          /* one seed for init, dropout and shuffling */
+    bool overwrite;         /* allow a non-empty run dir with resume: none */
+} ConfigRun;
+
+typedef struct ConfigData {
+    char *train;            /* HDF5 from `distill prepare`; required */
+    char *dev;              /* NULL: no evaluation */
+    char *test;             /* NULL: no final test evaluation */
+    int batch_size;         /* global examples per micro-step, over all ranks */
+    int eval_batch_size;    /* resolved: batch_size when not given */
+    bool shuffle;           /* a seeded permutation per epoch */
+    bool drop_last;         /* drop the last partial batch of an epoch */
+    int max_seq;            /* 0: the file's max_seq; else truncate rows to this length */
+} ConfigData;
+
+typedef enum {
+    CONFIG_LOSS_LOGITS_KD = 0, CONFIG_LOSS_LOGITS_CE, CONFIG_LOSS_HARD_CE, CONFIG_LOSS_HIDDEN_MSE,
+    CONFIG_LOSS_EMBEDDING_MSE, CONFIG_LOSS_ATTENTION_MSE, CONFIG_LOSS_ATTENTION_KL,
+    CONFIG_LOSS_HIDDEN_COS, CONFIG_LOSS_MSE, CONFIG_LOSS_COUNT
+} ConfigLossType;
+
+typedef enum {
+    CONFIG_LAYERS_NONE = 0,  /* the type takes no layer map (logits, embeddings) */
+    CONFIG_LAYERS_UNIFORM,   /* student m <-> teacher m*N/M */
+    CONFIG_LAYERS_LAST,      /* only student layer M <-> teacher layer N (the explicit pair (M, N)) */
+    CONFIG_LAYERS_EXPLICIT,  /* the pairs below */
+} ConfigLayerMap;
+
+typedef enum { CONFIG_TARGET_SCORES = 0, CONFIG_TARGET_PROBS } ConfigAttnTarget;
+/* As losses.h: AUTO a projection per pair only where widths differ; PER_PAIR always one per pair;
+ * SHARED one for every pair of every loss asking for it; NONE never (unequal widths rejected). */
+typedef enum { CONFIG_PROJ_AUTO = 0, CONFIG_PROJ_PER_PAIR, CONFIG_PROJ_SHARED, CONFIG_PROJ_NONE } ConfigProjection;
+
+typedef struct ConfigLayerPair { int student, teacher; } ConfigLayerPair; /* layer numbers, 0 = embeddings */
+
+typedef struct ConfigLoss {
+    ConfigLossType type;
+    char *name;             /* its label in logs and metrics.jsonl; default the type; unique;
+                             * [A-Za-z0-9_-], shorter than LOSS_NAME_MAX (losses.h) */
+    double weight;          /* >= 0 */
+    /* logits_kd, logits_ce: T > 0, constant (temperature_steps == 0, end == start) or linear from
+     * temperature to temperature_end over temperature_steps steps, then held. Others: 1. */
+    double temperature;
+    double temperature_end;
+    int64_t temperature_steps;
+    ConfigLayerMap layers;  /* hidden_mse, hidden_cos, attention_*; NONE for the rest */
+    int n_pairs;            /* <= LOSS_MAX_PAIRS (losses.h) */
+    ConfigLayerPair *pairs; /* (n_pairs) when layers == EXPLICIT */
+    ConfigAttnTarget target;        /* attention_mse only (default scores) */
+    ConfigProjection projection;    /* hidden_mse, embedding_mse, hidden_cos (default auto) */
+} ConfigLoss;
+
+typedef enum { CONFIG_SCHEDULE_LINEAR = 0, CONFIG_SCHEDULE_COSINE, CONFIG_SCHEDULE_CONSTANT } ConfigSchedule;
+
+typedef struct ConfigOptimizer {  /* AdamW */
+    double lr;              /* peak learning rate, > 0 */
+    double weight_decay;    /* decoupled; biases and LayerNorm weights excluded */
+    double beta1, beta2;    /* [0, 1) */
+    double eps;             /* > 0 */
+    int64_t warmup_steps;   /* linear warmup from 0; at most one of steps / ratio is > 0 */
+    double warmup_ratio;    /* fraction of the total optimizer steps, [0, 1) */
+    ConfigSchedule schedule;/* after warmup: linear to 0, cosine to 0, or constant */
+    double max_grad_norm;   /* global L2 clipping; 0 = off */
+} ConfigOptimizer;
+
+typedef enum {
+    CONFIG_METRIC_ACCURACY = 0, CONFIG_METRIC_F1, CONFIG_METRIC_MCC, CONFIG_METRIC_PEARSON,
+    CONFIG_METRIC_SPEARMAN, CONFIG_METRIC_LOSS
+} ConfigMetric;
+
+typedef struct ConfigTrain {
+    int epochs;             /* used when max_steps == 0 */
+    int64_t max_steps;      /* optimizer steps; > 0 overrides epochs */
+    int grad_accum;         /* micro-steps per optimizer step */
+    int64_t eval_every;     /* optimizer steps between dev evaluations; 0 = each epoch's end */
+    int64_t log_every;      /* optimizer steps between log lines */
+    int64_t checkpoint_every; /* optimizer steps between checkpoints; 0 = each epoch's end */
+    int keep_last;          /* checkpoints kept; 0 = all */
+    ConfigMetric metric;    /* selects `best`; loss: lower is better, others higher */
+    bool save_best;         /* keep the best dev model as <run.dir>/best (needs data.dev) */
+    int early_stopping_patience; /* stop after this many evaluations without improvement; 0 = off */
+} ConfigTrain;
+
+typedef enum { CONFIG_RESUME_NONE = 0, CONFIG_RESUME_AUTO, CONFIG_RESUME_PATH } ConfigResume;
+
+typedef struct Config {
+    char *source;           /* the config file as given ("(no file)" when loaded from NULL) */
+    ConfigTask task;
+    ConfigRun run;
+    ConfigDevice device;
+    ConfigPrecision precision;
+    int threads;            /* CPU threads per process; 0 = all cores */
+    ConfigModel teacher;    /* init NONE when there is no teacher (task finetune) */
+    ConfigModel student;
+    ConfigData data;
+    int n_losses;
+    ConfigLoss *losses;     /* (n_losses), at least one */
+    ConfigOptimizer optimizer;
+    ConfigTrain train;
+    ConfigResume resume;
+    char *resume_path;      /* resume PATH; NULL otherwise */
+    struct ConfigLocations *locations; /* where each key was set, for run-time messages */
+} Config;
+
+/* Parses and validates everything that needs only the YAML (see the top of this file). `path`
+ * may be NULL (start from defaults); overrides are "key.sub=value" / "losses[1].weight=2"
+ * strings whose values are typed as YAML scalars (or flow collections). On error *out is left
+ * empty (config_free is safe) and the message is set. */
+Status config_parse(const char *path, int n_overrides, char **overrides, Config *out);
+/* The checks that stat the file system (see above); reads and writes nothing. */
+Status config_check_paths(const Config *cfg);
+/* config_parse + config_check_paths. */
+Status config_load(const char *path, int n_overrides, char **overrides, Config *out);
+
+/* What the trainer knows after reading the models' configs (config.json / checkpoint header)
+ * and the data files' attributes, before it allocates or trains anything. */
+typedef struct ConfigModelFacts {
+    int layers, hidden, heads, intermediate, max_position, vocab_size, type_vocab_size;
+    int num_labels;         /* 0: no classifier */
+} ConfigModelFacts;
+
+typedef struct ConfigFacts {
+    bool has_teacher;
+    ConfigModelFacts teacher; /* as loaded (ignored without a teacher) */
+    ConfigModelFacts student; /* as it will be built (init applied, CONFIG_AUTO resolved) */
+    bool has_data;          /* false: random data (bench); the data_* fields are ignored */
+    int data_vocab_size;    /* the train file's vocab_size attribute */
+    int data_max_seq;       /* the train file's max_seq */
+    bool data_has_labels;   /* the train file has /labels */
+    bool data_regression;   /* its labels are float32 */
+    int data_num_labels;    /* label_names count (0 unknown or regression) */
+    bool dev_has_labels;    /* data.dev has /labels (ignored without data.dev) */
+    int world_size;         /* ranks, >= 1 */
+    bool on_cuda;           /* the device the run resolved to */
+} ConfigFacts;
+
+/* Rejects what needs the facts: vocab or type-vocab mismatches (teacher, student, data), rows
+ * longer than a model's max positions, attention losses on unequal head counts, hidden losses on
+ * unequal widths with projection none, layer numbers beyond a model's depth, explicit shape keys
+ * that disagree with a checkpoint, logits losses without matching classifiers, label losses and
+ * metrics without (or with the wrong kind of) labels, a batch that does not split over the ranks,
+ * bf16 on the CPU. Messages point at the key that asked for the failing thing. */
+Status config_check_models(const Config *cfg, const ConfigFacts *facts);
+
+/* Prints the fully resolved config as YAML: every key, defaults included. DISTILL_ERR (with a
+ * message) if the stream fails. */
+Status config_write_yaml(const Config *cfg, FILE *f);
+
+/* "FILE:LINE:COLUMN" (or "--set ...") where `key` (e.g. "student.heads", "losses[1]") or its
+ * nearest enclosing key was set; the config file's name when none was. Valid while cfg lives. */
+const char *config_where(const Config *cfg, const char *key);
+
+/* The temperature of a logits loss at optimizer step `step` (0-based). */
+double config_temperature_at(const ConfigLoss *loss, int64_t step);
+
+const char *config_loss_type_name(ConfigLossType t);
+/* True for the types that read the teacher. */
+bool config_loss_needs_teacher(ConfigLossType t);
+
+void config_free(Config *cfg);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * config_check.c — the config checks that look beyond the YAML (see config.h): config_check_paths
+ * stats the paths the config names (it opens nothing for writing and creates nothing), and
+ * config_check_models compares the config with the facts the trainer read from the models and the
+ * data. Messages point at the key that asked for the failing thing, through config_where.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config_tree.h"
+
+const char *config_where(const Config *cfg, const char *key) {
+    const struct ConfigLocations *l = cfg->locations;
+    char k[256];
+    snprintf(k, sizeof k, "%s", key);
+    while (l && k[0]) {
+        for (int i = l->n - 1; i >= 0; i--)
+            if (!strcmp(l->keys[i], k)) return l->where[i];
+        /* the enclosing key: drop ".name" or "[i]" */
+        char *dot = strrchr(k, '.'), *br = strrchr(k, '[');
+        char *cut = dot > br ? dot : br;
+        if (!cut) break;
+        *cut = '\0';
+    }
+    return cfg->source;
+}
+
+static Status cfail(const Config *cfg, const char *key, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static Status cfail(const Config *cfg, const char *key, const char *fmt, ...) {
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    distill_set_error("%s: %s: %s", config_where(cfg, key), key, msg);
+    return DISTILL_ERR;
+}
+
+/* ------------------------------------------------------------------ paths */
+
+static Status need_file(const Config *c, const char *key, const char *path, const char *what) {
+    struct stat sb;
+    if (stat(path, &sb) != 0) return cfail(c, key, "expected %s, found '%s': %s", what, path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) return cfail(c, key, "expected %s, found '%s', a directory", what, path);
+    return DISTILL_OK;
+}
+
+/* A Hugging Face folder (holding config.json) or a checkpoint file. */
+static Status need_model(const Config *c, const char *key, const char *path, bool student) {
+    const char *what = "a Hugging Face folder (with config.json) or a checkpoint file";
+    struct stat sb;
+    if (stat(path, &sb) != 0) {
+        static const char *const words[] = {"random", "teacher_layers", NULL};
+        const char *guess = student ? yclosest(path, words) : NULL;
+        if (guess)
+            return cfail(c, key, "expected random, teacher_layers, or %s, found '%s': %s (did you mean '%s'?)",
+                         what, path, strerror(errno), guess);
+        return cfail(c, key, "expected %s, found '%s': %s", what, path, strerror(errno));
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        char cfg_json[4096];
+        snprintf(cfg_json, sizeof cfg_json, "%s/config.json", path);
+        if (stat(cfg_json, &sb) != 0)
+            return cfail(c, key, "expected %s, found the folder '%s' without config.json", what, path);
+    }
+    return DISTILL_OK;
+}
+
+Status config_check_paths(const Config *c) {
+    const char *h5 = "an existing HDF5 file made by `distill prepare`";
+    if (!c->data.train)
+        return cfail(c, "data.train", "expected the path of an HDF5 file made by `distill prepare`, found nothing");
+    if (need_file(c, "data.train", c->data.train, h5)) return DISTILL_ERR;
+    if (c->data.dev && need_file(c, "data.dev", c->data.dev, h5)) return DISTILL_ERR;
+    if (c->data.test && need_file(c, "data.test", c->data.test, h5)) return DISTILL_ERR;
+    if (c->teacher.init == CONFIG_INIT_PATH && need_model(c, "teacher.path", c->teacher.path, false))
+        return DISTILL_ERR;
+    if (c->student.init == CONFIG_INIT_PATH && need_model(c, "student.init", c->student.path, true))
+        return DISTILL_ERR;
+    struct stat sb;
+    if (c->resume == CONFIG_RESUME_PATH && stat(c->resume_path, &sb) != 0)
+        return cfail(c, "resume", "expected auto, none, or an existing checkpoint, found '%s': %s", c->resume_path,
+                     strerror(errno));
+    if (stat(c->run.dir, &sb) == 0) {
+        if (!S_ISDIR(sb.st_mode))
+            return cfail(c, "run.dir", "expected a directory for the run's outputs, found '%s', a file", c->run.dir);
+        if (c->resume == CONFIG_RESUME_NONE && !c->run.overwrite) {
+            DIR *d = opendir(c->run.dir);
+            if (!d) return cfail(c, "run.dir", "expected a readable directory, found '%s': %s", c->run.dir, strerror(errno));
+            const struct dirent *e;
+            const char *first = NULL;
+            char name[256];
+            while ((e = readdir(d)))
+                if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+                    snprintf(name, sizeof name, "%s", e->d_name);
+                    first = name;
+                    break;
+                }
+            closedir(d);
+            if (first)
+                return cfail(c, "run.dir", "expected a new or empty run directory with resume: none, found '%s' "
+                             "holding '%s' (set resume: auto to continue that run, or run.overwrite: true)",
+                             c->run.dir, first);
+        }
+    }
+    return DISTILL_OK;
+}
+
+/* ------------------------------------------------------------------ models and data */
+
+/* An explicit shape key of a model loaded from a checkpoint (or the teacher) must agree with it. */
+static Status agree(const Config *c, const char *sec, const char *key, int configured, int actual,
+                    const char *source) {
+    if (configured == CONFIG_AUTO || configured == actual) return DISTILL_OK;
+    char k[64];
+    snprintf(k, sizeof k, "%s.%s", sec, key);
+    return cfail(c, k, "expected %d as %s has (or auto), found %d", actual, source, configured);
+}
+
+static Status check_shape(const Config *c, const char *sec, const ConfigModel *m, const ConfigModelFacts *f,
+                          const char *source, bool with_layers) {
+    if ((with_layers && agree(c, sec, "layers", m->layers, f->layers, source)) ||
+        agree(c, sec, "hidden", m->hidden, f->hidden, source) || agree(c, sec, "heads", m->heads, f->heads, source) ||
+        agree(c, sec, "intermediate", m->intermediate, f->intermediate, source) ||
+        agree(c, sec, "max_position", m->max_position, f->max_position, source) ||
+        agree(c, sec, "vocab_size", m->vocab_size, f->vocab_size, source) ||
+        agree(c, sec, "type_vocab_size", m->type_vocab_size, f->type_vocab_size, source))
+        return DISTILL_ERR;
+    return DISTILL_OK;
+}
+
+static Status check_loss(const Config *c, int i, const ConfigFacts *f) {
+    const ConfigLoss *l = &c->losses[i];
+    const ConfigModelFacts *S = &f->student, *T = &f->teacher;
+    const char *type = config_loss_type_name(l->type);
+    char key[64];
+    snprintf(key, sizeof key, "losses[%d]", i);
+    bool attn = l->type == CONFIG_LOSS_ATTENTION_MSE || l->type == CONFIG_LOSS_ATTENTION_KL;
+    bool hidden = l->type == CONFIG_LOSS_HIDDEN_MSE || l->type == CONFIG_LOSS_HIDDEN_COS ||
+                  l->type == CONFIG_LOSS_EMBEDDING_MSE;
+    bool logits = l->type == CONFIG_LOSS_LOGITS_KD || l->type == CONFIG_LOSS_LOGITS_CE;
+
+    if (attn && S->heads != T->heads)
+        return cfail(c, key, "expected a student with the teacher's %d attention heads for %s, found %d heads",
+                     T->heads, type, S->heads);
+    if (hidden && S->hidden != T->hidden && l->projection == CONFIG_PROJ_NONE) {
+        snprintf(key, sizeof key, "losses[%d].projection", i);
+        return cfail(c, key, "expected auto, per_pair or shared for %s (student width %d, teacher width %d), found none",
+                     type, S->hidden, T->hidden);
+    }
+    for (int j = 0; l->layers == CONFIG_LAYERS_EXPLICIT && j < l->n_pairs; j++) {
+        const ConfigLayerPair *p = &l->pairs[j];
+        int lo = attn ? 1 : 0;
+        snprintf(key, sizeof key, "losses[%d].layers[%d]", i, j);
+        if (p->student > S->layers)
+            return cfail(c, key, "expected a student layer in %d..%d, found %d", lo, S->layers, p->student);
+        if (p->teacher > T->layers)
+            return cfail(c, key, "expected a teacher layer in %d..%d, found %d", lo, T->layers, p->teacher);
+    }
+    snprintf(key, sizeof key, "losses[%d]", i);
+    if (logits) {
+        if (T->num_labels < 2 || S->num_labels < 2)
+            return cfail(c, key, "expected classifiers on teacher and student for %s, found num_labels %d (teacher) "
+                         "and %d (student)", type, T->num_labels, S->num_labels);
+        if (T->num_labels != S->num_labels)
+            return cfail(c, key, "expected the student's classifier to have the teacher's %d labels for %s, "
+                         "found %d", T->num_labels, type, S->num_labels);
+    }
+    if (f->has_data && l->type == CONFIG_LOSS_HARD_CE) {
+        if (!f->data_has_labels)
+            return cfail(c, key, "expected labels in data.train for hard_ce, found a file without /labels");
+        if (f->data_regression)
+            return cfail(c, key, "expected class labels for hard_ce, found float (regression) labels in data.train "
+                         "(use mse)");
+    }
+    if (l->type == CONFIG_LOSS_HARD_CE && S->num_labels < 2)
+        return cfail(c, key, "expected a student classifier with >= 2 labels for hard_ce, found num_labels %d",
+                     S->num_labels);
+    if (l->type == CONFIG_LOSS_MSE) {
+        if (f->has_data && !f->data_has_labels)
+            return cfail(c, key, "expected labels in data.train for mse, found a file without /labels");
+        if (f->has_data && !f->data_regression)
+            return cfail(c, key, "expected float (regression) labels for mse, found class labels in data.train "
+                         "(use hard_ce)");
+        if (S->num_labels != 1)
+            return cfail(c, key, "expected a regression student (num_labels 1) for mse, found num_labels %d",
+                         S->num_labels);
+    }
+    return DISTILL_OK;
+}
+
+Status config_check_models(const Config *c, const ConfigFacts *f) {
+    DCHECK(f->world_size >= 1);
+    const ConfigModelFacts *S = &f->student, *T = &f->teacher;
+    bool teacher = c->teacher.init != CONFIG_INIT_NONE;
+    DCHECK(teacher == f->has_teacher);
+
+    /* explicit shape keys against what was loaded */
+    if (teacher && c->teacher.init == CONFIG_INIT_PATH &&
+        check_shape(c, "teacher", &c->teacher, T, "the teacher checkpoint", true))
+        return DISTILL_ERR;
+    if (c->student.init == CONFIG_INIT_PATH && check_shape(c, "student", &c->student, S, "the student checkpoint", true))
+        return DISTILL_ERR;
+    if (c->student.init == CONFIG_INIT_TEACHER_LAYERS) {
+        if (check_shape(c, "student", &c->student, T, "the teacher", false)) return DISTILL_ERR;
+        for (int i = 0; i < c->student.n_init_layers; i++)
+            if (c->student.init_layers[i] > T->layers) {
+                char key[64];
+                snprintf(key, sizeof key, "student.layers[%d]", i);
+                return cfail(c, key, "expected a teacher layer in 1..%d, found %d", T->layers,
+                             c->student.init_layers[i]);
+            }
+    }
+
+    /* one tokenizer for teacher, student and data */
+    if (teacher && T->vocab_size != S->vocab_size)
+        return cfail(c, "student.vocab_size", "expected the teacher's vocabulary size %d (teacher and student "
+                     "read the same token ids), found %d", T->vocab_size, S->vocab_size);
+    if (teacher && T->type_vocab_size != S->type_vocab_size)
+        return cfail(c, "student.type_vocab_size", "expected the teacher's %d token types, found %d",
+                     T->type_vocab_size, S->type_vocab_size);
+    if (f->has_data && f->data_vocab_size != S->vocab_size)
+        return cfail(c, "data.train", "expected a file tokenized with the model's vocabulary (%d entries), found "
+                     "vocab_size %d", S->vocab_size, f->data_vocab_size);
+
+    /* sequence length within every model's positions */
+    if (f->has_data) {
+        if (c->data.max_seq > f->data_max_seq)
+            return cfail(c, "data.max_seq", "expected at most the file's max_seq %d (0 = the file's), found %d",
+                         f->data_max_seq, c->data.max_seq);
+        int seq = c->data.max_seq ? c->data.max_seq : f->data_max_seq;
+        const char *key = c->data.max_seq ? "data.max_seq" : "data.train";
+        if (seq > S->max_position)
+            return cfail(c, key, "expected rows of at most the student's %d positions, found max_seq %d",
+                         S->max_position, seq);
+        if (teacher && seq > T->max_position)
+            return cfail(c, key, "expected rows of at most the teacher's %d positions, found max_seq %d",
+                         T->max_position, seq);
+    }
+
+    for (int i = 0; i < c->n_losses; i++)
+        if (check_loss(c, i, f)) return DISTILL_ERR;
+
+    /* labels (task finetune always has hard_ce or mse, whose checks above need labels) */
+    if (f->has_data) {
+        if (f->data_has_labels && !f->data_regression && f->data_num_labels > S->num_labels && S->num_labels >= 2)
+            return cfail(c, "student.num_labels", "expected at least the %d classes named in data.train, found %d",
+                         f->data_num_labels, S->num_labels);
+        ConfigMetric m = c->train.metric;
+        bool reg_metric = m == CONFIG_METRIC_PEARSON || m == CONFIG_METRIC_SPEARMAN;
+        if (c->data.dev && m != CONFIG_METRIC_LOSS) {
+            if (!f->dev_has_labels)
+                return cfail(c, "train.metric", "expected loss for a data.dev without /labels, found %s",
+                             CONFIG_METRIC_NAMES[m]);
+            if (f->data_has_labels && f->data_regression && !reg_metric)
+                return cfail(c, "train.metric", "expected pearson, spearman or loss for regression labels, found %s",
+                             CONFIG_METRIC_NAMES[m]);
+            if (f->data_has_labels && !f->data_regression && reg_metric)
+                return cfail(c, "train.metric", "expected accuracy, f1, mcc or loss for class labels, found %s",
+                             CONFIG_METRIC_NAMES[m]);
+            if (!reg_metric && S->num_labels < 2)
+                return cfail(c, "train.metric", "expected loss for a student without a classifier, found %s",
+                             CONFIG_METRIC_NAMES[m]);
+        }
+    }
+
+    /* ranks and device */
+    if (c->data.batch_size % f->world_size)
+        return cfail(c, "data.batch_size", "expected a multiple of the %d ranks (it is the global batch), found %d",
+                     f->world_size, c->data.batch_size);
+    if (c->precision == CONFIG_PRECISION_BF16 && !f->on_cuda)
+        return cfail(c, "precision", "expected fp32 when the run is on the CPU (device: %s resolved to cpu), "
+                     "found bf16", CONFIG_DEVICE_NAMES[c->device]);
+    return DISTILL_OK;
+}

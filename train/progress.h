@@ -1,0 +1,38 @@
+/*
+ * progress.h — what a run shows and records: a one-line progress bar on a TTY (step/total, epoch,
+ * each loss term, learning rate, tokens/s, ETA), plain log lines otherwise, and one JSON object per
+ * logged step or evaluation in metrics.jsonl (flushed per line, so a crash loses at most a line).
+ */
+#ifndef DISTILL_PROGRESS_H
+#define DISTILL_PROGRESS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef struct Progress {
+    bool tty;            /* stderr is a terminal: redraw one line */
+    long long total;     /* optimizer steps planned */
+    double t_start;      /* wall clock at start (or resume) */
+    long long step_start;/* step at start (or resume), for the ETA */
+    FILE *jsonl;         /* metrics.jsonl, or NULL */
+    bool line_open;      /* a bar is drawn and not yet ended by a newline */
+} Progress;
+
+/* Opens (appends to) metrics_path when non-NULL. `truncate_at` >= 0 cuts the file to that many
+ * bytes first (resume: drop lines logged after the checkpoint). */
+bool progress_open(Progress *p, const char *metrics_path, long long total, long long step_start,
+                   long long truncate_at);
+/* Byte offset of metrics.jsonl now (saved in checkpoints). */
+long long progress_offset(const Progress *p);
+/* A training step: term names/values (n terms), total loss, lr, tokens/s. Draws the bar (TTY) or
+ * prints a log line when `print` is true, and writes the JSON line when `log` is true. */
+void progress_step(Progress *p, long long step, int epoch, const char *const *names, const float *values,
+                   int n, float loss, double lr, double grad_norm, double tokens_per_s, bool print, bool log);
+/* An evaluation: writes {"step":..,"split":"dev","loss":..,...} and prints a line. */
+void progress_eval(Progress *p, long long step, const char *split, double loss, double accuracy,
+                   double f1, double mcc, long long n, bool is_best);
+/* Ends the bar line (before other output). */
+void progress_break(Progress *p);
+void progress_close(Progress *p);
+
+#endif
