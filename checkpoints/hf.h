@@ -6,7 +6,8 @@
  *     present, else from "num_labels", else 2; settings distill does not implement (hidden_act other
  *     than "gelu", relative position embeddings, decoders, a model_type other than "bert") are errors;
  *   - tensor names are accepted with or without the "bert." prefix (BertModel checkpoints such as
- *     sentence-transformers' have none); F32, F16 and BF16 tensors load (converted to f32);
+ *     sentence-transformers' have none), and TF-era LayerNorm names (gamma/beta) as HF renames
+ *     them; F32, F16 and BF16 tensors load (converted to f32 exactly);
  *   - a missing pooler or classifier is freshly initialised and reported as HF reports newly
  *     initialized weights (a warning that lists them); HF's known extra heads (cls.predictions.*,
  *     cls.seq_relationship.*), the embeddings.position_ids buffer and layers beyond options.num_layers

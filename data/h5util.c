@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void h5u_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 static _Thread_local char g_h5err[256];
 
@@ -16,7 +16,7 @@ static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data) {
     return 0;
 }
 
-const char *h5_error_text(void) {
+const char *h5u_error_text(void) {
     g_h5err[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, NULL);
     return g_h5err;
@@ -35,20 +35,20 @@ static Status write_attr(hid_t loc, const char *name, hid_t ftype, hid_t mtype, 
     herr_t e = a < 0 ? -1 : H5Awrite(a, mtype, buf);
     if (a >= 0) H5Aclose(a);
     if (e < 0) {
-        distill_set_error("cannot write the attribute '%s': %s", name, h5_error_text());
+        distill_set_error("cannot write the attribute '%s': %s", name, h5u_error_text());
         return DISTILL_ERR;
     }
     return DISTILL_OK;
 }
 
-Status h5_attr_write_int(hid_t loc, const char *name, hid_t type, long long v) {
+Status h5u_attr_write_int(hid_t loc, const char *name, hid_t type, long long v) {
     hid_t sp = H5Screate(H5S_SCALAR);
     Status s = write_attr(loc, name, type, H5T_NATIVE_LLONG, sp, &v);
     H5Sclose(sp);
     return s;
 }
 
-Status h5_attr_write_str(hid_t loc, const char *name, const char *str) {
+Status h5u_attr_write_str(hid_t loc, const char *name, const char *str) {
     hid_t t = vlen_str_type(), sp = H5Screate(H5S_SCALAR);
     Status s = write_attr(loc, name, t, t, sp, &str);
     H5Sclose(sp);
@@ -56,7 +56,7 @@ Status h5_attr_write_str(hid_t loc, const char *name, const char *str) {
     return s;
 }
 
-Status h5_attr_write_strs(hid_t loc, const char *name, const char *const *strs, int n) {
+Status h5u_attr_write_strs(hid_t loc, const char *name, const char *const *strs, int n) {
     hsize_t dims[1] = {(hsize_t)n};
     hid_t t = vlen_str_type(), sp = H5Screate_simple(1, dims, NULL);
     Status s = write_attr(loc, name, t, t, sp, strs);
@@ -65,9 +65,9 @@ Status h5_attr_write_strs(hid_t loc, const char *name, const char *const *strs, 
     return s;
 }
 
-bool h5_attr_exists(hid_t loc, const char *name) { return H5Aexists(loc, name) > 0; }
+bool h5u_attr_exists(hid_t loc, const char *name) { return H5Aexists(loc, name) > 0; }
 
-Status h5_attr_read_int(hid_t loc, const char *name, long long *v) {
+Status h5u_attr_read_int(hid_t loc, const char *name, long long *v) {
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
     if (a < 0) {
         distill_set_error("the attribute '%s' is missing", name);
@@ -124,7 +124,7 @@ static Status read_strings(hid_t a, hid_t d, hid_t ft, int n, char **out) {
     return e >= 0 ? DISTILL_OK : DISTILL_ERR;
 }
 
-Status h5_attr_read_strs(hid_t loc, const char *name, char ***out, int *n) {
+Status h5u_attr_read_strs(hid_t loc, const char *name, char ***out, int *n) {
     *out = NULL;
     *n = 0;
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
@@ -148,11 +148,11 @@ Status h5_attr_read_strs(hid_t loc, const char *name, char ***out, int *n) {
     return s;
 }
 
-Status h5_attr_read_str(hid_t loc, const char *name, char **out) {
+Status h5u_attr_read_str(hid_t loc, const char *name, char **out) {
     char **v;
     int n;
     *out = NULL;
-    if (h5_attr_read_strs(loc, name, &v, &n) != DISTILL_OK) return DISTILL_ERR;
+    if (h5u_attr_read_strs(loc, name, &v, &n) != DISTILL_OK) return DISTILL_ERR;
     if (n != 1) {
         for (int i = 0; i < n; i++) free(v[i]);
         free(v);
@@ -164,7 +164,7 @@ Status h5_attr_read_str(hid_t loc, const char *name, char **out) {
     return DISTILL_OK;
 }
 
-Status h5_write_strings(hid_t loc, const char *name, const char *const *s, int n) {
+Status h5u_write_strings(hid_t loc, const char *name, const char *const *s, int n) {
     hsize_t dims[1] = {(hsize_t)n};
     hid_t t = vlen_str_type(), sp = H5Screate_simple(1, dims, NULL);
     hid_t d = H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
@@ -173,13 +173,13 @@ Status h5_write_strings(hid_t loc, const char *name, const char *const *s, int n
     H5Sclose(sp);
     H5Tclose(t);
     if (e < 0) {
-        distill_set_error("cannot write the dataset '%s': %s", name, h5_error_text());
+        distill_set_error("cannot write the dataset '%s': %s", name, h5u_error_text());
         return DISTILL_ERR;
     }
     return DISTILL_OK;
 }
 
-Status h5_read_strings(hid_t loc, const char *name, char ***out, int *n) {
+Status h5u_read_strings(hid_t loc, const char *name, char ***out, int *n) {
     *out = NULL;
     *n = 0;
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);

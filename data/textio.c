@@ -429,9 +429,11 @@ static Status open_jsonl(TextReader *r, const TextSpec *spec) {
         distill_set_error("%s:%ld: no \"label\" key: pass --label KEY, or --no-label", r->path, first);
         return DISTILL_ERR;
     }
-    snprintf(r->desc, sizeof r->desc, "text=\"%s\"%s%s%s%s%s", r->text_key, r->pair_key ? ", text-pair=\"" : "",
-             r->pair_key ? r->pair_key : "", r->pair_key ? "\"" : "", r->label_key ? ", label=" : "",
-             r->label_key ? r->label_key : "");
+    int at = snprintf(r->desc, sizeof r->desc, "text=\"%s\"", r->text_key);
+    if (r->pair_key && at < (int)sizeof r->desc)
+        at += snprintf(r->desc + at, sizeof r->desc - (size_t)at, ", text-pair=\"%s\"", r->pair_key);
+    if (r->label_key && at < (int)sizeof r->desc)
+        snprintf(r->desc + at, sizeof r->desc - (size_t)at, ", label=\"%s\"", r->label_key);
     return DISTILL_OK;
 }
 

@@ -633,8 +633,10 @@ Status tokenizer_tokenize(const Tokenizer *t, TokenizerState *st, const char *te
 Status tokenizer_words(const Tokenizer *t, TokenizerState *st, const char *text, size_t len, const char **out,
                        size_t *out_len) {
     st->words_mode = true;
-    st->words_len = 0;
-    words_append(st, "", 0); /* makes the buffer exist */
+    if (!st->words) {
+        st->words_cap = 256;
+        st->words = xmalloc(st->words_cap);
+    }
     st->words_len = 0;
     st->words[0] = '\0';
     Status s = run_text(t, st, text, len);

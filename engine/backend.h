@@ -132,4 +132,8 @@ const Backend *backend_cuda(void); /* NULL when built without CUDA */
 /* True when the CUDA backend was compiled in and a device is present. */
 bool backend_cuda_available(void);
 
+/* CPU threads for OpenMP loops and OpenBLAS (n <= 0: all cores); the current count. */
+void backend_cpu_set_threads(int n);
+int backend_cpu_threads(void);
+
 #endif

@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* ---------------------------------------------------------------- checks */
 
@@ -53,6 +54,7 @@ static const char *S(const Tensor *t) {
 static void need_kernel(Ctx *c, const void *fn, const char *op) {
     if (fn) return;
     char dev[32];
+    if (strncmp(op, "op_", 3) == 0) op += 3; /* "op tanh is not supported ..." */
     fprintf(stderr, "distill: error: op %s is not supported on device %s\n", op,
             device_str(c->device, dev, sizeof dev));
     abort();

@@ -26,8 +26,8 @@ import os
 import sys
 import tempfile
 
-import torch
-from safetensors.torch import load_file, save_file
+# torch and safetensors are imported where first needed, so argument and destination errors
+# answer at once.
 
 
 def die(msg):
@@ -36,6 +36,7 @@ def die(msg):
 
 
 def load_bin(path):
+    import torch
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - report any unpickling failure with the file name
@@ -52,6 +53,7 @@ def load_bin(path):
 
 def same_bits(a, b):
     """Same dtype, shape and bytes (NaNs included, which torch.equal calls unequal)."""
+    import torch
     return (a.dtype == b.dtype and a.shape == b.shape and
             torch.equal(a.flatten().view(torch.uint8), b.flatten().view(torch.uint8)))
 
@@ -87,6 +89,7 @@ def main():
     out = args.output or out
     if os.path.exists(out) and not args.force:
         die(f"{out}: exists (use --force to overwrite)")
+    from safetensors.torch import load_file, save_file
     state = {}
     for path in files:
         for k, v in load_bin(path).items():

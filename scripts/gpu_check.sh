@@ -24,7 +24,8 @@
 #   --dry-run        run everything except requiring a GPU (to check this script on a machine
 #                    without one; the gpu tests then skip)
 # Output: logs in $OUT (the device tool's output folder) when set, else build-gpu/gpu-check/.
-# Exit status: 0 when the build and every gpu test passed; 1 otherwise.
+# Exit status: 0 when the build and every gpu test passed and compute-sanitizer (where it runs)
+# found nothing; 1 otherwise.
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -179,6 +180,34 @@ if ((DRY)); then export DISTILL_EXPECT_GPU=0; else export DISTILL_EXPECT_GPU=1; 
 step "ctest -L gpu" ctest --test-dir "$BUILD" -L gpu --output-on-failure -j 1
 tests_rc=$?
 
+# compute-sanitizer (where the machine lets it run: Firecracker yes, gVisor no): memcheck catches
+# out-of-bounds and misaligned accesses the guard zones cannot see (reads), racecheck shared-memory
+# races in the reduction kernels. Errors found fail the check; a sanitizer that cannot start is
+# reported and skipped.
+san_rc=0
+CS="$(command -v compute-sanitizer || true)"
+[[ -z "$CS" && -x /usr/local/cuda/bin/compute-sanitizer ]] && CS=/usr/local/cuda/bin/compute-sanitizer
+if ((DRY)) || [[ -z "$CS" || ! -x "$BUILD/tests/test_cuda_ops" ]]; then
+  say "compute-sanitizer: not run ($( ((DRY)) && echo "dry run" || echo "${CS:-not found}, or no test_cuda_ops"))"
+else
+  for tool in memcheck racecheck; do
+    if (($(left) < 90)); then say "compute-sanitizer $tool: skipped, too little time left"; continue; fi
+    step "compute-sanitizer $tool" "$CS" --tool "$tool" "$BUILD/tests/test_cuda_ops" \
+      >"$LOG_DIR/sanitizer-$tool.log" 2>&1
+    summary="$(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$LOG_DIR/sanitizer-$tool.log" | tail -1)"
+    if [[ -z "$summary" ]]; then
+      say "compute-sanitizer $tool: did not run here (log tail below); not counted"
+      tail -5 "$LOG_DIR/sanitizer-$tool.log"
+    elif [[ "$summary" =~ [^0-9]0\ (errors|hazards) ]]; then
+      say "compute-sanitizer $tool: clean ($summary)"
+    else
+      say "compute-sanitizer $tool: FOUND PROBLEMS ($summary)"
+      grep -E -m 20 '^========= (Invalid|Race|Error|ERROR)|at 0x|in .*kernel' "$LOG_DIR/sanitizer-$tool.log"
+      san_rc=1
+    fi
+  done
+fi
+
 # Benchmarks that exist. A failing benchmark is reported but does not fail the check.
 bench_ran=0
 DISTILL_BIN="$BUILD/train/distill"
@@ -194,9 +223,10 @@ fi
 ((bench_ran)) || say "no GPU benchmark exists yet (distill bench with a config in configs/)"
 
 say "done in $(($(date +%s) - T0)) s; logs in $LOG_DIR"
-if ((tests_rc != 0 || build_rc != 0)); then
+if ((tests_rc != 0 || build_rc != 0 || san_rc != 0)); then
   ((tests_rc != 0)) && say "FAILED: gpu tests (exit $tests_rc)"
   ((build_rc != 0)) && say "FAILED: the full build (see build.log)"
+  ((san_rc != 0)) && say "FAILED: compute-sanitizer found problems (sanitizer-*.log)"
   exit 1
 fi
 say "PASSED"

@@ -53,6 +53,7 @@ set(DISTILL_CONFIG_BAD_FIXTURES
   metric_accuracy_for_regression
   metric_pearson_for_classification
   mse_classification_student
+  not_utf8
   num_labels_too_many
   number_quoted
   override_bad_key
@@ -113,6 +114,8 @@ set(DISTILL_CONFIG_CASES
   models_metric_dev_unlabelled models_metric_regression models_world_size models_bf16_cpu
   models_student_shape_mismatch models_teacher_shape_mismatch models_teacher_layers_too_deep
 )
+add_test(NAME config_readme_example COMMAND test_config readme_example ${CMAKE_SOURCE_DIR}/configs/README.md)
+set_tests_properties(config_readme_example PROPERTIES LABELS unit TIMEOUT 20)
 foreach(case ${DISTILL_CONFIG_CASES})
   add_test(NAME config_${case} COMMAND test_config ${case})
   set_tests_properties(config_${case} PROPERTIES LABELS unit TIMEOUT 20)

@@ -615,12 +615,43 @@ static bool case_models(const char *name) {
     return true;
 }
 
+/* The YAML block under "## A complete example" in configs/README.md loads, with the values it
+ * spells out, and survives the round trip. */
+static void case_readme_example(const char *readme_path) {
+    FILE *f = fopen(readme_path, "rb");
+    if (!f) sandbox_die("open", readme_path);
+    static char text[1 << 17];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *sec = strstr(text, "## A complete example");
+    char *start = sec ? strstr(sec, "```yaml\n") : NULL;
+    char *end = start ? strstr(start + 8, "\n```") : NULL;
+    if (!end) {
+        fprintf(stderr, "FAIL: no ```yaml block under '## A complete example' in %s\n", readme_path);
+        failures++;
+        return;
+    }
+    end[1] = '\0';
+    Config c;
+    if (load_text(start + 8, 0, NULL, &c)) { failures++; return; }
+    CHECK_STR(c.run.name, "tiny-sst2");
+    CHECK(c.device == CONFIG_DEVICE_AUTO && c.student.layers == 4 && c.student.hidden == 312);
+    CHECK(c.n_losses == 5 && c.losses[0].temperature_steps == 2000 && c.losses[3].n_pairs == 4);
+    CHECK_STR(c.losses[4].name, "gold");
+    CHECK(c.optimizer.warmup_ratio == 0.1 && c.data.max_seq == 64 && c.data.test == NULL);
+    check_round_trip(&c);
+    config_free(&c);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: test_config CASE\n");
+    if (argc < 2 || (argc != 2 && strcmp(argv[1], "readme_example")) || (!strcmp(argv[1], "readme_example") && argc != 3)) {
+        fprintf(stderr, "usage: test_config CASE | test_config readme_example configs/README.md\n");
         return 2;
     }
     const char *name = argv[1];
+    char readme[4096] = "";
+    if (argc == 3 && !realpath(argv[2], readme)) sandbox_die("realpath", argv[2]);
     sandbox_enter();
     bool known = true;
     if (!strcmp(name, "defaults")) case_defaults();
@@ -634,6 +665,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(name, "temperature")) case_temperature();
     else if (!strcmp(name, "missing_config_file")) case_missing_config_file();
     else if (!strcmp(name, "config_is_directory")) case_config_is_directory();
+    else if (!strcmp(name, "readme_example")) case_readme_example(readme);
     else known = case_models(name);
     sandbox_leave();
     if (!known) {

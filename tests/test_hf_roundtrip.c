@@ -28,16 +28,17 @@ static int g_fail;
 static char g_dir[256];
 
 static const char *tpath(const char *name) {
-    static char buf[8][512];
+    static char buf[64][512]; /* a ring: paths stay valid for 64 calls */
     static int k;
-    char *p = buf[k++ & 7];
+    char *p = buf[k++ & 63];
     snprintf(p, 512, "%s/%s", g_dir, name);
     return p;
 }
 
 /* A small cased vocabulary: the special tokens, then words with upper case. */
 static const char *write_vocab(int tokens) {
-    const char *p = tpath("vocab.txt");
+    static char p[512]; /* not a tpath() buffer: those are reused */
+    snprintf(p, sizeof p, "%s", tpath("vocab.txt"));
     FILE *fp = fopen(p, "w");
     fprintf(fp, "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n");
     for (int i = 5; i < tokens; i++) fprintf(fp, "%s%d\n", i % 2 ? "Word" : "##x", i);

@@ -90,9 +90,9 @@ static void test_conversions(void) {
 }
 
 static char *tpath(const char *name) {
-    static char buf[4][512];
+    static char buf[64][512]; /* a ring: paths stay valid for 64 calls */
     static int k;
-    char *p = buf[k++ & 3];
+    char *p = buf[k++ & 63];
     snprintf(p, 512, "%s/%s", g_dir, name);
     return p;
 }

@@ -182,7 +182,7 @@ static void die_dtype(void) {
 static void test_aborts(void) {
     expect_abort("op_linear shapes", die_linear_shapes, "op_linear: expected x (..., in) and w (out, in), found x [3, 5] w [4, 6]");
     expect_abort("op_embedding bad id", die_embedding_id, "op_embedding: id 13 at position 1 is outside [0, 13)");
-    expect_abort("missing kernel", die_missing_kernel, "distill: error: op op_tanh is not supported on device cpu");
+    expect_abort("missing kernel", die_missing_kernel, "distill: error: op tanh is not supported on device cpu");
     expect_abort("op_gelu dtype", die_dtype, "op_gelu: x must be f32, found i32");
 }
 

@@ -13,7 +13,7 @@
  * Promises: every target is written atomically by its writer (hf_save: temporary folder + rename);
  * an error leaves no target half-written. Each export target is one branch of run_exports().
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700
 #include "cli.h"
 #include "model_io.h"
 

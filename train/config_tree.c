@@ -330,6 +330,11 @@ static Status parser_error(const YSrc *src, yaml_parser_t *p, int origin) {
     YNode where = {.line = (int)p->problem_mark.line + 1, .col = (int)p->problem_mark.column + 1,
                    .origin = origin};
     if (origin >= 0) where.line = where.col = 0;
+    if (p->error == YAML_READER_ERROR) { /* encoding errors carry a byte offset, not a mark */
+        where.line = where.col = 0;
+        return yfail(src, &where, NULL, "expected UTF-8 text, found %s at byte %zu",
+                     p->problem ? p->problem : "an unreadable stream", p->problem_offset);
+    }
     /* libyaml's problems read "found character that ...", "did not find expected key", ... */
     const char *problem = p->problem ? p->problem : "an unreadable stream";
     const char *lead = strncmp(problem, "found ", 6) ? "found a syntax error: " : "";

@@ -12,6 +12,9 @@ typedef struct {
 /* One line per subcommand that has landed. */
 static const Command commands[] = {
     {"prepare", cmd_prepare},
+    {"predict", cmd_predict},
+    {"info", cmd_info},
+    {"export", cmd_export},
     {NULL, NULL},
 };
 
@@ -31,6 +34,9 @@ int main(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    /* `distill --config FILE` (and `distill train --config FILE`) train. */
+    if (!strncmp(argv[1], "--", 2)) return cmd_train(argc, argv);
+    if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
     for (const Command *c = commands; c->name; c++)
         if (!strcmp(argv[1], c->name)) return c->fn(argc - 1, argv + 1);
     fprintf(stderr, "distill: error: unknown command '%s'\n", argv[1]);

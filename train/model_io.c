@@ -29,7 +29,8 @@ static bool is_file(const char *p) {
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* The display name of each class into m->labels. */
+/* The display name of each class into m->labels (names from the data also go into the model's
+ * id2label). */
 static void fill_labels(LoadedModel *m, char **data_names, int n_data) {
     const BertConfig *c = &m->model->cfg;
     int n = c->num_labels;
@@ -41,6 +42,8 @@ static void fill_labels(LoadedModel *m, char **data_names, int n_data) {
             m->labels[i] = xstrdup(c->id2label[i]);
         } else if (use_data) {
             m->labels[i] = xstrdup(data_names[i]);
+            /* The model carries the name too, so an export says what predict says. */
+            if (i < BERT_MAX_LABELS) m->model->cfg.id2label[i] = xstrdup(data_names[i]);
         } else {
             char buf[32];
             snprintf(buf, sizeof buf, "LABEL_%d", i);
@@ -162,7 +165,8 @@ Status model_open(const char *path, const ModelOpenOptions *opt, LoadedModel *ou
         struct stat st;
         int e = stat(path, &st) == 0 ? 0 : errno;
         distill_set_error("%s: expected a Hugging Face model folder or a training checkpoint "
-                          "(.h5), found %s", path, e ? strerror(e) : "something else");
+                          "(.h5), found %s", path,
+                          e == ENOENT ? "nothing at that path" : e ? strerror(e) : "something else");
         s = DISTILL_ERR;
     } else {
         distill_set_error("%s: expected a Hugging Face model folder or a training checkpoint "

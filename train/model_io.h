@@ -15,7 +15,8 @@
  *   no randomly initialised classifier is ever used for predictions. With a classifier but no
  *   pooler, hf_load's freshly initialised pooler is reported with a warning on stderr.
  * - Label names for each class: the model's id2label, else (checkpoints) the data's label names
- *   when their count matches, else Hugging Face's "LABEL_i".
+ *   when their count matches — copied into the model's id2label too, so a folder exported from
+ *   it names classes as predict does — else Hugging Face's "LABEL_i".
  * - On failure *out holds nothing (no leak) and distill_error() names the path and the problem.
  */
 #ifndef DISTILL_TRAIN_MODEL_IO_H

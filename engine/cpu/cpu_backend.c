@@ -199,3 +199,16 @@ static const Backend g_cpu = {
 };
 
 const Backend *distill_cpu_backend(void) { return &g_cpu; }
+
+/* ---- thread count (declared in backend.h) ---- */
+#include <omp.h>
+#include <unistd.h>
+
+void backend_cpu_set_threads(int n) {
+    if (n <= 0) n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int backend_cpu_threads(void) { return omp_get_max_threads(); }

@@ -18,10 +18,10 @@
 
 /* glibc's libmvec has vector variants of erff and expf: declaring the functions SIMD-enabled lets
  * `omp simd` loops call them 4-16 lanes at a time (accurate to a few ulps, like the scalar ones).
- * Vector and scalar variants may differ in the last ulp, so which elements of a row take the
- * vector path must not depend on the thread count: simd loops here run within one row, whose
- * base is 64-byte aligned whenever the tensor's is (the arena guarantees it), never across
- * thread-dependent chunk boundaries. */
+ * Vector and scalar variants may differ in the last ulp, so which elements take the vector path
+ * must not depend on the thread count: simd loops here run within one row, whose alignment
+ * depends only on the tensor's base (64-byte aligned by the arena) and the row index, never
+ * across thread-dependent chunk boundaries. */
 #ifdef DISTILL_HAVE_LIBMVEC
 __attribute__((simd("notinbranch"))) float erff(float);
 __attribute__((simd("notinbranch"))) float expf(float);

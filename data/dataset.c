@@ -1,0 +1,420 @@
+/*
+ * dataset.c — open, check and load a prepared HDF5 file; `distill info` for data files
+ * (see dataset.h for the promise).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "dataset.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "h5util.h"
+
+enum { READ_BLOCK = 4096 }; /* rows per hyperslab read */
+
+typedef struct {
+    hid_t d;
+    int rank;
+    hsize_t dims[2];
+    H5T_class_t cls;
+} DsInfo;
+
+static const char *class_name(H5T_class_t c) {
+    switch (c) {
+    case H5T_INTEGER: return "integer";
+    case H5T_FLOAT: return "float";
+    case H5T_STRING: return "string";
+    default: return "other";
+    }
+}
+
+/* Opens /name; absent -> d = -1 and (when required) an error. */
+static Status ds_open(hid_t f, const char *path, const char *name, bool required, DsInfo *di) {
+    memset(di, 0, sizeof *di);
+    di->d = -1;
+    if (H5Lexists(f, name, H5P_DEFAULT) <= 0) {
+        if (!required) return DISTILL_OK;
+        distill_set_error("%s: the dataset /%s is missing (is this a file made by `distill prepare`?)", path, name);
+        return DISTILL_ERR;
+    }
+    di->d = H5Dopen2(f, name, H5P_DEFAULT);
+    if (di->d < 0) {
+        distill_set_error("%s: /%s is not a dataset", path, name);
+        return DISTILL_ERR;
+    }
+    hid_t sp = H5Dget_space(di->d), t = H5Dget_type(di->d);
+    di->rank = H5Sget_simple_extent_ndims(sp);
+    if (di->rank >= 1 && di->rank <= 2) H5Sget_simple_extent_dims(sp, di->dims, NULL);
+    di->cls = H5Tget_class(t);
+    H5Tclose(t);
+    H5Sclose(sp);
+    return DISTILL_OK;
+}
+
+static void ds_close(DsInfo *di) {
+    if (di->d >= 0) H5Dclose(di->d);
+    di->d = -1;
+}
+
+/* Checks class and shape: rank 1 [n] or rank 2 [n, cols] (cols < 0: any). */
+static Status ds_expect(const DsInfo *di, const char *path, const char *name, H5T_class_t cls, int rank, int64_t n,
+                        int64_t cols) {
+    bool ok = di->cls == cls && di->rank == rank && (int64_t)di->dims[0] == n &&
+              (rank == 1 || cols < 0 || (int64_t)di->dims[1] == cols);
+    if (ok) return DISTILL_OK;
+    char want[64], found[64];
+    if (rank == 1) snprintf(want, sizeof want, "%s [%lld]", class_name(cls), (long long)n);
+    else if (cols < 0) snprintf(want, sizeof want, "%s [%lld, C]", class_name(cls), (long long)n);
+    else snprintf(want, sizeof want, "%s [%lld, %lld]", class_name(cls), (long long)n, (long long)cols);
+    if (di->rank == 1) snprintf(found, sizeof found, "%s [%llu]", class_name(di->cls), (unsigned long long)di->dims[0]);
+    else if (di->rank == 2)
+        snprintf(found, sizeof found, "%s [%llu, %llu]", class_name(di->cls), (unsigned long long)di->dims[0],
+                 (unsigned long long)di->dims[1]);
+    else snprintf(found, sizeof found, "%s of rank %d", class_name(di->cls), di->rank);
+    distill_set_error("%s: /%s: expected %s, found %s", path, name, want, found);
+    return DISTILL_ERR;
+}
+
+/* Reads rows [r0, r0 + n) of a 1-D or 2-D dataset into buf as memtype. */
+static Status ds_read_rows(const DsInfo *di, const char *path, const char *name, hid_t memtype, hsize_t r0,
+                           hsize_t n, void *buf) {
+    hsize_t start[2] = {r0, 0}, count[2] = {n, di->rank == 2 ? di->dims[1] : 1};
+    hid_t fs = H5Dget_space(di->d);
+    hid_t ms = H5Screate_simple(di->rank, count, NULL);
+    herr_t e = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    if (e >= 0) e = H5Dread(di->d, memtype, ms, fs, H5P_DEFAULT, buf);
+    H5Sclose(ms);
+    H5Sclose(fs);
+    if (e < 0) {
+        distill_set_error("%s: cannot read /%s: %s", path, name, h5u_error_text());
+        return DISTILL_ERR;
+    }
+    return DISTILL_OK;
+}
+
+void dataset_free(Dataset *ds) {
+    if (!ds) return;
+    free(ds->path);
+    free(ds->source);
+    free(ds->created_by);
+    for (int i = 0; i < ds->n_label_names; i++) free(ds->label_names[i]);
+    free(ds->label_names);
+    free(ds->lengths);
+    free(ds->offsets);
+    free(ds->ids);
+    free(ds->types);
+    free(ds->labels);
+    free(ds->targets);
+    free(ds->teacher_logits);
+    free(ds);
+}
+
+static hid_t open_file(const char *path) {
+    h5u_quiet();
+    if (access(path, R_OK) != 0) {
+        distill_set_error("%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    if (H5Fis_hdf5(path) <= 0) {
+        distill_set_error("%s: not an HDF5 file", path);
+        return -1;
+    }
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f < 0) distill_set_error("%s: cannot open the HDF5 file: %s", path, h5u_error_text());
+    return f;
+}
+
+/* Attributes, with the file name in front of any error. */
+static Status attr_int(hid_t f, const char *path, const char *name, long long *v) {
+    if (h5u_attr_read_int(f, name, v) == DISTILL_OK) return DISTILL_OK;
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s: %s", path, distill_error());
+    distill_set_error("%s", msg);
+    return DISTILL_ERR;
+}
+
+static Status load_tokens(Dataset *ds, hid_t f) {
+    const char *path = ds->path;
+    const int64_t N = ds->rows;
+    const int S = ds->max_seq;
+    DsInfo di_ids, di_types;
+    Status st = ds_open(f, path, "input_ids", true, &di_ids);
+    if (st != DISTILL_OK) return st;
+    st = ds_open(f, path, "token_type_ids", true, &di_types);
+    if (st == DISTILL_OK) st = ds_expect(&di_ids, path, "input_ids", H5T_INTEGER, 2, N, S);
+    if (st == DISTILL_OK) st = ds_expect(&di_types, path, "token_type_ids", H5T_INTEGER, 2, N, S);
+    int64_t total = ds->offsets[N];
+    ds->ids = xmalloc((size_t)(total ? total : 1) * sizeof(int32_t));
+    ds->types = xmalloc((size_t)(total ? total : 1));
+    int32_t *bi = xmalloc((size_t)READ_BLOCK * (size_t)S * sizeof(int32_t)); /* [READ_BLOCK, S] */
+    uint8_t *bt = xmalloc((size_t)READ_BLOCK * (size_t)S);                   /* [READ_BLOCK, S] */
+    for (int64_t r0 = 0; st == DISTILL_OK && r0 < N; r0 += READ_BLOCK) {
+        int64_t nb = N - r0 < READ_BLOCK ? N - r0 : READ_BLOCK;
+        st = ds_read_rows(&di_ids, path, "input_ids", H5T_NATIVE_INT32, (hsize_t)r0, (hsize_t)nb, bi);
+        if (st == DISTILL_OK)
+            st = ds_read_rows(&di_types, path, "token_type_ids", H5T_NATIVE_UINT8, (hsize_t)r0, (hsize_t)nb, bt);
+        for (int64_t i = 0; st == DISTILL_OK && i < nb; i++) {
+            int64_t row = r0 + i, at = ds->offsets[row];
+            int len = ds->lengths[row];
+            for (int j = 0; j < len; j++) {
+                int32_t id = bi[i * S + j];
+                uint8_t ty = bt[i * S + j];
+                if (id < 0 || id >= ds->vocab_size || ty > 1) {
+                    if (id < 0 || id >= ds->vocab_size)
+                        distill_set_error("%s: /input_ids[%lld, %d] = %d is outside the vocabulary [0, %d)", path,
+                                          (long long)row, j, id, ds->vocab_size);
+                    else
+                        distill_set_error("%s: /token_type_ids[%lld, %d] = %d: expected 0 or 1", path, (long long)row,
+                                          j, ty);
+                    st = DISTILL_ERR;
+                    break;
+                }
+                ds->ids[at + j] = id;
+                ds->types[at + j] = ty;
+            }
+        }
+    }
+    free(bi);
+    free(bt);
+    ds_close(&di_ids);
+    ds_close(&di_types);
+    return st;
+}
+
+Status dataset_open(Dataset **out, const char *path, bool with_tokens) {
+    *out = NULL;
+    hid_t f = open_file(path);
+    if (f < 0) return DISTILL_ERR;
+    Dataset *ds = xcalloc(1, sizeof *ds);
+    ds->path = xstrdup(path);
+    DsInfo di = {.d = -1};
+    Status st = DISTILL_ERR;
+    long long v;
+    char *s = NULL;
+    if (attr_int(f, path, "max_seq", &v) != DISTILL_OK) goto done;
+    if (v < 2 || v > 1 << 16) {
+        distill_set_error("%s: the max_seq attribute is %lld: expected 2 to 65536", path, v);
+        goto done;
+    }
+    ds->max_seq = (int)v;
+    if (attr_int(f, path, "vocab_size", &v) != DISTILL_OK) goto done;
+    if (v < 1 || v > INT32_MAX) {
+        distill_set_error("%s: the vocab_size attribute is %lld: expected a positive count", path, v);
+        goto done;
+    }
+    ds->vocab_size = (int)v;
+    if (attr_int(f, path, "do_lower_case", &v) != DISTILL_OK) goto done;
+    ds->do_lower_case = v != 0;
+    if (h5u_attr_read_str(f, "vocab_sha256", &s) != DISTILL_OK || strlen(s) != 64) {
+        distill_set_error("%s: the vocab_sha256 attribute is missing or not 64 hex digits", path);
+        goto done;
+    }
+    memcpy(ds->vocab_sha256, s, 65);
+    free(s);
+    s = NULL;
+    if (h5u_attr_exists(f, "source") && h5u_attr_read_str(f, "source", &ds->source) != DISTILL_OK) goto done;
+    if (h5u_attr_exists(f, "created_by") && h5u_attr_read_str(f, "created_by", &ds->created_by) != DISTILL_OK) goto done;
+    if (!ds->source) ds->source = xstrdup("");
+    if (!ds->created_by) ds->created_by = xstrdup("");
+    if (h5u_attr_exists(f, "label_names") &&
+        h5u_attr_read_strs(f, "label_names", &ds->label_names, &ds->n_label_names) != DISTILL_OK)
+        goto done;
+
+    /* lengths fix N */
+    if (ds_open(f, path, "lengths", true, &di) != DISTILL_OK) goto done;
+    if (di.rank != 1 || di.cls != H5T_INTEGER) {
+        ds_expect(&di, path, "lengths", H5T_INTEGER, 1, di.rank >= 1 ? (int64_t)di.dims[0] : 0, 0);
+        goto done;
+    }
+    ds->rows = (int64_t)di.dims[0];
+    const int64_t N = ds->rows;
+    ds->lengths = xmalloc((size_t)(N ? N : 1) * sizeof(int32_t));
+    if (N && ds_read_rows(&di, path, "lengths", H5T_NATIVE_INT32, 0, (hsize_t)N, ds->lengths) != DISTILL_OK) goto done;
+    ds_close(&di);
+    ds->offsets = xmalloc((size_t)(N + 1) * sizeof(int64_t));
+    ds->offsets[0] = 0;
+    for (int64_t i = 0; i < N; i++) {
+        if (ds->lengths[i] < 1 || ds->lengths[i] > ds->max_seq) {
+            distill_set_error("%s: /lengths[%lld] = %d: expected 1 to max_seq (%d)", path, (long long)i, ds->lengths[i],
+                              ds->max_seq);
+            goto done;
+        }
+        ds->offsets[i + 1] = ds->offsets[i] + ds->lengths[i];
+    }
+
+    /* labels */
+    if (ds_open(f, path, "labels", false, &di) != DISTILL_OK) goto done;
+    if (di.d >= 0) {
+        H5T_class_t cls = di.cls == H5T_FLOAT ? H5T_FLOAT : H5T_INTEGER;
+        if (ds_expect(&di, path, "labels", cls, 1, N, 0) != DISTILL_OK) goto done;
+        if (cls == H5T_FLOAT) {
+            ds->label_kind = LABELS_REGRESSION;
+            ds->targets = xmalloc((size_t)(N ? N : 1) * sizeof(float));
+            if (N && ds_read_rows(&di, path, "labels", H5T_NATIVE_FLOAT, 0, (hsize_t)N, ds->targets) != DISTILL_OK)
+                goto done;
+        } else {
+            ds->label_kind = LABELS_CLASS;
+            ds->labels = xmalloc((size_t)(N ? N : 1) * sizeof(int32_t));
+            if (N && ds_read_rows(&di, path, "labels", H5T_NATIVE_INT32, 0, (hsize_t)N, ds->labels) != DISTILL_OK)
+                goto done;
+            int maxl = -1;
+            for (int64_t i = 0; i < N; i++) {
+                if (ds->labels[i] < 0) {
+                    distill_set_error("%s: /labels[%lld] = %d: expected a class index >= 0", path, (long long)i,
+                                      ds->labels[i]);
+                    goto done;
+                }
+                if (ds->labels[i] > maxl) maxl = ds->labels[i];
+            }
+            ds->num_labels = maxl + 1;
+            if (h5u_attr_exists(f, "num_labels")) {
+                if (attr_int(f, path, "num_labels", &v) != DISTILL_OK) goto done;
+                if (v < ds->num_labels) {
+                    distill_set_error("%s: the num_labels attribute is %lld but /labels holds class %d", path, v, maxl);
+                    goto done;
+                }
+                ds->num_labels = (int)v;
+            }
+            if (ds->n_label_names && ds->n_label_names < ds->num_labels) {
+                distill_set_error("%s: %d label_names for %d classes", path, ds->n_label_names, ds->num_labels);
+                goto done;
+            }
+        }
+        ds_close(&di);
+    }
+
+    /* vocab (optional: its size must agree) */
+    if (ds_open(f, path, "vocab", false, &di) != DISTILL_OK) goto done;
+    if (di.d >= 0) {
+        if (ds_expect(&di, path, "vocab", H5T_STRING, 1, ds->vocab_size, 0) != DISTILL_OK) goto done;
+        ds_close(&di);
+    }
+
+    /* teacher logits (optional) */
+    if (ds_open(f, path, "teacher_logits", false, &di) != DISTILL_OK) goto done;
+    if (di.d >= 0) {
+        if (ds_expect(&di, path, "teacher_logits", H5T_FLOAT, 2, N, -1) != DISTILL_OK) goto done;
+        ds->teacher_classes = (int)di.dims[1];
+        ds->teacher_logits = xmalloc((size_t)(N ? N : 1) * (size_t)ds->teacher_classes * sizeof(float));
+        if (N && ds_read_rows(&di, path, "teacher_logits", H5T_NATIVE_FLOAT, 0, (hsize_t)N, ds->teacher_logits) !=
+                     DISTILL_OK)
+            goto done;
+        ds_close(&di);
+    }
+
+    if (with_tokens) {
+        if (load_tokens(ds, f) != DISTILL_OK) goto done;
+    } else {
+        /* still check that the token arrays are there with the right shape */
+        DsInfo a, b;
+        Status s1 = ds_open(f, path, "input_ids", true, &a);
+        if (s1 == DISTILL_OK) s1 = ds_expect(&a, path, "input_ids", H5T_INTEGER, 2, N, ds->max_seq);
+        ds_close(&a);
+        if (s1 != DISTILL_OK) goto done;
+        s1 = ds_open(f, path, "token_type_ids", true, &b);
+        if (s1 == DISTILL_OK) s1 = ds_expect(&b, path, "token_type_ids", H5T_INTEGER, 2, N, ds->max_seq);
+        ds_close(&b);
+        if (s1 != DISTILL_OK) goto done;
+    }
+    st = DISTILL_OK;
+done:
+    free(s);
+    ds_close(&di);
+    H5Fclose(f);
+    if (st != DISTILL_OK) {
+        dataset_free(ds);
+        return DISTILL_ERR;
+    }
+    *out = ds;
+    return DISTILL_OK;
+}
+
+Status dataset_read_vocab(const char *path, char ***tokens, int *n) {
+    hid_t f = open_file(path);
+    if (f < 0) return DISTILL_ERR;
+    Status st = h5u_read_strings(f, "vocab", tokens, n);
+    H5Fclose(f);
+    if (st != DISTILL_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s: %s", path, distill_error());
+        distill_set_error("%s", msg);
+    }
+    return st;
+}
+
+/* ------------------------------------------------------------------ distill info */
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int data_info_print(const char *path, FILE *out) {
+    Dataset *ds;
+    if (dataset_open(&ds, path, false) != DISTILL_OK) {
+        distill_print_error(distill_error());
+        return 1;
+    }
+    const int64_t N = ds->rows;
+    fprintf(out, "%s: prepared data (distill prepare)\n", path);
+    fprintf(out, "  rows:          %lld\n", (long long)N);
+    fprintf(out, "  max_seq:       %d\n", ds->max_seq);
+    if (N > 0) {
+        int32_t *sorted = xmalloc((size_t)N * sizeof(int32_t));
+        memcpy(sorted, ds->lengths, (size_t)N * sizeof(int32_t));
+        qsort(sorted, (size_t)N, sizeof(int32_t), cmp_i32);
+        double sum = 0;
+        int64_t full = 0;
+        for (int64_t i = 0; i < N; i++) sum += sorted[i], full += sorted[i] == ds->max_seq;
+#define PCT(p) sorted[(int64_t)((p) * (double)(N - 1))]
+        fprintf(out, "  lengths:       min %d, mean %.1f, median %d, p90 %d, p99 %d, max %d (tokens, [CLS]/[SEP] included)\n",
+                sorted[0], sum / (double)N, PCT(0.5), PCT(0.9), PCT(0.99), sorted[N - 1]);
+#undef PCT
+        fprintf(out, "  at max_seq:    %lld rows (%.1f%%, probably truncated)\n", (long long)full,
+                100.0 * (double)full / (double)N);
+        fprintf(out, "  histogram:    ");
+        int lo = 1;
+        for (int hi = 8;; hi *= 2) {
+            int top = hi < ds->max_seq ? hi : ds->max_seq;
+            int64_t cnt = 0;
+            for (int64_t i = 0; i < N; i++) cnt += ds->lengths[i] >= lo && ds->lengths[i] <= top;
+            fprintf(out, " %d-%d: %lld", lo, top, (long long)cnt);
+            if (top == ds->max_seq) break;
+            lo = top + 1;
+            fprintf(out, ",");
+        }
+        fprintf(out, "\n");
+        free(sorted);
+    }
+    if (ds->label_kind == LABELS_CLASS) {
+        fprintf(out, "  labels:        classification, %d classes\n", ds->num_labels);
+        int64_t *counts = xcalloc((size_t)ds->num_labels + 1, sizeof(int64_t));
+        for (int64_t i = 0; i < N; i++) counts[ds->labels[i]]++;
+        for (int c = 0; c < ds->num_labels; c++) {
+            fprintf(out, "    %d", c);
+            if (c < ds->n_label_names) fprintf(out, " (%s)", ds->label_names[c]);
+            fprintf(out, ": %lld (%.1f%%)\n", (long long)counts[c], N ? 100.0 * (double)counts[c] / (double)N : 0.0);
+        }
+        free(counts);
+    } else if (ds->label_kind == LABELS_REGRESSION) {
+        double mn = INFINITY, mx = -INFINITY, sum = 0;
+        for (int64_t i = 0; i < N; i++) {
+            double t = ds->targets[i];
+            mn = t < mn ? t : mn, mx = t > mx ? t : mx, sum += t;
+        }
+        fprintf(out, "  labels:        regression, min %g, mean %g, max %g\n", N ? mn : 0.0, N ? sum / (double)N : 0.0,
+                N ? mx : 0.0);
+    } else {
+        fprintf(out, "  labels:        none\n");
+    }
+    if (ds->teacher_logits) fprintf(out, "  teacher_logits: [%lld, %d]\n", (long long)N, ds->teacher_classes);
+    fprintf(out, "  vocab:         %d tokens, sha256 %s, do_lower_case %s\n", ds->vocab_size, ds->vocab_sha256,
+            ds->do_lower_case ? "yes" : "no");
+    fprintf(out, "  source:        %s\n", ds->source[0] ? ds->source : "(not recorded)");
+    if (ds->created_by[0]) fprintf(out, "  created_by:    %s\n", ds->created_by);
+    dataset_free(ds);
+    return 0;
+}
