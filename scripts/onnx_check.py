@@ -20,7 +20,7 @@ As a command:
 Rows come from --data (a labelled TSV, tokenised with the model's vocabulary by the `tokenizers`
 package as BertTokenizer does, or an HDF5 file written by `distill prepare`), else random ids.
 
-Library (import onnx_check): load_rows, random_rows, batch, write_tool_input, engine_run,
+Library (import onnx_check): load_rows, random_rows, batch, length_batches, write_tool_input, engine_run,
 ort_session, ort_run, engine_args, optimize, fused_counts, model_meta, find_minilm, fit_probe.
 """
 
@@ -131,6 +131,12 @@ def batch(rows, idx):
     L = rows["lengths"][idx]
     S = int(L.max())
     return {k: (v[idx][:, :S] if v.ndim == 2 else v[idx]) for k, v in rows.items()}
+
+
+def length_batches(lengths, size):
+    """Row indices in batches of `size`, rows sorted by length (little padding per batch)."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i:i + size] for i in range(0, len(order), size)]
 
 
 def attention_mask(lengths, S):
@@ -270,10 +276,15 @@ def fit_probe(tool, src, out_dir, rows, num_layers=0, steps=300, l2=1e-3, label_
     fine-tuned model exists; the probe is trained, not made up. Returns the training accuracy."""
     from safetensors.numpy import load_file, save_file
     args = ["--num-labels", "0"] + (["--num-layers", str(num_layers)] if num_layers else [])
-    outs, _ = engine_run(tool, src, rows["ids"], rows["types"], rows["lengths"], args)
-    if "pooler_output" not in outs:
-        raise RuntimeError(f"{src}: the model has no pooler to fit a probe on")
-    X = outs["pooler_output"].astype(np.float64)              # (N, H)
+    X = np.zeros((len(rows["lengths"]), 0))
+    for idx in length_batches(rows["lengths"], 100):
+        b = batch(rows, idx)
+        outs, _ = engine_run(tool, src, b["ids"], b["types"], b["lengths"], args)
+        if "pooler_output" not in outs:
+            raise RuntimeError(f"{src}: the model has no pooler to fit a probe on")
+        if X.shape[1] == 0:
+            X = np.zeros((len(rows["lengths"]), outs["pooler_output"].shape[1]))
+        X[idx] = outs["pooler_output"]                         # (N, H)
     y = rows["labels"]
     C = int(y.max()) + 1
     W = np.zeros((C, X.shape[1]))

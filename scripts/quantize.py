@@ -14,7 +14,7 @@ optimizer (model_type bert, fusions only) and quantizes the optimised graph.
 Static (--static): onnxruntime.quantization.quantize_static in the QDQ format, with activation
 ranges calibrated (MinMax) on the first --calib-rows rows of a labelled file (a TSV tokenised with
 the model's vocabulary, or an HDF5 file from `distill prepare`), fed in batches of 16 with dynamic
-padding by a CalibrationDataReader. Only the MatMul inputs are quantized (the GEMMs carry the cost;
+padding by a CalibrationDataReader. Only MatMul inputs and the embedding tables (Gather) are quantized (the GEMMs carry the cost;
 quantizing LayerNorm, Softmax and the mask arithmetic costs accuracy for little speed).
 
 Prints one line: what was written, its size and the FP32 file's. OUT is written beside itself under
@@ -56,6 +56,9 @@ class RowsReader:
 def quantize(model, out, static=False, per_channel=False, weight_type="qint8",
              activation_type="quint8", calib=None, calib_rows=300, vocab=None, optimize=False):
     """Writes the INT8 model to out (atomically). Returns out."""
+    import logging
+
+    import onnx
     from onnxruntime.quantization import (CalibrationMethod, QuantFormat, QuantType,
                                           quantize_dynamic, quantize_static)
     types = {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}
@@ -66,6 +69,8 @@ def quantize(model, out, static=False, per_channel=False, weight_type="qint8",
     out_dir = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
         raise SystemExit(f"quantize.py: {out}: the folder {out_dir} does not exist or is not writable")
+    # ORT's quantizer logs a generic "consider pre-processing" advice on the root logger.
+    logging.getLogger().setLevel(logging.ERROR)
     tmp = tempfile.mkdtemp(prefix=".quantize-", dir=out_dir)
     try:
         src = model
@@ -82,11 +87,14 @@ def quantize(model, out, static=False, per_channel=False, weight_type="qint8",
                 raise SystemExit("quantize.py: a TSV calibration file needs --vocab vocab.txt")
             rows = onnx_check.load_rows(calib, vocab, limit=calib_rows)
             quantize_static(src, dst, RowsReader(rows), quant_format=QuantFormat.QDQ,
-                            op_types_to_quantize=["MatMul"], per_channel=per_channel,
+                            op_types_to_quantize=["MatMul", "Gather"], per_channel=per_channel,
                             activation_type=types[activation_type], weight_type=types[weight_type],
                             calibrate_method=CalibrationMethod.MinMax)
         else:
-            quantize_dynamic(src, dst, per_channel=per_channel, weight_type=types[weight_type])
+            # An optimised graph holds com.microsoft ops whose outputs ONNX shape inference cannot
+            # type: they are float32 (DefaultTensorType).
+            quantize_dynamic(src, dst, per_channel=per_channel, weight_type=types[weight_type],
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
         os.replace(dst, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -33,7 +33,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define WINDOW_BATCHES 16 /* rows sorted by length within this many batches */
+#define WINDOW_BATCHES 16    /* rows sorted by length within this many batches ... */
+#define WINDOW_MAX_ROWS 8192 /* ... or this many rows (memory: rows x max_seq x 5 bytes) */
 
 static const char HELP[] =
     "usage: distill predict --model DIR|CKPT.h5 (--text T [--text-pair T2] | --input FILE)\n"
@@ -457,7 +458,10 @@ static Status predict(const PredictArgs *a, const LoadedModel *lm, TextReader *r
     OutSpec o;
     if (plan_output(a, lm, &o)) return DISTILL_ERR;
     Bert *m = lm->model;
-    Window w = {.cap = a->batch * WINDOW_BATCHES, .S = a->max_seq};
+    /* Window: WINDOW_BATCHES batches, but no more than WINDOW_MAX_ROWS rows unless one batch is. */
+    int cap = a->batch * WINDOW_BATCHES;
+    if (cap > WINDOW_MAX_ROWS) cap = a->batch > WINDOW_MAX_ROWS ? a->batch : WINDOW_MAX_ROWS;
+    Window w = {.cap = cap, .S = a->max_seq};
     if (!rd) w.cap = 1;
     w.ids = xmalloc((size_t)w.cap * w.S * sizeof *w.ids);
     w.types = xmalloc((size_t)w.cap * w.S * sizeof *w.types);

@@ -15,6 +15,7 @@ static const Command commands[] = {
     {"predict", cmd_predict},
     {"info", cmd_info},
     {"export", cmd_export},
+    {"eval", cmd_eval},
     {NULL, NULL},
 };
 

@@ -107,7 +107,8 @@ static Status open_folder(const char *dir, const ModelOpenOptions *opt, LoadedMo
     out->do_lower_case = to.do_lower_case;
     if (rep.vocab_path[0]) {
         snprintf(out->vocab_path, sizeof out->vocab_path, "%s", rep.vocab_path);
-        if (tokenizer_load(&out->tok, rep.vocab_path, &to)) return DISTILL_ERR;
+        if (opt->need_tokenizer && tokenizer_load(&out->tok, rep.vocab_path, &to))
+            return DISTILL_ERR;
     } else if (opt->need_tokenizer) {
         distill_set_error("%s/vocab.txt: no such file: the model folder needs the WordPiece "
                           "vocabulary (a folder with only tokenizer.json is not supported)", dir);
@@ -134,7 +135,7 @@ static Status open_checkpoint(const char *path, const ModelOpenOptions *opt, Loa
                           out->n_vocab, out->model->cfg.vocab_size);
         return DISTILL_ERR;
     }
-    if (out->n_vocab > 0) {
+    if (out->n_vocab > 0 && opt->need_tokenizer) {
         TokenizerOptions to = tokenizer_default_options();
         to.do_lower_case = out->do_lower_case;
         if (tokenizer_from_tokens(&out->tok, (const char *const *)out->vocab, out->n_vocab, &to)) {

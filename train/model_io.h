@@ -30,7 +30,7 @@ typedef enum { MODEL_HF = 1, MODEL_CHECKPOINT = 2 } ModelKind;
 typedef struct LoadedModel {
     ModelKind kind;
     Bert *model;            /* on `device`; cfg.num_labels 0 = embeddings only */
-    Tokenizer *tok;
+    Tokenizer *tok;         /* NULL unless need_tokenizer */
     bool do_lower_case;
     char **labels;          /* (model->cfg.num_labels) display names, owned */
     char **vocab;           /* (n_vocab) tokens in id order (checkpoints); NULL for folders */
@@ -42,7 +42,8 @@ typedef struct LoadedModel {
 typedef struct ModelOpenOptions {
     Device device;          /* where the model lives */
     bool quiet;             /* hide hf_load's notes and warnings (predict); export shows them */
-    bool need_tokenizer;    /* fail when the model has no vocabulary */
+    bool need_tokenizer;    /* build the tokenizer (tok), and fail when there is no vocabulary;
+                               false: tok stays NULL (export, info) */
 } ModelOpenOptions;
 
 /* Opens `path` (see the promises above). */

@@ -17,6 +17,11 @@
 #include "../models/bert.h"
 #include "metrics.h"
 
+/* Uploads a host batch (data/loader.h) to the context's device and fills the BertInput. */
+
+#include "../data/loader.h"
+void batch_to_input(Ctx *c, const Batch *b, BertInput *in);
+
 /* Evaluates `m` on every row of `ds` (in order, batches of `batch`), tape off, dropout off.
  * Classification: hard cross-entropy loss, accuracy, F1, MCC; regression: MSE, Pearson, Spearman.
  * Requires labels in the file. */
