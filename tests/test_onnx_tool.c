@@ -7,6 +7,9 @@
  *                  [--vocab-sha256 HEX]
  *       SRC is a Hugging Face folder (hf_load) or a training checkpoint .h5 (ckpt_load_model_only).
  *       Prints one line "exported ..." or "distill: error: ..." (exit 1).
+ *   test_onnx_tool ckpt SRC OUT.h5 [--num-labels N] [--num-layers K]
+ *       Saves the model of SRC as a training checkpoint (ckpt_save, student only), so a test can
+ *       export from a checkpoint.
  *   test_onnx_tool run SRC INPUT OUT.safetensors [--num-labels N] [--num-layers K] [--threads T]
  *                  [--batch-one] [--repeat R]
  *       The engine's forward (eval mode, recording off) on INPUT — text: "B S", B rows of S token
@@ -31,7 +34,7 @@
 #include <sys/stat.h>
 
 static int usage(void) {
-    fprintf(stderr, "usage: test_onnx_tool export|run ... (see the file's comment)\n");
+    fprintf(stderr, "usage: test_onnx_tool export|ckpt|run ... (see the file's comment)\n");
     return 2;
 }
 
@@ -245,9 +248,23 @@ static int cmd_run(int argc, char **argv) {
     return rc;
 }
 
+static int cmd_ckpt(int argc, char **argv) {
+    Opts o;
+    if (argc < 4 || parse_opts(argc, argv, 4, &o)) return usage();
+    Bert *m;
+    if (load_model(argv[2], &o, &m)) return fail();
+    TrainCheckpoint ck;
+    ckpt_init(&ck);
+    ck.student = m;
+    Status s = ckpt_save(argv[3], &ck);
+    bert_free(m);
+    return s ? fail() : 0;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) return usage();
     if (!strcmp(argv[1], "export")) return cmd_export(argc, argv);
     if (!strcmp(argv[1], "run")) return cmd_run(argc, argv);
+    if (!strcmp(argv[1], "ckpt")) return cmd_ckpt(argc, argv);
     return usage();
 }

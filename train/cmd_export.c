@@ -3,7 +3,9 @@
  *
  *   --hf DIR      a Hugging Face folder (config.json, model.safetensors, vocab.txt, tokenizer
  *                 files) through hf_save, so `transformers` loads it unchanged;
- *   --onnx FILE   not implemented yet (reported as an error before anything is written).
+ *   --onnx FILE   an ONNX inference graph through onnx_export (checkpoints/onnx_export.h), with
+ *                 --fp16 (float16 weights and compute) and --opset N (14-17, default 17); the
+ *                 metadata records the config, the vocabulary's sha256 and the source.
  *
  * The source is a training checkpoint (--checkpoint CKPT.h5: the student only; projections and
  * optimizer state are not even read) or a Hugging Face folder (--model DIR: a re-export, e.g. to
@@ -19,6 +21,7 @@
 
 #include "checkpoints/ckpt.h"
 #include "checkpoints/hf.h"
+#include "checkpoints/onnx_export.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -28,7 +31,8 @@
 #include <unistd.h>
 
 static const char HELP[] =
-    "usage: distill export (--checkpoint CKPT.h5 | --model DIR) --hf OUT_DIR [--device DEV]\n"
+    "usage: distill export (--checkpoint CKPT.h5 | --model DIR) [--hf OUT_DIR]\n"
+    "                      [--onnx FILE [--fp16] [--opset N]] [--device DEV]\n"
     "\n"
     "Exports the student model for deployment.\n"
     "\n"
@@ -45,7 +49,12 @@ static const char HELP[] =
     "                      transformers' BertForSequenceClassification (BertModel without a\n"
     "                      classifier). Written to a temporary folder and renamed into place; an\n"
     "                      existing OUT_DIR is replaced only if it holds nothing but such files.\n"
-    "  --onnx FILE         not implemented yet\n"
+    "  --onnx FILE         an ONNX model: inputs input_ids, attention_mask, token_type_ids\n"
+    "                      (int64 [batch, sequence]), output logits (last_hidden_state and\n"
+    "                      pooler_output without a classifier); standard operators, opset 17;\n"
+    "                      written to a temporary file and renamed into place\n"
+    "  --fp16              ONNX in float16 (weights and compute; logits stay float32)\n"
+    "  --opset N           ONNX opset 14-17 (default 17; below 17 LayerNorm is spelled out)\n"
     "\n"
     "  --device DEV        where to load the model: cpu (default), cuda or cuda:N\n"
     "\n"
@@ -53,7 +62,8 @@ static const char HELP[] =
     "  distill export --checkpoint runs/tiny/best.h5 --hf runs/tiny/student\n";
 
 typedef struct {
-    const char *checkpoint, *model, *hf_dir, *onnx_path, *device;
+    const char *checkpoint, *model, *hf_dir, *onnx_path, *device, *opset;
+    bool fp16;
 } ExportArgs;
 
 static int usage_error(const char *msg) {
@@ -74,11 +84,16 @@ static int parse_args(int argc, char **argv, ExportArgs *a) {
             fputs(HELP, stdout);
             return -1;
         }
+        if (!strcmp(k, "--fp16")) {
+            a->fp16 = true;
+            continue;
+        }
         const char **slot = !strcmp(k, "--checkpoint") ? &a->checkpoint
                             : !strcmp(k, "--model")    ? &a->model
                             : !strcmp(k, "--hf")       ? &a->hf_dir
                             : !strcmp(k, "--onnx")     ? &a->onnx_path
                             : !strcmp(k, "--device")   ? &a->device
+                            : !strcmp(k, "--opset")    ? &a->opset
                                                        : NULL;
         if (!slot) {
             fprintf(stderr, "distill: error: export: unknown option '%s'\n"
@@ -93,7 +108,8 @@ static int parse_args(int argc, char **argv, ExportArgs *a) {
     }
     if (!a->checkpoint == !a->model)
         return usage_error("give the source: --checkpoint CKPT.h5 or --model DIR (one of them)");
-    if (!a->hf_dir && !a->onnx_path) return usage_error("give a target: --hf OUT_DIR");
+    if (!a->hf_dir && !a->onnx_path) return usage_error("give a target: --hf OUT_DIR or --onnx FILE");
+    if ((a->fp16 || a->opset) && !a->onnx_path) return usage_error("--fp16 and --opset need --onnx FILE");
     return 0;
 }
 
@@ -146,9 +162,39 @@ static Status export_hf(const ExportArgs *a, const LoadedModel *lm) {
     return DISTILL_OK;
 }
 
+static Status export_onnx(const ExportArgs *a, const LoadedModel *lm) {
+    const char *src = a->checkpoint ? a->checkpoint : a->model;
+    OnnxExportOptions o = onnx_export_defaults();
+    o.fp16 = a->fp16;
+    o.source = src;
+    char *end = NULL;
+    if (a->opset && ((o.opset = (int)strtol(a->opset, &end, 10)) <= 0 || *end)) {
+        distill_set_error("--opset %s: expected a number from %d to %d", a->opset,
+                          ONNX_EXPORT_MIN_OPSET, ONNX_EXPORT_MAX_OPSET);
+        return DISTILL_ERR;
+    }
+    /* The vocabulary's hash (as `distill prepare` records it in data files) for the metadata. */
+    Tokenizer *tok = NULL;
+    TokenizerOptions to = tokenizer_default_options();
+    if (lm->n_vocab > 0 && tokenizer_from_tokens(&tok, (const char *const *)lm->vocab, lm->n_vocab, &to))
+        return DISTILL_ERR;
+    if (lm->n_vocab == 0 && lm->vocab_path[0] && tokenizer_load(&tok, lm->vocab_path, &to))
+        return DISTILL_ERR;
+    if (tok) o.vocab_sha256 = tokenizer_vocab_sha256(tok);
+    Status s = onnx_export(lm->model, a->onnx_path, &o);
+    tokenizer_free(tok);
+    if (s) return DISTILL_ERR;
+    const BertConfig *c = &lm->model->cfg;
+    printf("exported %s -> %s (ONNX opset %d, %s: %d layers, hidden %d, %d label%s)\n", src,
+           a->onnx_path, o.opset ? o.opset : ONNX_EXPORT_DEFAULT_OPSET, o.fp16 ? "fp16" : "fp32",
+           c->num_hidden_layers, c->hidden_size, c->num_labels, c->num_labels == 1 ? "" : "s");
+    return DISTILL_OK;
+}
+
 /* One branch per export target. */
 static Status run_exports(const ExportArgs *a, const LoadedModel *lm) {
     if (a->hf_dir && export_hf(a, lm)) return DISTILL_ERR;
+    if (a->onnx_path && export_onnx(a, lm)) return DISTILL_ERR;
     return DISTILL_OK;
 }
 
@@ -156,11 +202,6 @@ int cmd_export(int argc, char **argv) {
     ExportArgs a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    if (a.onnx_path) {
-        distill_set_error("export --onnx %s: ONNX export is not implemented yet (use --hf DIR)",
-                          a.onnx_path);
-        return fail();
-    }
     if (a.checkpoint) {
         struct stat st;
         if (stat(a.checkpoint, &st) == 0 && S_ISDIR(st.st_mode)) {

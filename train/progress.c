@@ -2,7 +2,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "progress.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -96,6 +98,43 @@ void progress_eval(Progress *p, long long step, const char *split, double loss, 
     }
     fprintf(stderr, "eval %s @ step %lld: loss %.4f accuracy %.4f f1 %.4f mcc %.4f (%lld rows)%s\n", split,
             step, loss, accuracy, f1, mcc, n, is_best ? "  * best" : "");
+}
+
+void progress_eval_regression(Progress *p, long long step, const char *split, double loss, double pearson,
+                              double spearman, double mse, long long n, bool is_best) {
+    progress_break(p);
+    if (p->jsonl) {
+        fprintf(p->jsonl,
+                "{\"step\":%lld,\"split\":\"%s\",\"eval_loss\":%.6g,\"pearson\":%.6g,\"spearman\":%.6g,"
+                "\"mse\":%.6g,\"n\":%lld,\"best\":%s}\n",
+                step, split, loss, pearson, spearman, mse, n, is_best ? "true" : "false");
+        fflush(p->jsonl);
+    }
+    fprintf(stderr, "eval %s @ step %lld: loss %.4f pearson %.4f spearman %.4f mse %.4g (%lld rows)%s\n", split,
+            step, loss, pearson, spearman, mse, n, is_best ? "  * best" : "");
+}
+
+long long progress_count_evals(const char *metrics_path, long long upto_bytes, const char *split,
+                               long long after_step) {
+    FILE *f = fopen(metrics_path, "r");
+    if (!f) return 0;
+    long long count = 0, pos = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, f)) > 0 && pos + len <= upto_bytes) {
+        pos += len;
+        cJSON *rec = cJSON_Parse(line);
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(rec, "step");
+        const cJSON *sp = cJSON_GetObjectItemCaseSensitive(rec, "split");
+        if (cJSON_IsNumber(st) && cJSON_IsString(sp) && !strcmp(sp->valuestring, split) &&
+            st->valuedouble > (double)after_step)
+            count++;
+        cJSON_Delete(rec);
+    }
+    free(line);
+    fclose(f);
+    return count;
 }
 
 void progress_close(Progress *p) {

@@ -31,6 +31,15 @@ void progress_step(Progress *p, long long step, int epoch, const char *const *na
 /* An evaluation: writes {"step":..,"split":"dev","loss":..,...} and prints a line. */
 void progress_eval(Progress *p, long long step, const char *split, double loss, double accuracy,
                    double f1, double mcc, long long n, bool is_best);
+/* A regression evaluation: the same, with Pearson, Spearman and MSE in place of the
+ * classification metrics ({"step":..,"split":..,"eval_loss":..,"pearson":..,"spearman":..,"mse":..}). */
+void progress_eval_regression(Progress *p, long long step, const char *split, double loss, double pearson,
+                              double spearman, double mse, long long n, bool is_best);
+/* How many `split` evaluation records with a step > after_step the first `upto_bytes` bytes of
+ * metrics_path hold (0 when the file is missing). On resume, the dev evaluations after the best
+ * one are the evaluations without improvement that early stopping counts. */
+long long progress_count_evals(const char *metrics_path, long long upto_bytes, const char *split,
+                               long long after_step);
 /* Ends the bar line (before other output). */
 void progress_break(Progress *p);
 void progress_close(Progress *p);

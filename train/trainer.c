@@ -335,7 +335,7 @@ static Status do_eval(Run *r, bool *improved) {
         r->evals_without_improvement++;
     }
     if (r->student->cfg.num_labels == 1)
-        progress_eval(&r->prog, r->step, "dev", v.loss, v.pearson, v.spearman, v.mse, v.n, better);
+        progress_eval_regression(&r->prog, r->step, "dev", v.loss, v.pearson, v.spearman, v.mse, v.n, better);
     else
         progress_eval(&r->prog, r->step, "dev", v.loss, v.accuracy, v.f1, v.mcc, v.n, better);
     return DISTILL_OK;
@@ -450,6 +450,12 @@ int cmd_train(int argc, char **argv) {
     if (resume_path[0]) {
         if (resume_from(r, resume_path) != DISTILL_OK) goto fail;
         metrics_offset = (long long)r->metrics_offset;
+        /* Early stopping's count is not in the checkpoint: the dev evaluations logged after the
+         * best one (up to the checkpoint) are the ones without improvement. */
+        char mpath[4200];
+        snprintf(mpath, sizeof mpath, "%s/metrics.jsonl", cfg->run.dir);
+        r->evals_without_improvement =
+            (int)progress_count_evals(mpath, metrics_offset, "dev", (long long)r->best_step);
         fprintf(stderr, "distill: resuming from %s at step %lld\n", resume_path, (long long)r->step);
     } else if (cfg->resume == CONFIG_RESUME_AUTO) {
         fprintf(stderr, "distill: note: resume: auto found no checkpoint in %s; starting fresh\n", cfg->run.dir);
@@ -508,6 +514,8 @@ int cmd_train(int argc, char **argv) {
     double t_log = now_seconds();
     long long tokens_since = 0;
     bool stop = false;
+    const char *stop_env = getenv("DISTILL_STOP_AFTER_STEP");
+    long long stop_after = stop_env ? atoll(stop_env) : 0;
     while (r->step < total && !stop) {
         params_zero_grad(r->student->params);
         if (stores[1]) params_zero_grad(stores[1]);
@@ -592,6 +600,13 @@ int cmd_train(int argc, char **argv) {
             if (save_checkpoint(r, path) != DISTILL_OK) goto fail;
             if (ckpt_rotate(cfg->run.dir, cfg->train.keep_last) != DISTILL_OK) goto fail;
         }
+        /* Testing hook: die like a killed process right after this step (and its checkpoint, if
+         * one was due), so tests can check that resuming reproduces an uninterrupted run. */
+        if (stop_after > 0 && r->step == stop_after) {
+            progress_close(&r->prog);
+            fprintf(stderr, "distill: DISTILL_STOP_AFTER_STEP=%lld: stopping abruptly\n", stop_after);
+            _exit(3);
+        }
     }
     free(names);
     free(terms);
@@ -617,7 +632,10 @@ int cmd_train(int argc, char **argv) {
             st = evaluate_model(r->c, eval_model, r->test, cfg->data.eval_batch_size, &v);
             bert_free(best);
             if (st != DISTILL_OK) goto fail;
-            progress_eval(&r->prog, r->step, "test", v.loss, v.accuracy, v.f1, v.mcc, v.n, false);
+            if (r->student->cfg.num_labels == 1)
+                progress_eval_regression(&r->prog, r->step, "test", v.loss, v.pearson, v.spearman, v.mse, v.n, false);
+            else
+                progress_eval(&r->prog, r->step, "test", v.loss, v.accuracy, v.f1, v.mcc, v.n, false);
         }
     }
     rc = 0;

@@ -1,0 +1,366 @@
+"""test_e2e.py — end-to-end tests of the `distill` program on a tiny synthetic task.
+
+    test_e2e.py CASE --distill PATH/TO/distill [--keep]
+
+CASE:
+  learn       prepare the toy task (tests/e2e/toy_task.py), fine-tune a small random teacher on it
+              (tests/e2e/teacher.yaml), distil a narrower student from the teacher's best/ folder
+              with logits_kd + hidden_mse + attention_mse + embedding_mse + hard_ce
+              (tests/e2e/student.yaml); every loss term falls, dev accuracy is far above chance,
+              `distill eval` agrees with the run's own dev evaluations, `distill info` reads a
+              checkpoint, `distill export --hf` + `distill predict` run and agree with eval.
+  resume      a run stopped abruptly (DISTILL_STOP_AFTER_STEP) and resumed with `--resume auto`
+              writes the same metrics.jsonl (all but time_s and tokens_per_s) and the same final
+              and best models, byte for byte, as a run that never stopped; once stopping at a
+              checkpoint step and once between checkpoints (lines logged after the checkpoint must
+              be dropped). tests/e2e/resume.yaml.
+  regression  `prepare --regression` + `task: finetune` with loss mse and metric pearson: the loss
+              falls and dev Pearson is far above 0. tests/e2e/regression.yaml.
+  plot        scripts/plot_metrics.py draws a short run's metrics.jsonl into a non-empty PNG.
+
+Every run uses `threads: 1` and fixed seeds, so the runs are bitwise reproducible. Generated files
+go to a temporary folder (removed on success; kept with --keep or on failure, and its path printed).
+Exit status 0 on success, 1 on a failed check.
+"""
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "e2e")
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, FIXTURES)
+import toy_task  # noqa: E402
+
+FAILURES = []
+
+
+def check(cond, what):
+    print(("ok    " if cond else "FAIL  ") + what, flush=True)
+    if not cond:
+        FAILURES.append(what)
+    return cond
+
+
+def run(cmd, cwd, env=None, expect_rc=0):
+    """Runs cmd in cwd; returns (rc, stdout, stderr). A different exit status is a failure."""
+    full_env = dict(os.environ)
+    full_env.pop("DISTILL_STOP_AFTER_STEP", None)
+    if env:
+        full_env.update(env)
+    p = subprocess.run(cmd, cwd=cwd, env=full_env, capture_output=True, text=True)
+    if p.returncode != expect_rc:
+        sys.stdout.write(p.stdout[-4000:])
+        sys.stdout.write(p.stderr[-4000:])
+        raise SystemExit("FAIL  %s exited %d, expected %d" % (" ".join(cmd), p.returncode, expect_rc))
+    return p.returncode, p.stdout, p.stderr
+
+
+def read_metrics(run_dir):
+    """(step records, eval records) of run_dir/metrics.jsonl; every line must be JSON."""
+    steps, evals = [], []
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        for line in f:
+            rec = json.loads(line)
+            (evals if "split" in rec else steps).append(rec)
+    return steps, evals
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+def prepare(distill, d, regression=False):
+    suffix = "_reg" if regression else ""
+    for split in ("train", "dev"):
+        cmd = [distill, "prepare", "--vocab", "vocab.txt", "--input", split + suffix + ".tsv",
+               "--output", split + suffix + ".h5", "--max-seq", "16"]
+        cmd += ["--regression"] if regression else ["--labels", "neg,pos"]
+        run(cmd, d)
+
+
+def train(distill, d, config, *extra, env=None, expect_rc=0):
+    return run([distill, "--config", os.path.join(FIXTURES, config)] + list(extra), d, env, expect_rc)
+
+
+def check_terms_fall(steps, terms, n=4, factor=0.5):
+    """Each term's mean over the last n logged steps is below `factor` x its mean over the first n.
+    The records are single-batch values (dropout on, 16 rows), which wander by some tens of percent
+    from batch to batch; a drop by half is outside that noise, so a run that does not learn fails."""
+    check(len(steps) >= 2 * n, "at least %d step records in metrics.jsonl (found %d)" % (2 * n, len(steps)))
+    for t in terms:
+        first = mean([s[t] for s in steps[:n]])
+        last = mean([s[t] for s in steps[-n:]])
+        check(last < factor * first, "%s falls: mean of first %d logged %.4g, of last %d %.4g (need < %.2f x)"
+              % (t, n, first, n, last, factor))
+
+
+# Chance on the 100 balanced-by-construction dev rows: always predicting the majority class scores
+# the majority-class rate (computed from the generated labels, 0.55 with this seed; checked <= 0.65
+# below); guessing by a fair coin reaches 0.85 with probability 2.4e-13 (binomial tail P(X >= 85),
+# n = 100, p = 1/2: 7 sd above the mean). The teacher and student reach ~0.99.
+ACCURACY_BOUND = 0.85
+
+
+def case_learn(distill, d):
+    task = toy_task.write_task(d)
+    prepare(distill, d)
+    labels = task["dev_labels"]
+    chance = max(sum(labels), len(labels) - sum(labels)) / len(labels)
+    check(chance <= 0.65, "dev majority-class rate (chance) %.2f <= 0.65" % chance)
+
+    # -- teacher
+    train(distill, d, "teacher.yaml")
+    t_steps, t_evals = read_metrics(os.path.join(d, "teacher"))
+    t_best = max(e["accuracy"] for e in t_evals)
+    check(t_best >= ACCURACY_BOUND, "teacher best dev accuracy %.3f >= %.2f (chance %.2f)"
+          % (t_best, ACCURACY_BOUND, chance))
+    check_terms_fall(t_steps, ["hard_ce"], n=3)
+
+    # -- student
+    _, out, _ = train(distill, d, "student.yaml")
+    check("projections:" in out, "the run prints its projections (hidden 16 -> 32)")
+    sdir = os.path.join(d, "student")
+    steps, evals = read_metrics(sdir)
+    terms = ["logits_kd", "hidden_mse", "attention_mse", "embedding_mse", "hard_ce"]
+    for t in terms + ["loss", "lr", "grad_norm", "tokens_per_s", "time_s"]:
+        check(all(t in s and math.isfinite(s[t]) for s in steps), "every step record has a finite %s" % t)
+    check(all(abs(s["loss"] - sum(s[t] for t in terms)) <= 1e-4 * max(1.0, s["loss"]) for s in steps),
+          # the terms are logged weighted (losses.h), so they sum to the total; %.6g printing
+          # of 6 numbers leaves at most ~6 x 5e-7 relative.
+          "loss = sum of the (weighted) terms in every record")
+    check([s["step"] for s in steps] == list(range(5, 301, 5)), "step records at 5, 10, ..., 300 (log_every 5)")
+    check_terms_fall(steps, terms + ["loss"])
+    dev = [e for e in evals if e["split"] == "dev"]
+    check([e["step"] for e in dev] == [50, 100, 150, 200, 250, 300], "dev evaluations at every 50 steps")
+    last = dev[-1]
+    check(last["n"] == 100, "dev evaluation covers the 100 rows")
+    check(last["accuracy"] >= ACCURACY_BOUND, "student final dev accuracy %.3f >= %.2f (chance %.2f)"
+          % (last["accuracy"], ACCURACY_BOUND, chance))
+    best = [e for e in dev if e["best"]][-1]
+    check(best["accuracy"] == max(e["accuracy"] for e in dev), "the last 'best' record has the top accuracy")
+    # data.test is the dev file, and the run evaluates best/ on it at the end: the test record must
+    # repeat the best dev record (same model, rows and batches; printed with %.6g).
+    test = [e for e in evals if e["split"] == "test"]
+    check(len(test) == 1 and test[0]["accuracy"] == best["accuracy"] and test[0]["eval_loss"] == best["eval_loss"],
+          "one test record, equal to the best dev record (%s vs %s)" % (test, best))
+    for f in ("final/model.safetensors", "final/config.json", "final/vocab.txt", "best/model.safetensors",
+              "ckpt-200.h5", "ckpt-300.h5", "config.yaml"):
+        check(os.path.isfile(os.path.join(sdir, f)), "student/%s exists" % f)
+    check(not os.path.exists(os.path.join(sdir, "ckpt-100.h5")), "keep_last 2 removed ckpt-100.h5")
+
+    # -- distill eval agrees with the run's own evaluations: same weights (F32 safetensors), same
+    # batch size and thread count, so the same logits; accuracy is k/100 and metrics.jsonl prints
+    # 6 significant digits, so they agree to 1e-6 (loss: 1e-5 relative, %.6g in metrics.jsonl
+    # against %.4f in the text report -> compare the text report to 5e-5 absolute).
+    _, out, _ = run([distill, "eval", "--model", "student/final", "--data", "dev.h5", "--batch-size", "16",
+                     "--threads", "1", "--no-latency"], d)
+    m = re.search(r"loss ([0-9.]+)\s+accuracy ([0-9.]+)", out)
+    check(m is not None, "distill eval prints loss and accuracy")
+    if m:
+        check(abs(float(m.group(2)) - last["accuracy"]) <= 5e-5,
+              "eval of final/ accuracy %s = last dev eval %.4f" % (m.group(2), last["accuracy"]))
+        check(abs(float(m.group(1)) - last["eval_loss"]) <= 5e-5 + 1e-5 * last["eval_loss"],
+              "eval of final/ loss %s = last dev eval loss %.6g" % (m.group(1), last["eval_loss"]))
+    _, out, _ = run([distill, "eval", "--model", "student/best", "--data", "dev.h5", "--batch-size", "16",
+                     "--threads", "1", "--no-latency", "--json"], d)
+    js = json.loads(out)
+    check(abs(js["accuracy"] - best["accuracy"]) <= 1e-6 and
+          abs(js["loss"] - best["eval_loss"]) <= 1e-5 * max(1.0, best["eval_loss"]),
+          "eval of best/ (%.4f, loss %.6g) = the best dev eval at step %d (%.4f, loss %.6g)"
+          % (js["accuracy"], js["loss"], best["step"], best["accuracy"], best["eval_loss"]))
+
+    # -- info on a checkpoint
+    _, out, _ = run([distill, "info", "student/ckpt-300.h5"], d)
+    check(re.search(r"step 300\b", out) is not None, "info: the checkpoint is at step 300")
+    check("complete" in out and re.search(r"hash\s+ok", out) is not None, "info: complete, hash ok")
+    check("projections" in out and re.search(r"hidden 16", out) is not None, "info: student shape and projections")
+
+    # -- export the last checkpoint, predict with it
+    run([distill, "export", "--checkpoint", "student/ckpt-300.h5", "--hf", "exported"], d)
+    for f in ("config.json", "model.safetensors", "vocab.txt"):
+        check(os.path.isfile(os.path.join(d, "exported", f)), "exported/%s exists" % f)
+    with open(os.path.join(d, "exported", "model.safetensors"), "rb") as a, \
+            open(os.path.join(sdir, "final", "model.safetensors"), "rb") as b:
+        check(a.read() == b.read(), "export of ckpt-300.h5 = the run's final/ model, byte for byte")
+    _, out, _ = run([distill, "predict", "--model", "exported", "--text", "a good and very nice film",
+                     "--output", "probs", "--threads", "1"], d)
+    probs = json.loads(out)["probs"]
+    check(len(probs) == 2 and abs(sum(probs) - 1.0) < 1e-5, "predict --text: 2 probabilities summing to 1")
+    _, out, _ = run([distill, "predict", "--model", "exported", "--input", "dev.tsv", "--output", "label",
+                     "--threads", "1"], d)
+    preds = [json.loads(line)["label"] for line in out.splitlines()]
+    gold = ["pos" if y else "neg" for y in labels]
+    acc = sum(p == g for p, g in zip(preds, gold)) / len(gold)
+    check(len(preds) == len(gold), "predict --input dev.tsv: one line per row (%d)" % len(preds))
+    check(abs(acc - last["accuracy"]) <= 1e-6,
+          "predict's accuracy on dev.tsv %.4f = the run's last dev accuracy %.4f" % (acc, last["accuracy"]))
+
+
+def strip_timing(path):
+    """metrics.jsonl lines with time_s and tokens_per_s removed (they depend on the wall clock)."""
+    out = []
+    with open(path) as f:
+        for line in f:
+            rec = json.loads(line)
+            rec.pop("time_s", None)
+            rec.pop("tokens_per_s", None)
+            out.append(json.dumps(rec, sort_keys=True))
+    return out
+
+
+def same_file(a, b):
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read() == fb.read()
+
+
+def case_resume(distill, d):
+    toy_task.write_task(d)
+    prepare(distill, d)
+    N = 30
+    # (reference run, its extra --set's, the stopped runs as (name, K, checkpoint resumed from)).
+    # K = 12: a checkpoint step (checkpoint_every 6), mid-epoch. K = 15: between checkpoints, so the
+    # resumed run restarts from ckpt-12 and must drop the lines for steps 13-15 the first process
+    # wrote. E: early stopping with patience 2 on a dev accuracy that stalls from step 5 on (the
+    # random teacher teaches nothing useful): the uninterrupted run stops at step 15; a run resumed
+    # at 12 must too, so the count of evaluations without improvement must survive the resume.
+    scenarios = [("A", [], [("B", 12, 12), ("C", 15, 12)]),
+                 ("E", ["train.max_steps=60", "train.early_stopping_patience=2"], [("F", 12, 12)])]
+    for ref_name, sets, stopped in scenarios:
+        extra = []
+        for kv in sets:
+            extra += ["--set", kv]
+        train(distill, d, "resume.yaml", "--set", "run.dir=" + ref_name, *extra)
+        ref = strip_timing(os.path.join(d, ref_name, "metrics.jsonl"))
+        if ref_name == "A":
+            n_steps = sum('"split"' not in line for line in ref)
+            check(n_steps == N and len(ref) == N + N // 5, "run A logged %d steps and %d evaluations" % (N, N // 5))
+        else:
+            last_step = json.loads(ref[-1])["step"]
+            check(last_step < 60, "run %s stopped early (at step %d of 60)" % (ref_name, last_step))
+        for name, K, ckpt in stopped:
+            train(distill, d, "resume.yaml", "--set", "run.dir=" + name, *extra,
+                  env={"DISTILL_STOP_AFTER_STEP": str(K)}, expect_rc=3)
+            mdir = os.path.join(d, name)
+            check(not os.path.exists(os.path.join(mdir, "final")), "%s: stopped at step %d before final/" % (name, K))
+            first = strip_timing(os.path.join(mdir, "metrics.jsonl"))
+            check(first == ref[:len(first)] and len(first) > 0,
+                  "%s: the stopped run's %d metrics lines are a prefix of run %s's" % (name, len(first), ref_name))
+            _, _, err = train(distill, d, "resume.yaml", "--set", "run.dir=" + name, *extra, "--resume", "auto")
+            check(re.search(r"resuming from \S*ckpt-%d\.h5 at step %d" % (ckpt, ckpt), err) is not None,
+                  "%s: resumed from ckpt-%d.h5 at step %d" % (name, ckpt, ckpt))
+            got = strip_timing(os.path.join(mdir, "metrics.jsonl"))
+            diff = [i for i in range(max(len(got), len(ref)))
+                    if i >= len(got) or i >= len(ref) or got[i] != ref[i]]
+            check(not diff, "%s: metrics.jsonl (less time_s, tokens_per_s) = run %s's%s"
+                  % (name, ref_name, "" if not diff else "; first difference at line %d:\n  %s: %s\n  %s: %s"
+                     % (diff[0] + 1, ref_name, ref[diff[0]] if diff[0] < len(ref) else "(none)", name,
+                        got[diff[0]] if diff[0] < len(got) else "(none)")))
+            for f in ("final/model.safetensors", "best/model.safetensors"):
+                check(same_file(os.path.join(d, ref_name, f), os.path.join(mdir, f)),
+                      "%s: %s is byte-identical to run %s's" % (name, f, ref_name))
+
+
+def case_regression(distill, d):
+    task = toy_task.write_task(d)
+    prepare(distill, d, regression=True)
+    _, out, _ = run([distill, "info", "train_reg.h5"], d)
+    check("regression" in out, "info: train_reg.h5 has regression labels")
+    train(distill, d, "regression.yaml")
+    steps, evals = read_metrics(os.path.join(d, "reg"))
+    check(all(math.isfinite(s["mse"]) and s["loss"] == s["mse"] for s in steps), "records: loss = mse, finite")
+    # The target's variance is 1/18 (~0.056: k/3 with k ~ Binomial(3, 1/2)); predicting the mean
+    # gives that MSE. Halving the loss is far beyond batch noise.
+    check_terms_fall(steps, ["mse"], n=3)
+    dev = [e for e in evals if e["split"] == "dev"]
+    check(len(dev) == 4 and all("pearson" in e and "spearman" in e and "mse" in e for e in dev),
+          "4 dev evaluations, each with pearson, spearman and mse (found keys %s)"
+          % (sorted(dev[-1].keys()) if dev else "none"))
+    if not dev or "pearson" not in dev[-1]:
+        return
+    last = dev[-1]
+    best = [e for e in dev if e["best"]][-1]
+    test = [e for e in evals if e["split"] == "test"]
+    # data.test is the dev file; the run evaluates best/ on it at the end: the same numbers.
+    check(len(test) == 1 and all(test[0].get(k) == best[k] for k in ("pearson", "spearman", "mse", "eval_loss")),
+          "one test record with pearson/spearman/mse, equal to the best dev record (%s vs %s)" % (test, best))
+    # Pearson of an uninformed predictor over 100 rows is ~N(0, 0.1); 0.8 is 8 sd above it. The
+    # target is an exact function of the words, so a model that learns reaches ~0.99.
+    check(last["pearson"] >= 0.8, "dev pearson %.3f >= 0.8" % last["pearson"])
+    variance = 1.0 / 18.0
+    check(last["mse"] < 0.25 * variance, "dev mse %.4g < 1/4 of the target variance %.4g" % (last["mse"], variance))
+    check(abs(last["eval_loss"] - last["mse"]) <= 1e-6 * max(1.0, last["mse"]) + 1e-9,
+          "dev eval_loss = dev mse for a regression run")
+    _, out, _ = run([distill, "eval", "--model", "reg/final", "--data", "dev_reg.h5", "--batch-size", "16",
+                     "--threads", "1", "--no-latency", "--json"], d)
+    js = json.loads(out)
+    # same weights, batches and threads as the run's own last evaluation: equal to %.6g printing.
+    check(abs(js["pearson"] - last["pearson"]) <= 1e-5, "eval of reg/final pearson %.6g = last dev eval %.6g"
+          % (js["pearson"], last["pearson"]))
+    tgt = task["dev_targets"]
+    check(len(set(tgt)) > 1, "dev targets are not constant")
+
+
+def case_plot(distill, d):
+    toy_task.write_task(d)
+    prepare(distill, d)
+    train(distill, d, "student.yaml", "--set", "teacher={init: random, layers: 2, hidden: 32, heads: 4, "
+          "intermediate: 64, max_position: 32}", "--set", "train.max_steps=40", "--set", "train.eval_every=20")
+    out_png = os.path.join(d, "metrics.png")
+    p = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "plot_metrics.py"), "student",
+                        "--out", out_png], cwd=d, capture_output=True, text=True)
+    sys.stdout.write(p.stdout + p.stderr)
+    check(p.returncode == 0, "plot_metrics.py exits 0 (rc %d)" % p.returncode)
+    ok = os.path.isfile(out_png) and os.path.getsize(out_png) > 1000
+    check(ok, "it wrote a PNG of more than 1000 bytes")
+    if ok:
+        with open(out_png, "rb") as f:
+            check(f.read(8) == b"\x89PNG\r\n\x1a\n", "the file has the PNG signature")
+    # the default output path is RUN_DIR/metrics.png
+    p = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "plot_metrics.py"), "student"],
+                       cwd=d, capture_output=True, text=True)
+    check(p.returncode == 0 and os.path.getsize(os.path.join(d, "student", "metrics.png")) > 1000,
+          "without --out it writes RUN_DIR/metrics.png")
+    # a folder without metrics.jsonl is an error with a message, and writes nothing
+    os.mkdir(os.path.join(d, "empty"))
+    p = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "plot_metrics.py"), "empty"],
+                       cwd=d, capture_output=True, text=True)
+    check(p.returncode != 0 and "metrics.jsonl" in p.stderr and not os.listdir(os.path.join(d, "empty")),
+          "a folder without metrics.jsonl: non-zero exit, a message naming metrics.jsonl, nothing written")
+
+
+CASES = {"learn": case_learn, "resume": case_resume, "regression": case_regression, "plot": case_plot}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--distill", required=True, help="the distill binary")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch folder")
+    a = ap.parse_args()
+    distill = os.path.abspath(a.distill)
+    d = tempfile.mkdtemp(prefix="distill-e2e-%s-" % a.case)
+    try:
+        CASES[a.case](distill, d)
+    except SystemExit as e:
+        print(e)
+        FAILURES.append(str(e))
+    if FAILURES or a.keep:
+        print("scratch folder kept: %s" % d)
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+    if FAILURES:
+        print("%d check(s) failed" % len(FAILURES))
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
