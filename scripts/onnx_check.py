@@ -271,11 +271,12 @@ def find_minilm():
     return None
 
 
-def finetune(src, out_dir, rows, num_layers=0, lr=1e-4, batch_size=16, seed=0, label_names=None):
+def finetune(src, out_dir, rows, num_layers=0, lr=1e-4, batch_size=16, seed=0, label_names=None,
+             new_pooler=False):
     """Fine-tunes the Hugging Face folder src (its first num_layers layers when > 0) as
     BertForSequenceClassification on `rows` for one epoch, with scripts/torch_bert.py: AdamW (lr,
     weight decay 0.01), batches of batch_size in a seeded order, dropout on, embeddings frozen; a new
-    classifier (and pooler when src has none) initialised as Hugging Face does. Writes out_dir
+    classifier (and pooler when src has none, or new_pooler) initialised as Hugging Face does. Writes out_dir
     (config.json, model.safetensors, vocab.txt, tokenizer files) through a temporary folder renamed
     into place. For tests and demo reports where no distill-trained model exists: the model is
     trained, briefly, not made up. Returns the mean training loss of the epoch."""
@@ -297,7 +298,8 @@ def finetune(src, out_dir, rows, num_layers=0, lr=1e-4, batch_size=16, seed=0, l
     state = load_file(os.path.join(src, "model.safetensors"))
     L = cfg["num_hidden_layers"]
     keep = {k: torch.from_numpy(v) for k, v in state.items()
-            if not any(f"layer.{j}." in k for j in range(L, 1000)) and not k.startswith("classifier.")}
+            if not any(f"layer.{j}." in k for j in range(L, 1000)) and not k.startswith("classifier.")
+            and not (new_pooler and "pooler." in k)}
     model.load_hf_state_dict(keep)
     for p in model.embeddings.parameters():
         p.requires_grad = False

@@ -18,6 +18,7 @@
 #define _XOPEN_SOURCE 700
 #include "cli.h"
 #include "model_io.h"
+#include "runtime.h"
 
 #include "checkpoints/ckpt.h"
 #include "checkpoints/hf.h"
@@ -211,7 +212,7 @@ int cmd_export(int argc, char **argv) {
         }
     }
     ModelOpenOptions mo = {.device = device_cpu(), .quiet = false, .need_tokenizer = false};
-    if (a.device && model_parse_device(a.device, &mo.device)) return fail();
+    if (a.device && runtime_pick_device(a.device, &mo.device)) return fail();
     LoadedModel lm;
     if (model_open(a.checkpoint ? a.checkpoint : a.model, &mo, &lm)) return fail();
     Status s = run_exports(&a, &lm);

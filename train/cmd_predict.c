@@ -19,6 +19,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 #include "model_io.h"
+#include "runtime.h"
 
 #include "data/textio.h"
 #include "engine/ops.h"
@@ -528,10 +529,10 @@ int cmd_predict(int argc, char **argv) {
     PredictArgs a;
     int rc = parse_args(argc, argv, &a);
     if (rc) return rc < 0 ? 0 : rc;
-    if (a.threads) model_set_threads(a.threads);
+    if (a.threads) runtime_set_threads(a.threads);
 
     ModelOpenOptions mo = {.device = device_cpu(), .quiet = true, .need_tokenizer = true};
-    if (a.device && model_parse_device(a.device, &mo.device)) return fail();
+    if (a.device && runtime_pick_device(a.device, &mo.device)) return fail();
     LoadedModel lm;
     if (model_open(a.model, &mo, &lm)) return fail();
 

@@ -9,10 +9,8 @@
 #include "checkpoints/hf.h"
 #include "checkpoints/safetensors.h"
 
-#include <cblas.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,34 +225,3 @@ Status model_vocab_file(const LoadedModel *m, const char *dir, char *path_out, s
     return DISTILL_OK;
 }
 
-void model_set_threads(int n) {
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
-}
-
-Status model_parse_device(const char *name, Device *dev) {
-    if (strcmp(name, "cpu") == 0) {
-        *dev = device_cpu();
-        return DISTILL_OK;
-    }
-    int index = 0;
-    char extra;
-    if (strcmp(name, "cuda") != 0 && sscanf(name, "cuda:%d%c", &index, &extra) != 1) {
-        distill_set_error("--device: expected cpu, cuda or cuda:N, found '%s'", name);
-        return DISTILL_ERR;
-    }
-    const Backend *be = backend_cuda();
-    if (!be || !backend_cuda_available()) {
-        distill_set_error("--device %s: %s", name,
-                          be ? "no CUDA device is present" : "this build has no CUDA backend");
-        return DISTILL_ERR;
-    }
-    if (index < 0 || index >= be->device_count()) {
-        distill_set_error("--device %s: expected an index below %d", name, be->device_count());
-        return DISTILL_ERR;
-    }
-    if (be->init(index)) return DISTILL_ERR;
-    dev->type = DEV_CUDA;
-    dev->index = index;
-    return DISTILL_OK;
-}

@@ -57,11 +57,5 @@ void model_close(LoadedModel *m);
 Status model_vocab_file(const LoadedModel *m, const char *dir, char *path_out, size_t n,
                         bool *temp);
 
-/* Sets the CPU thread count for OpenMP loops and the BLAS (n >= 1). */
-void model_set_threads(int n);
-
-/* "cpu" or "cuda" (or "cuda:N") into *dev, initialising the CUDA backend; an error when the build
- * has no CUDA backend or no such device is present. */
-Status model_parse_device(const char *name, Device *dev);
 
 #endif

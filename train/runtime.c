@@ -1,6 +1,7 @@
 /* runtime.c — threads and device selection (see runtime.h). */
 #include "runtime.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,7 +17,9 @@ Status runtime_pick_device(const char *name, Device *out) {
         *out = d;
         return DISTILL_OK;
     }
-    bool want_cuda = !strncmp(name, "cuda", 4);
+    int index = 0;
+    char extra;
+    bool want_cuda = !strcmp(name, "cuda") || sscanf(name, "cuda:%d%c", &index, &extra) == 1;
     if (!want_cuda && strcmp(name, "auto") != 0) {
         distill_set_error("device: expected cpu, cuda, cuda:N or auto, found '%s'", name);
         return DISTILL_ERR;
@@ -33,7 +36,7 @@ Status runtime_pick_device(const char *name, Device *out) {
         return DISTILL_ERR;
     }
     d.type = DEV_CUDA;
-    d.index = name[4] == ':' ? atoi(name + 5) : 0;
+    d.index = index;
     if (d.index < 0 || d.index >= cuda->device_count()) {
         distill_set_error("device: %s does not exist (%d CUDA devices)", name, cuda->device_count());
         return DISTILL_ERR;
