@@ -277,48 +277,50 @@ static const char *graph_output(Ex *x, const char *cast_name, const char *value,
     return value;
 }
 
+/* The whole graph; `outputs` gets the output names, comma-separated (for the metadata). */
 static Status build_graph(Ex *x, char *outputs, size_t n_outputs) {
     const Bert *m = x->m;
     const BertConfig *c = &m->cfg;
     OnnxGraph *g = x->g;
-    const char *const bs[2] = {"batch", "sequence"};
-    const int64_t unused[3] = {0, 0, c->hidden_size};
-    og_add_input(g, "input_ids", OG_INT64, 2, unused, bs);
-    og_add_input(g, "attention_mask", OG_INT64, 2, unused, bs);
-    og_add_input(g, "token_type_ids", OG_INT64, 2, unused, bs);
+    /* symbolic dims are named in *_names; the sizes beside them are read only where the name
+     * is NULL: batch x sequence (x hidden | x num_labels) */
+    const char *const bs_names[3] = {"batch", "sequence", NULL};
+    const char *const b_names[2] = {"batch", NULL};
+    const int64_t bsh[3] = {0, 0, c->hidden_size}, bh[2] = {0, c->hidden_size};
+    const int64_t bc[2] = {0, c->num_labels};
+    og_add_input(g, "input_ids", OG_INT64, 2, bsh, bs_names);
+    og_add_input(g, "attention_mask", OG_INT64, 2, bsh, bs_names);
+    og_add_input(g, "token_type_ids", OG_INT64, 2, bsh, bs_names);
 
-    const char *h;
+    const char *h; /* (B, S, H) */
     if (embeddings(x, &h)) return DISTILL_ERR;
-    const char *mask = extended_mask(x);
+    const char *mask = extended_mask(x); /* (B, 1, 1, S) */
     for (int l = 0; l < c->num_hidden_layers; l++)
         if (encoder_layer(x, l, h, mask, &h)) return DISTILL_ERR;
 
-    const char *bsh[3] = {"batch", "sequence", NULL};
-    const char *b_[2] = {"batch", NULL};
     if (c->num_labels == 0) {
         /* a BertModel: the last hidden state, and the pooler output when there is a pooler */
         h = graph_output(x, "/bert/Cast_1", h, "last_hidden_state");
-        og_add_output(g, "last_hidden_state", OG_FLOAT, 3, unused, bsh);
+        og_add_output(g, "last_hidden_state", OG_FLOAT, 3, bsh, bs_names);
         snprintf(outputs, n_outputs, "last_hidden_state");
     }
-    if (c->has_pooler && m->pool_w) {
-        const char *first = og_op(g, "/bert/pooler/Gather", "Gather", h,
-                                  i64(x, "onnx::Gather_zero", 0), NULL);
-        og_attr_int(g, "axis", 1);
-        const char *pd, *pooled, *logits;
-        if (gemm(x, "/bert/pooler/dense/Gemm", first, m->pool_w, m->pool_b, &pd)) return DISTILL_ERR;
-        pooled = og_op(g, "/bert/pooler/activation/Tanh", "Tanh", pd, NULL);
-        if (c->num_labels > 0) {
-            if (gemm(x, "/classifier/Gemm", pooled, m->cls_w, m->cls_b, &logits)) return DISTILL_ERR;
-            graph_output(x, "/classifier/Cast", logits, "logits");
-            const int64_t dims[2] = {0, c->num_labels};
-            og_add_output(g, "logits", OG_FLOAT, 2, dims, b_);
-            snprintf(outputs, n_outputs, "logits");
-        } else {
-            graph_output(x, "/bert/pooler/Cast", pooled, "pooler_output");
-            og_add_output(g, "pooler_output", OG_FLOAT, 2, unused + 1, b_);
-            snprintf(outputs, n_outputs, "last_hidden_state,pooler_output");
-        }
+    if (!c->has_pooler || !m->pool_w) return DISTILL_OK;
+    const char *first = og_op(g, "/bert/pooler/Gather", "Gather", h, /* (B, H) at [CLS] */
+                              i64(x, "onnx::Gather_zero", 0), NULL);
+    og_attr_int(g, "axis", 1);
+    const char *pd, *logits;
+    if (gemm(x, "/bert/pooler/dense/Gemm", first, m->pool_w, m->pool_b, &pd)) return DISTILL_ERR;
+    const char *pooled = og_op(g, "/bert/pooler/activation/Tanh", "Tanh", pd, NULL); /* (B, H) */
+    if (c->num_labels > 0) {
+        if (gemm(x, "/classifier/Gemm", pooled, m->cls_w, m->cls_b, &logits)) /* (B, C) */
+            return DISTILL_ERR;
+        graph_output(x, "/classifier/Cast", logits, "logits");
+        og_add_output(g, "logits", OG_FLOAT, 2, bc, b_names);
+        snprintf(outputs, n_outputs, "logits");
+    } else {
+        graph_output(x, "/bert/pooler/Cast", pooled, "pooler_output");
+        og_add_output(g, "pooler_output", OG_FLOAT, 2, bh, b_names);
+        snprintf(outputs, n_outputs, "last_hidden_state,pooler_output");
     }
     return DISTILL_OK;
 }

@@ -13,6 +13,7 @@
 #   DISTILL_TEACHER_STEPS / DISTILL_STUDENT_STEPS   optimizer steps (defaults: the configs' values)
 #   DISTILL_SKIP_INSTALL=1                          skip scripts/install-deps.sh
 #   DISTILL_RUNS                                    where runs go (default: runs)
+#   DISTILL_EXTRA_SETS                              more "key=value" overrides for both runs
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -43,6 +44,7 @@ common=(--set run.overwrite=true --set "data.train=$RUNS/data/sst2/train.h5" --s
 teacher_extra=(); student_extra=()
 [[ -n "${DISTILL_TEACHER_STEPS:-}" ]] && teacher_extra=(--set "train.max_steps=$DISTILL_TEACHER_STEPS")
 [[ -n "${DISTILL_STUDENT_STEPS:-}" ]] && student_extra=(--set "train.max_steps=$DISTILL_STUDENT_STEPS")
+for kv in ${DISTILL_EXTRA_SETS:-}; do common+=(--set "$kv"); done
 
 say "fine-tune the teacher (all-MiniLM-L6-v2 -> SST-2)"
 "$DISTILL" --config configs/finetune-teacher.yaml "${common[@]}" --set "run.dir=$RUNS/teacher" \

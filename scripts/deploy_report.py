@@ -14,7 +14,8 @@ model the script
      weights per channel); with --calib also static INT8 (QDQ, MinMax calibration on --calib-rows
      rows of the training file);
   2. runs every file in ONNX Runtime (CPU) on every row of the labelled file: accuracy, F1 of class 1
-     (binary tasks; macro F1 otherwise), and how often its argmax agrees with the FP32 graph's;
+     (binary tasks; macro F1 otherwise), how often its argmax agrees with the FP32 graph's, and the
+     time for the whole file (batches of 32, 2 threads);
   3. times batch 1, one row at a time at its own length, over the first --latency-rows rows, after
      one warm-up pass, with 1 and with 2 intra-op threads: the median per sample;
   4. runs `distill eval` (the engine's own C forward) on the same prepared file with 1 and 2
@@ -70,7 +71,9 @@ def scores(pred, labels, classes):
 
 
 def predict(path, rows):
+    """Logits of every row (batches of 32, length-sorted, 2 threads) and the seconds it took."""
     sess = oc.ort_session(path, threads=2)
+    t = time.perf_counter()
     out = None
     for idx in oc.length_batches(rows["lengths"], 32):
         b = oc.batch(rows, idx)
@@ -78,7 +81,7 @@ def predict(path, rows):
         if out is None:
             out = np.zeros((len(rows["lengths"]), logits.shape[1]), np.float32)
         out[idx] = logits
-    return out
+    return out, time.perf_counter() - t
 
 
 def latency_ms(path, rows, n, threads):
@@ -137,14 +140,14 @@ def model_rows(a, name, src, h5, rows, work):
     ref = None
     out = []
     for prec, graph, path in files:
-        logits = predict(path, rows)
+        logits, secs = predict(path, rows)
         pred = logits.argmax(1)
         if ref is None:
             ref = pred
         acc, f1 = scores(pred, labels, classes)
         out.append({"model": name, "precision": prec, "graph": graph,
                     "mb": os.path.getsize(path) / 1e6, "acc": acc, "f1": f1,
-                    "agree": float((pred == ref).mean()),
+                    "agree": float((pred == ref).mean()), "secs": secs,
                     "ort1": latency_ms(path, rows, a.latency_rows, 1),
                     "ort2": latency_ms(path, rows, a.latency_rows, 2)})
         print(f"  {name} {prec} {graph}: {out[-1]['mb']:.1f} MB, accuracy {acc:.4f}, F1 {f1:.4f}",
@@ -161,13 +164,14 @@ def fmt(v, spec, none="—"):
 
 
 def table(rows):
-    head = ("| model | precision | graph | size (MB) | accuracy | F1 | agrees with FP32 | "
+    head = ("| model | precision | graph | size (MB) | accuracy | F1 | agrees with FP32 | set (s) | "
             "ORT 1 thread (ms) | ORT 2 threads (ms) | engine C 1 thread (ms) | "
             "engine C 2 threads (ms) |")
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         lines.append(f"| {r['model']} | {r['precision']} | {r['graph']} | {r['mb']:.1f} | "
-                     f"{r['acc']:.4f} | {r['f1']:.4f} | {r['agree']:.2%} | {r['ort1']:.2f} | "
+                     f"{r['acc']:.4f} | {r['f1']:.4f} | {r['agree']:.2%} | {r['secs']:.1f} | "
+                     f"{r['ort1']:.2f} | "
                      f"{r['ort2']:.2f} | {fmt(r.get('eng1'), '.2f')} | {fmt(r.get('eng2'), '.2f')} |")
     return "\n".join(lines)
 
@@ -225,14 +229,15 @@ def main():
     md += [f"Teacher `{a.teacher}`, student `{a.student}`. ONNX Runtime {onnxruntime.__version__} "
            f"(CPU), {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}.", "",
            table(all_rows), "",
-           "Latency: median per sample at batch 1 over the first "
+           "set (s): ONNX Runtime's time for every row of the file (batches of 32, 2 threads), "
+           "the reference's time column. Latency: median per sample at batch 1 over the first "
            f"{min(a.latency_rows, len(rows['lengths']))} rows, each at its own length, after a "
            "warm-up pass. The engine's columns are `distill eval` (its own C forward, FP32) on the "
            "same prepared rows; it reports accuracy "
            + ", ".join(f"{r['eng_acc']:.4f} ({r['model']})" for r in all_rows if "eng_acc" in r)
            + ", which must equal the FP32 plain rows'. INT8 dynamic: QInt8 weights per output "
            "channel (scripts/quantize.py). Agreement: rows whose argmax equals the FP32 plain "
-           "graph's.", ""]
+           "graph's. FP16 targets GPU runtimes; its CPU latency is shown for completeness.", ""]
     for name, c in fused.items():
         md.append(f"Fused by the optimizer ({name}): " +
                   ", ".join(f"{k} {v}" for k, v in c.items() if v) + ".")

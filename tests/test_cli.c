@@ -287,9 +287,17 @@ static void case_export(void) {
 
     /* Errors: nothing written. */
     char *onnx = path_in("x.onnx"), *hf3 = path_in("hf3"), *missing = path_in("missing.h5");
-    expect_error(run("export", "--checkpoint", ck, "--onnx", onnx, NULL), 1, "not implemented",
-                 "--onnx");
-    CHECK(!exists(onnx), "--onnx left %s", onnx);
+    char *onnx_bad = path_in("no-such-dir/x.onnx");
+    {
+        Run ok = run("export", "--checkpoint", ck, "--onnx", onnx, NULL);
+        CHECK(ok.rc == 0, "--onnx: exit %d (stderr: %s)", ok.rc, ok.err);
+        CHECK(exists(onnx), "--onnx wrote no %s", onnx);
+        run_free(&ok);
+    }
+    expect_error(run("export", "--checkpoint", ck, "--onnx", onnx_bad, NULL), 1, "no-such-dir",
+                 "--onnx into a missing folder");
+    CHECK(!exists(onnx_bad), "a failed --onnx left %s", onnx_bad);
+    free(onnx_bad);
     expect_error(run("export", "--checkpoint", missing, "--hf", hf3, NULL), 1, "missing.h5",
                  "missing checkpoint");
     CHECK(!exists(hf3), "a failed export left %s", hf3);

@@ -12,7 +12,8 @@ Through test_onnx_tool export (checkpoints/onnx_export.h) and, with --distill, `
   - a write that fails half-way (the file size limit, RLIMIT_FSIZE, set below the model's size) ->
     exit 1 with the write error;
   and after each: no file at the target, an existing file there unchanged, no temporary file left.
-  One good export through `distill export --onnx` passes onnx.checker (the command works end to end).
+  Good exports through `distill export --onnx` from a folder and from a checkpoint pass
+  onnx.checker (the command works end to end).
 scripts/quantize.py: a missing input and an unwritable output folder exit non-zero with a message
 and write nothing.
 """
@@ -141,15 +142,19 @@ def run(a, work):
                      limit_bytes=20000)
 
     if a.distill:
-        good = os.path.join(out_dir, "good.onnx")
-        r = subprocess.run([a.distill, "export", "--model", model, "--onnx", good],
-                           capture_output=True, text=True)
-        ok = r.returncode == 0 and os.path.isfile(good)
-        if ok:
-            import onnx
-            onnx.checker.check_model(onnx.load(good), full_check=True)
-        check(ok, f"distill export --model DIR --onnx FILE: exit {r.returncode} {r.stderr.strip()}")
-        os.remove(good)
+        ckpt = os.path.join(work, "model.h5")
+        subprocess.run([a.tool, "ckpt", model, ckpt], check=True)
+        for flag, src in (("--model", model), ("--checkpoint", ckpt)):
+            good = os.path.join(out_dir, "good.onnx")
+            r = subprocess.run([a.distill, "export", flag, src, "--onnx", good],
+                               capture_output=True, text=True)
+            ok = r.returncode == 0 and os.path.isfile(good)
+            if ok:
+                import onnx
+                onnx.checker.check_model(onnx.load(good), full_check=True)
+            check(ok, f"distill export {flag} SRC --onnx FILE: exit {r.returncode} {r.stderr.strip()}")
+            if os.path.isfile(good):
+                os.remove(good)
 
     # scripts/quantize.py
     src = os.path.join(work, "src.onnx")
