@@ -60,7 +60,7 @@ static const char HELP[] =
     "  --device DEV        where to load the model: cpu (default), cuda or cuda:N\n"
     "\n"
     "Example:\n"
-    "  distill export --checkpoint runs/tiny/best.h5 --hf runs/tiny/student\n";
+    "  distill export --checkpoint runs/tiny/ckpt-400.h5 --hf runs/tiny/student --onnx runs/tiny/student.onnx\n";
 
 typedef struct {
     const char *checkpoint, *model, *hf_dir, *onnx_path, *device, *opset;
