@@ -335,7 +335,36 @@ def case_plot(distill, d):
           "a folder without metrics.jsonl: non-zero exit, a message naming metrics.jsonl, nothing written")
 
 
-CASES = {"learn": case_learn, "resume": case_resume, "regression": case_regression, "plot": case_plot}
+def case_teacher_layers(distill, d):
+    """student.init: teacher_layers copies the teacher's embeddings, the listed layers (in the given
+    order), pooler and classifier. With a learning rate of 1e-30 one AdamW step moves no f32 weight
+    (an update of ~1e-30 is far below half an ulp of any weight), so the exported student must hold
+    the teacher's tensors bit for bit, layer 0 <- teacher layer 2, layer 1 <- teacher layer 1."""
+    from safetensors.numpy import load_file
+    toy_task.write_task(d)
+    prepare(distill, d)
+    train(distill, d, "teacher.yaml", "--set", "train.max_steps=20", "--set", "train.eval_every=0")
+    train(distill, d, "student.yaml", "--set", "student={init: teacher_layers, layers: [2, 1], dropout: 0.0}",
+          "--set", "optimizer={lr: 1.0e-30, weight_decay: 0.0}", "--set", "train={max_steps: 1, eval_every: 0}",
+          "--set", "losses=[{type: logits_kd}]", "--set", "data.test=")
+    t = load_file(os.path.join(d, "teacher", "best", "model.safetensors"))
+    s_ = load_file(os.path.join(d, "student", "final", "model.safetensors"))
+    check(sum(1 for k in s_ if ".encoder.layer." in k and ".layer.2." in k) == 0,
+          "the student has 2 encoder layers (no layer 2)")
+    mapping = {0: 2, 1: 1}  # student layer <- teacher layer (0-based): config lists 1-based [2, 1]
+    bad = []
+    for k, v in s_.items():
+        src = k
+        for sl, tl in mapping.items():
+            tag = ".encoder.layer.%d." % sl
+            if tag in k:
+                src = k.replace(tag, ".encoder.layer.%d." % (tl - 1))
+        if src not in t or t[src].shape != v.shape or not (t[src] == v).all():
+            bad.append(k)
+    check(not bad, "every student tensor equals its teacher source (mismatches: %s)" % bad[:5])
+
+
+CASES = {"learn": case_learn, "teacher_layers": case_teacher_layers, "resume": case_resume, "regression": case_regression, "plot": case_plot}
 
 
 def main():
