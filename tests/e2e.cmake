@@ -5,7 +5,7 @@
 # plot script (scripts/plot_metrics.py); a student initialised from chosen teacher layers. Each case works in its own temporary folder. Python:
 # DISTILL_PYTHON, standard library only (matplotlib for the plot case). All four take ~6 s on one
 # core; the timeout leaves room for a loaded CI machine.
-foreach(case learn resume regression plot teacher_layers)
+foreach(case learn resume regression plot teacher_layers bench)
   add_test(NAME e2e_${case}
            COMMAND ${DISTILL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_e2e.py ${case}
                    --distill $<TARGET_FILE:distill>)

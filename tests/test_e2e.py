@@ -364,7 +364,27 @@ def case_teacher_layers(distill, d):
     check(not bad, "every student tensor equals its teacher source (mismatches: %s)" % bad[:5])
 
 
-CASES = {"learn": case_learn, "teacher_layers": case_teacher_layers, "resume": case_resume, "regression": case_regression, "plot": case_plot}
+def case_bench(distill, d):
+    """distill bench --json: one JSON object with the documented fields, the shapes it ran, and a
+    self-consistent timing (tokens/s = batch*seq / median step; min <= median <= max)."""
+    teacher = "teacher={init: random, layers: 2, hidden: 32, heads: 4, intermediate: 64, max_position: 32}"
+    _, out, _ = run([distill, "bench", "--config", os.path.join(FIXTURES, "student.yaml"), "--set", teacher,
+                     "--steps", "3", "--seq", "16", "--json"], d)
+    lines = [l for l in out.splitlines() if l.strip()]
+    check(len(lines) == 1, "bench --json prints one line (found %d)" % len(lines))
+    r = json.loads(lines[0])
+    for k in ("step_ms", "tokens_per_s", "teacher_ms", "student_ms", "gflops_per_s", "peak_rss_mb", "teacher", "student"):
+        check(k in r, "bench --json has %s" % k)
+    sm = r["step_ms"]
+    check(0 < sm["min"] <= sm["median"] <= sm["max"], "min <= median <= max step time: %s" % sm)
+    check(abs(r["tokens_per_s"] - 16 * 16 / (sm["median"] / 1e3)) <= 0.01 * r["tokens_per_s"],
+          "tokens/s = batch*seq / median step (within rounding)")
+    check(r["student"] == {"layers": 2, "hidden": 16, "heads": 4, "intermediate": 32}, "student shape %s" % r["student"])
+    check(r["teacher"]["hidden"] == 32, "teacher shape %s" % r["teacher"])
+    check(not os.listdir(d), "bench wrote nothing (cwd is empty)")
+
+
+CASES = {"learn": case_learn, "teacher_layers": case_teacher_layers, "bench": case_bench, "resume": case_resume, "regression": case_regression, "plot": case_plot}
 
 
 def main():

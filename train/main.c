@@ -17,6 +17,7 @@ static const Command commands[] = {
     {"info", cmd_info},
     {"export", cmd_export},
     {"eval", cmd_eval},
+    {"bench", cmd_bench},
     {NULL, NULL},
 };
 
