@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""bench_step.py — one distillation training step, distill against PyTorch, same work, same run.
+
+The step is configs/tiny.yaml's: a teacher forward (no grad) and a student forward + backward with
+logits_kd (T = 2, T^2 * KL batchmean), hidden_mse (a Linear projection per uniformly mapped pair),
+attention_mse on scores (entries <= -1e2 zeroed on both sides) and embedding_mse (a projection),
+then global-norm clipping and AdamW. Both sides use random weights of the same shapes and random
+token ids, every row `seq` tokens long, the same thread count. distill is timed by
+`distill bench --json` (median step after one warm-up); PyTorch (Debian's 1.13, eager, float32,
+scripts/torch_bert.py) by the same protocol here. Prints both and the ratio (> 1: distill faster),
+and the achieved GFLOP/s of each (teacher forward + 3x student forward, GEMMs and attention).
+
+Usage: bench_step.py --distill build/train/distill [--batch 32] [--seq 64] [--threads 2] [--steps 5]
+                     [--teacher 6,384,12,1536] [--student 4,312,12,1200]
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+
+def shape(s):
+    L, H, A, I = (int(x) for x in s.split(","))
+    return {"num_hidden_layers": L, "hidden_size": H, "num_attention_heads": A, "intermediate_size": I,
+            "vocab_size": 30522, "num_labels": 2}
+
+
+def forward_flops(c, B, S):
+    T, H, I = B * S, c["hidden_size"], c["intermediate_size"]
+    per_layer = 2.0 * T * (4 * H * H + 2 * H * I) + 4.0 * B * S * S * H
+    return c["num_hidden_layers"] * per_layer + 2.0 * B * H * H + 2.0 * B * H * c["num_labels"]
+
+
+def torch_step_times(tc, sc, B, S, threads, steps):
+    import torch
+    import torch.nn.functional as F
+    from torch_bert import TorchBert
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    teacher, student = TorchBert(tc).eval(), TorchBert(sc).train()
+    Lt, Ls = tc["num_hidden_layers"], sc["num_hidden_layers"]
+    pairs = [(m, m * Lt // Ls) for m in range(1, Ls + 1)]  # uniform map, hidden-state indices
+    Ht, Hs = tc["hidden_size"], sc["hidden_size"]
+    projs = torch.nn.ModuleList([torch.nn.Linear(Hs, Ht) for _ in range(len(pairs) + 1)])
+    params = list(student.parameters()) + list(projs.parameters())
+    decay = [p for n, p in list(student.named_parameters()) + list(projs.named_parameters())
+             if not (n.endswith("bias") or "LayerNorm" in n)]
+    no_decay = [p for n, p in list(student.named_parameters()) + list(projs.named_parameters())
+                if n.endswith("bias") or "LayerNorm" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=1e-5)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(1000, 30522, (B, S), generator=g)
+    mask = torch.ones(B, S, dtype=torch.long)
+    T = 2.0
+    times = []
+    for s in range(steps + 1):
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            to = teacher(ids, mask)
+        so = student(ids, mask)
+        loss = F.kl_div(F.log_softmax(so["logits"] / T, -1), F.softmax(to["logits"] / T, -1),
+                        reduction="batchmean") * T * T
+        for i, (m, n) in enumerate(pairs):
+            loss = loss + F.mse_loss(projs[i](so["hidden_states"][m]), to["hidden_states"][n])
+            a_s, a_t = so["scores"][m - 1], to["scores"][n - 1]
+            a_s = torch.where(a_s <= -1e2, torch.zeros_like(a_s), a_s)
+            a_t = torch.where(a_t <= -1e2, torch.zeros_like(a_t), a_t)
+            loss = loss + F.mse_loss(a_s, a_t)
+        loss = loss + F.mse_loss(projs[-1](so["hidden_states"][0]), to["hidden_states"][0])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        dt = time.perf_counter() - t0
+        if s > 0:
+            times.append(dt)
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--distill", required=True)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--teacher", default="6,384,12,1536")
+    ap.add_argument("--student", default="4,312,12,1200")
+    a = ap.parse_args()
+    tc, sc = shape(a.teacher), shape(a.student)
+    L, H, A, I = a.teacher.split(",")
+    sL, sH, sA, sI = a.student.split(",")
+    cmd = [a.distill, "bench", "--config", os.path.join(HERE, "..", "configs", "tiny.yaml"),
+           "--set", f"teacher={{init: random, layers: {L}, hidden: {H}, heads: {A}, intermediate: {I}}}",
+           "--set", f"student.layers={sL}", "--set", f"student.hidden={sH}", "--set", f"student.heads={sA}",
+           "--set", f"student.intermediate={sI}", "--set", f"data.batch_size={a.batch}",
+           "--set", f"threads={a.threads}", "--set", "device=cpu",
+           "--steps", str(a.steps), "--seq", str(a.seq), "--json"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"bench_step.py: distill bench failed: {r.stderr.strip()}")
+    d = json.loads(r.stdout)
+    t_times = torch_step_times(tc, sc, a.batch, a.seq, a.threads, a.steps)
+    flops = forward_flops(tc, a.batch, a.seq) + 3 * forward_flops(sc, a.batch, a.seq)
+    d_ms, t_ms = d["step_ms"]["median"], 1e3 * statistics.median(t_times)
+    print(f"distillation step, teacher {a.teacher} -> student {a.student}, batch {a.batch} x seq {a.seq}, "
+          f"{a.threads} threads, median of {a.steps} steps after 1 warm-up")
+    print(f"  distill   {d_ms:9.1f} ms  {flops / d_ms / 1e6:6.1f} GFLOP/s  (teacher {d['teacher_ms']:.1f} ms)")
+    print(f"  PyTorch   {t_ms:9.1f} ms  {flops / t_ms / 1e6:6.1f} GFLOP/s  (torch {__import__('torch').__version__})")
+    print(f"  ratio     {t_ms / d_ms:9.2f}x  (PyTorch time / distill time; > 1 means distill is faster)")
+
+
+if __name__ == "__main__":
+    main()
