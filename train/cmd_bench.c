@@ -50,13 +50,6 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static LossType loss_type_of(ConfigLossType t) {
-    LossType out = LOSS_HARD_CE;
-    if (t == CONFIG_LOSS_MSE) return LOSS_MSE_REGRESSION;
-    loss_type_parse(config_loss_type_name(t), &out);
-    return out;
-}
-
 int cmd_bench(int argc, char **argv) {
     const char *config_path = NULL;
     char **over = xcalloc((size_t)argc + 1, sizeof(char *));
@@ -110,15 +103,9 @@ int cmd_bench(int argc, char **argv) {
         goto done;
     }
     LossSpec *specs = xcalloc((size_t)cfg.n_losses, sizeof *specs);
-    for (int i = 0; i < cfg.n_losses; i++) {
-        const ConfigLoss *cl = &cfg.losses[i];
-        specs[i] = loss_spec_default(loss_type_of(cl->type));
-        specs[i].weight = (float)cl->weight;
-        if (specs[i].type == LOSS_LOGITS_KD || specs[i].type == LOSS_LOGITS_CE) specs[i].temperature = (float)cl->temperature;
-        if (specs[i].type == LOSS_ATTENTION_MSE)
-            specs[i].target = cl->target == CONFIG_TARGET_PROBS ? LOSS_TARGET_PROBS : LOSS_TARGET_SCORES;
-    }
-    st = loss_set_build(specs, cfg.n_losses, &student->cfg, teacher ? &teacher->cfg : NULL, dev, cfg.run.seed, &ls);
+    st = setup_loss_specs(&cfg, student, teacher, specs);
+    if (st == DISTILL_OK)
+        st = loss_set_build(specs, cfg.n_losses, &student->cfg, teacher ? &teacher->cfg : NULL, dev, cfg.run.seed, &ls);
     free(specs);
     if (st != DISTILL_OK) goto done;
     opt = adamw_new(student->params, 0.9f, 0.999f, 1e-8f, 0.01f);
