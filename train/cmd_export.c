@@ -159,7 +159,7 @@ static Status export_hf(const ExportArgs *a, const LoadedModel *lm) {
     const BertConfig *c = &lm->model->cfg;
     printf("exported %s -> %s (Hugging Face: %d layers, hidden %d, %d label%s, %zu parameters)\n",
            src, a->hf_dir, c->num_hidden_layers, c->hidden_size, c->num_labels,
-           c->num_labels == 1 ? "" : "s", lm->model->params->total);
+           c->num_labels == 1 ? "" : "s", params_count(lm->model->params, ""));
     return DISTILL_OK;
 }
 
