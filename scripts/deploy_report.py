@@ -196,6 +196,8 @@ def main():
             die(f"{p}: no such file or folder")
 
     import onnxruntime
+    if a.workdir:
+        os.makedirs(a.workdir, exist_ok=True)
     work = tempfile.mkdtemp(prefix="deploy-report-", dir=a.workdir)
     try:
         h5 = a.data
