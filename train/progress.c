@@ -86,32 +86,33 @@ void progress_step(Progress *p, long long step, int epoch, const char *const *na
     fflush(stderr);
 }
 
-void progress_eval(Progress *p, long long step, const char *split, double loss, double accuracy,
-                   double f1, double mcc, long long n, bool is_best) {
+/* One evaluation record: three named metrics after the loss. */
+static void write_eval(Progress *p, long long step, const char *split, double loss, const char *const names[3],
+                       const double vals[3], long long n, bool is_best) {
     progress_break(p);
     if (p->jsonl) {
-        fprintf(p->jsonl,
-                "{\"step\":%lld,\"split\":\"%s\",\"eval_loss\":%.6g,\"accuracy\":%.6g,\"f1\":%.6g,"
-                "\"mcc\":%.6g,\"n\":%lld,\"best\":%s}\n",
-                step, split, loss, accuracy, f1, mcc, n, is_best ? "true" : "false");
+        fprintf(p->jsonl, "{\"step\":%lld,\"split\":\"%s\",\"eval_loss\":%.6g", step, split, loss);
+        for (int i = 0; i < 3; i++) fprintf(p->jsonl, ",\"%s\":%.6g", names[i], vals[i]);
+        fprintf(p->jsonl, ",\"n\":%lld,\"best\":%s}\n", n, is_best ? "true" : "false");
         fflush(p->jsonl);
     }
-    fprintf(stderr, "eval %s @ step %lld: loss %.4f accuracy %.4f f1 %.4f mcc %.4f (%lld rows)%s\n", split,
-            step, loss, accuracy, f1, mcc, n, is_best ? "  * best" : "");
+    fprintf(stderr, "eval %s @ step %lld: loss %.4f", split, step, loss);
+    for (int i = 0; i < 3; i++) fprintf(stderr, " %s %.4g", names[i], vals[i]);
+    fprintf(stderr, " (%lld rows)%s\n", n, is_best ? "  * best" : "");
+}
+
+void progress_eval(Progress *p, long long step, const char *split, double loss, double accuracy,
+                   double f1, double mcc, long long n, bool is_best) {
+    static const char *const names[3] = {"accuracy", "f1", "mcc"};
+    const double vals[3] = {accuracy, f1, mcc};
+    write_eval(p, step, split, loss, names, vals, n, is_best);
 }
 
 void progress_eval_regression(Progress *p, long long step, const char *split, double loss, double pearson,
                               double spearman, double mse, long long n, bool is_best) {
-    progress_break(p);
-    if (p->jsonl) {
-        fprintf(p->jsonl,
-                "{\"step\":%lld,\"split\":\"%s\",\"eval_loss\":%.6g,\"pearson\":%.6g,\"spearman\":%.6g,"
-                "\"mse\":%.6g,\"n\":%lld,\"best\":%s}\n",
-                step, split, loss, pearson, spearman, mse, n, is_best ? "true" : "false");
-        fflush(p->jsonl);
-    }
-    fprintf(stderr, "eval %s @ step %lld: loss %.4f pearson %.4f spearman %.4f mse %.4g (%lld rows)%s\n", split,
-            step, loss, pearson, spearman, mse, n, is_best ? "  * best" : "");
+    static const char *const names[3] = {"pearson", "spearman", "mse"};
+    const double vals[3] = {pearson, spearman, mse};
+    write_eval(p, step, split, loss, names, vals, n, is_best);
 }
 
 long long progress_count_evals(const char *metrics_path, long long upto_bytes, const char *split,
