@@ -40,16 +40,7 @@
 #include "checkpoints/ckpt.h"
 #include "engine/rng.h"
 
-static int g_failures = 0;
-#define CHECK(cond, ...)                                                                          \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fprintf(stderr, "\n");                                                                \
-            g_failures++;                                                                         \
-        }                                                                                         \
-    } while (0)
+#include "test_check.h"
 /* Like CHECK (the condition is evaluated once), but stops the case on failure. */
 #define REQUIRE(cond, ...)                                                                        \
     do {                                                                                          \

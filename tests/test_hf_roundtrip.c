@@ -14,16 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int g_fail;
-#define CHECK(cond, ...)                                                   \
-    do {                                                                   \
-        if (!(cond)) {                                                     \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                  \
-            fprintf(stderr, "\n");                                         \
-            g_fail++;                                                      \
-        }                                                                  \
-    } while (0)
+#include "test_check.h"
 
 static char g_dir[256];
 
@@ -272,8 +263,8 @@ int main(void) {
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
     if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", g_dir);
-    if (g_fail) {
-        fprintf(stderr, "test_hf_roundtrip: %d check(s) failed\n", g_fail);
+    if (g_failures) {
+        fprintf(stderr, "test_hf_roundtrip: %d check(s) failed\n", g_failures);
         return 1;
     }
     printf("test_hf_roundtrip: all checks passed\n");

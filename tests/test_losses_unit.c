@@ -15,17 +15,7 @@
 #include "engine/ops.h"
 #include "losses/losses.h"
 
-static int g_fail = 0;
-
-#define CHECK(cond, ...)                                                    \
-    do {                                                                    \
-        if (!(cond)) {                                                      \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-            fprintf(stderr, __VA_ARGS__);                                   \
-            fprintf(stderr, "\n");                                          \
-            g_fail++;                                                       \
-        }                                                                   \
-    } while (0)
+#include "test_check.h"
 
 static BertConfig cfg(int layers, int hidden, int heads, int labels) {
     BertConfig c;
@@ -489,8 +479,8 @@ int main(void) {
     test_projections();
     test_forward_errors();
     test_with_bert();
-    if (g_fail) {
-        fprintf(stderr, "test_losses_unit: %d check(s) failed\n", g_fail);
+    if (g_failures) {
+        fprintf(stderr, "test_losses_unit: %d check(s) failed\n", g_failures);
         return 1;
     }
     printf("test_losses_unit: all checks passed\n");
