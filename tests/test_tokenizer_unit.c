@@ -18,16 +18,7 @@
 
 #include "data/tokenizer.h"
 
-static int failures = 0;
-#define CHECK(cond, ...)                                                                                       \
-    do {                                                                                                       \
-        if (!(cond)) {                                                                                         \
-            failures++;                                                                                        \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                                    \
-            fprintf(stderr, __VA_ARGS__);                                                                      \
-            fprintf(stderr, "\n");                                                                             \
-        }                                                                                                      \
-    } while (0)
+#include "test_check.h"
 
 static char dir[128];
 
@@ -186,8 +177,8 @@ int main(void) {
     tokenizer_state_free(st);
     snprintf(buf, sizeof buf, "rm -rf '%s'", dir);
     if (system(buf) != 0) fprintf(stderr, "could not remove %s\n", dir);
-    if (failures) {
-        fprintf(stderr, "%d failures\n", failures);
+    if (g_failures) {
+        fprintf(stderr, "%d check(s) failed\n", g_failures);
         return 1;
     }
     printf("test_tokenizer_unit: all checks passed\n");
