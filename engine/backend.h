@@ -46,7 +46,9 @@ typedef struct Backend {
     /* ---- elementwise and row ops ---- */
     /* out[i, :] = w[ids[i], :], i < n, row width h. ids must be in range (checked by the op). */
     void (*embedding_fwd)(float *out, const float *w, const int32_t *ids, int n, int h);
-    void (*embedding_bwd)(float *dw, const float *dout, const int32_t *ids, int n, int h);
+    /* dw[ids[i], :] += dout[i, :], except rows whose id is padding_idx (-1: none), which get
+     * nothing, as torch's nn.Embedding(padding_idx). */
+    void (*embedding_bwd)(float *dw, const float *dout, const int32_t *ids, int padding_idx, int n, int h);
     /* out[r, c] = x[r, c] + bias[c]; out may alias x. */
     void (*bias_add)(float *out, const float *x, const float *bias, int rows, int cols);
     /* dbias[c] += sum_r dout[r, c] */

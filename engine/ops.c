@@ -137,10 +137,12 @@ static void gemm_acc(Ctx *c, const char *op, int ta, int tb, int m, int n, int k
 
 static void bw_embedding(Ctx *c, TapeEntry *e) {
     Tensor *w = e->in[0], *ids = e->in[1];
-    BE(c, embedding_bwd, e->op)(G(c, w), DOUT(e), I(ids), (int)ids->numel, w->shape[1]);
+    BE(c, embedding_bwd, e->op)(G(c, w), DOUT(e), I(ids), (int)e->i[0], (int)ids->numel, w->shape[1]);
 }
 
-Tensor *op_embedding(Ctx *c, Tensor *w, Tensor *ids) {
+Tensor *op_embedding(Ctx *c, Tensor *w, Tensor *ids) { return op_embedding_padded(c, w, ids, -1); }
+
+Tensor *op_embedding_padded(Ctx *c, Tensor *w, Tensor *ids, int padding_idx) {
     const char *op = "op_embedding";
     CHECK_F32(c, op, w);
     CHECK_I32(c, op, ids);
@@ -163,6 +165,7 @@ Tensor *op_embedding(Ctx *c, Tensor *w, Tensor *ids) {
         TapeEntry *e = ctx_push(c, op, bw_embedding, out);
         e->in[0] = w;
         e->in[1] = ids;
+        e->i[0] = padding_idx;
     }
     return out;
 }

@@ -17,6 +17,9 @@
 
 /* w (V, H), ids i32 (...) -> (..., H). Ids out of [0, V) abort with the bad id. */
 Tensor *op_embedding(Ctx *c, Tensor *w, Tensor *ids);
+/* The same, but row padding_idx of w gets no gradient (torch's nn.Embedding(padding_idx), which
+ * Hugging Face's word embedding is); -1 = none. */
+Tensor *op_embedding_padded(Ctx *c, Tensor *w, Tensor *ids, int padding_idx);
 /* x (..., in), w (out, in) as Hugging Face stores it, b (out) or NULL -> (..., out) = x w^T + b. */
 Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b);
 /* Fused linear + bias + exact GELU: gelu(x w^T + b) -> (..., out). */

@@ -10,7 +10,7 @@
  *     The additive attention mask is 0 on valid keys and the float32 minimum (HF's
  *     torch.finfo(float32).min) on padded keys.
  *   - Word-embedding row `pad_token_id` receives no gradient, as torch's nn.Embedding(padding_idx)
- *     which HF uses (see pad_grad_hook).
+ *     which HF uses (op_embedding_padded).
  *   - Returned attention probabilities are the softmax output BEFORE attention dropout (HF returns
  *     them after dropout; in eval mode the two are the same, and distillation losses want the
  *     undropped distribution).
@@ -277,26 +277,6 @@ Tensor *bert_attention_mask(Ctx *c, const int32_t *lengths_host, int B, int S) {
     return mask;
 }
 
-/* torch's nn.Embedding(padding_idx=p), which HF's word embedding is, never sends gradient to row
- * p. This tape entry is pushed just BEFORE the word-embedding lookup, so the reverse walk runs it
- * just AFTER that lookup's backward: it clears row p of the weight's gradient. The row receives
- * nothing else (the word embedding has no other use in the model), so clearing it is exactly
- * "no contribution", also across gradient accumulation, where the row is 0 in HF as well. */
-static void pad_grad_hook(Ctx *c, TapeEntry *e) {
-    Tensor *w = e->in[0]; /* (V, H) word embedding; its grad is the parameter's gradient view */
-    int H = w->shape[1];
-    Tensor row;           /* (H) view of row i[0] of the gradient */
-    memset(&row, 0, sizeof row);
-    row.dtype = DT_F32;
-    row.device = w->grad->device;
-    tensor_set_shape(&row, 1, &H);
-    row.data = (float *)w->grad->data + (size_t)e->i[0] * (size_t)H;
-    float *zeros = xcalloc((size_t)H, sizeof(float));
-    tensor_from_host(&row, zeros);
-    free(zeros);
-    (void)c;
-}
-
 static bool wanted(bool all, const bool *which, int i) { return all || (which && which[i]); }
 
 static Tensor **tensor_array(Ctx *c, int n) {
@@ -337,13 +317,8 @@ void bert_forward(Ctx *c, Bert *m, const BertInput *in, const BertRequest *req, 
         for (int s = 0; s < S; s++) pos_host[(size_t)b * S + s] = s;
     Tensor *pos_ids = ctx_from_host(c, DT_I32, 2, bs, pos_host); /* i32 (B, S): 0..S-1 per row */
 
-    if (c->record && m->word_emb->requires_grad && cfg->pad_token_id >= 0 &&
-        cfg->pad_token_id < cfg->vocab_size) {
-        TapeEntry *e = ctx_push(c, "bert_word_embedding_padding_idx", pad_grad_hook, m->word_emb);
-        e->in[0] = m->word_emb;
-        e->i[0] = cfg->pad_token_id;
-    }
-    Tensor *x = op_embedding(c, m->word_emb, ids);                      /* (B, S, H) */
+    int pad = cfg->pad_token_id >= 0 && cfg->pad_token_id < cfg->vocab_size ? cfg->pad_token_id : -1;
+    Tensor *x = op_embedding_padded(c, m->word_emb, ids, pad);          /* (B, S, H) */
     x = op_add(c, x, op_embedding(c, m->type_emb, type_ids));           /* (B, S, H) */
     x = op_add(c, x, op_embedding(c, m->pos_emb, pos_ids));             /* (B, S, H) */
     x = op_layernorm(c, x, m->emb_ln_g, m->emb_ln_b, eps);              /* (B, S, H) */

@@ -467,9 +467,9 @@ static void t_embedding(int n, int vocab, int h) {
     if (gpu->embedding_bwd && cpu->embedding_bwd) {
         float *dout = hrand((size_t)n * h, -1, 1), *dw0 = hrand((size_t)vocab * h, -1, 1);
         float *rdw = hdup(dw0, (size_t)vocab * h);
-        cpu->embedding_bwd(rdw, dout, ids, n, h);
+        cpu->embedding_bwd(rdw, dout, ids, ids[0], n, h); /* ids[0] as padding_idx */
         DBuf ddw = dnew(dw0, (size_t)vocab * h), ddout = dnew(dout, (size_t)n * h);
-        gpu->embedding_bwd(dp(ddw), dp(ddout), dids, n, h);
+        gpu->embedding_bwd(dp(ddw), dp(ddout), dids, ids[0], n, h);
         /* Float atomics add a row's d repeats in another order than the CPU: <= d float
          * roundings of partial sums bounded by 1 + d (|dw0|, |dout| <= 1), on each side. */
         int d = 0;

@@ -23,6 +23,9 @@
 /* ---------------------------------------------------------------- run functions */
 
 static Tensor *run_embedding(Ctx *c, Tensor **in, const OpCase *oc) { return op_embedding(c, in[0], in[1]); }
+static Tensor *run_embedding_padded(Ctx *c, Tensor **in, const OpCase *oc) {
+    return op_embedding_padded(c, in[0], in[1], oc->i[0]);
+}
 static Tensor *run_linear(Ctx *c, Tensor **in, const OpCase *oc) { return op_linear(c, in[0], in[1], in[2]); }
 static Tensor *run_linear_gelu(Ctx *c, Tensor **in, const OpCase *oc) { return op_linear_gelu(c, in[0], in[1], in[2]); }
 static Tensor *run_linear_then_gelu(Ctx *c, Tensor **in, const OpCase *oc) {
@@ -81,6 +84,41 @@ static void test_embedding(void) {
         for (int h = 0; h < H; h++) ref[i * H + h] = tdata(oc.in[0])[ids[i] * H + h];
     expect_close(oc.name, "forward (a copy: exact)", tdata(out), ref, N0 * N1 * H, 0.0);
     check_grad(&oc);
+}
+
+/* op_embedding_padded: the forward is the plain lookup (the padding row is read like any other);
+ * the gradient is the plain one with row padding_idx left untouched (exactly 0 here), as torch's
+ * nn.Embedding(padding_idx). A finite difference would see the padding row's real influence, so
+ * the gradient is checked against the scatter-add reference instead: sums of <= 15 products of
+ * |R| <= 1 in float, so 15 * 2^-24 relative to the largest entry (tolerance 1e-6) covers rounding. */
+static void test_embedding_padded(void) {
+    enum { V = 11, H = 5, N = 15, PAD = 3 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)rng_next_below(&g_rng, V);
+    ids[2] = PAD, ids[7] = PAD, ids[11] = 0; /* the padding id twice */
+    OpCase oc = {.name = "op_embedding_padded", .run = run_embedding_padded, .nin = 2};
+    oc.i[0] = PAD;
+    oc.in[0] = mk(2, (int[]){V, H}, -1, 1, true);
+    oc.in[1] = mk_i32(1, (int[]){N}, ids);
+    Tensor *out = fwd(&oc);
+    double fref[N * H], ref[V * H];
+    for (int i = 0; i < N; i++)
+        for (int h = 0; h < H; h++) fref[i * H + h] = tdata(oc.in[0])[ids[i] * H + h];
+    expect_close(oc.name, "forward (a copy: exact)", tdata(out), fref, N * H, 0.0);
+    float R[N * H];
+    for (int j = 0; j < N * H; j++) R[j] = (float)(2.0 * rng_next_double(&g_rng) - 1.0);
+    backward_seed(g_c, out, R);
+    for (int j = 0; j < V * H; j++) ref[j] = 0.0;
+    for (int i = 0; i < N; i++)
+        if (ids[i] != PAD)
+            for (int h = 0; h < H; h++) ref[ids[i] * H + h] += R[i * H + h];
+    expect(oc.in[0]->grad != NULL, oc.name, "the weight got a gradient");
+    if (oc.in[0]->grad) {
+        expect_close(oc.name, "gradient (padding row untouched)", tdata(oc.in[0]->grad), ref, V * H, 1e-6);
+        bool zero = true;
+        for (int h = 0; h < H; h++) zero = zero && tdata(oc.in[0]->grad)[PAD * H + h] == 0.0f;
+        expect(zero, oc.name, "padding row gradient is exactly 0");
+    }
 }
 
 static void linear_ref(double *ref, const Tensor *x, const Tensor *w, const Tensor *b, bool gelu) {
@@ -739,6 +777,7 @@ int main(void) {
     g_fd = ctx_new(device_cpu(), 7);
     test_backend_table();
     test_embedding();
+    test_embedding_padded();
     test_linear();
     test_matmul();
     test_elementwise();

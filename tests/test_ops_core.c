@@ -101,7 +101,7 @@ static void run_thread_kernels(const Backend *be, int threads, float *outs, size
                  0.5f, 1, (int)rows, cols);
     int32_t ids[64];
     for (int i = 0; i < 64; i++) ids[i] = (i * 7) % 5;
-    be->embedding_bwd(o + 5 * n + 4 * cols + 2, g, ids, 64, cols); /* rows >= 64 */
+    be->embedding_bwd(o + 5 * n + 4 * cols + 2, g, ids, -1, 64, cols); /* rows >= 64 */
     *ss = be->sumsq(x, n);
     free(mean);
     free(rstd);

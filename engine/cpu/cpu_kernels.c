@@ -51,13 +51,14 @@ void cpu_embedding_fwd(float *out, const float *w, const int32_t *ids, int n, in
 }
 
 /* Parallel over blocks of 64 columns: each dw element is updated by one thread, in id order. */
-void cpu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int n, int h) {
+void cpu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int padding_idx, int n, int h) {
     const int blk = 64;
     int nblk = (h + blk - 1) / blk;
 #pragma omp parallel for schedule(static)
     for (int bi = 0; bi < nblk; bi++) {
         int c0 = bi * blk, c1 = imin(h, c0 + blk);
         for (int i = 0; i < n; i++) {
+            if (ids[i] == padding_idx) continue;
             float *d = dw + (size_t)ids[i] * h;
             const float *g = dout + (size_t)i * h;
             for (int c = c0; c < c1; c++) d[c] += g[c];

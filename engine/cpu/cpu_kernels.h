@@ -24,7 +24,7 @@ void *cpu_scratch(size_t bytes);
 
 /* ---- cpu_kernels.c ---- */
 void cpu_embedding_fwd(float *out, const float *w, const int32_t *ids, int n, int h);
-void cpu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int n, int h);
+void cpu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int padding_idx, int n, int h);
 void cpu_bias_add(float *out, const float *x, const float *bias, int rows, int cols);
 void cpu_bias_bwd(float *dbias, const float *dout, int rows, int cols);
 void cpu_add(float *out, const float *a, const float *b, size_t n);

@@ -65,7 +65,7 @@ static __device__ __forceinline__ float warp_max(float v) {
 
 /* ---- cuda_kernels.cu ---- */
 void cu_embedding_fwd(float *out, const float *w, const int32_t *ids, int n, int h);
-void cu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int n, int h);
+void cu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int padding_idx, int n, int h);
 void cu_bias_add(float *out, const float *x, const float *bias, int rows, int cols);
 void cu_bias_bwd(float *dbias, const float *dout, int rows, int cols);
 void cu_add(float *out, const float *a, const float *b, size_t n);

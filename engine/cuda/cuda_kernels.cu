@@ -104,9 +104,10 @@ static __global__ void embedding_fwd_kernel(float *out, const float *w, const in
 }
 
 static __global__ void embedding_bwd_kernel(float *dw, const float *dout, const int32_t *ids,
-                                            size_t total, int h) {
+                                            int padding_idx, size_t total, int h) {
     CUDA_GRID_STRIDE(i, total) {
         size_t r = i / h, c = i % h;
+        if (ids[r] == padding_idx) continue;
         atomicAdd(dw + (size_t)ids[r] * h + c, dout[i]);
     }
 }
@@ -119,11 +120,11 @@ void cu_embedding_fwd(float *out, const float *w, const int32_t *ids, int n, int
     CUDA_CHECK_LAUNCH();
 }
 
-void cu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int n, int h) {
+void cu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int padding_idx, int n, int h) {
     size_t total = (size_t)(n > 0 ? n : 0) * (size_t)(h > 0 ? h : 0);
     if (!total) return;
     embedding_bwd_kernel<<<cuda_blocks(total), CUDA_THREADS, 0, cuda_stream()>>>(dw, dout, ids,
-                                                                                 total, h);
+                                                                                 padding_idx, total, h);
     CUDA_CHECK_LAUNCH();
 }
 
