@@ -124,13 +124,15 @@ void loader_next(Loader *l, Batch *b) {
     int64_t gstart = l->cur.step * R * B, gend = (l->cur.step + 1) * R * B;
     if (gend > l->used) gend = l->used;
     b->global_rows = (int)(gend > gstart ? gend - gstart : 0);
+    b->global_row0 = (int)(start < gend ? start - gstart : b->global_rows);
 
+    /* Padded to the longest row of the whole step (all ranks' shares), not of this rank's share:
+     * every rank then computes on the same sequence length as one rank with the global batch, so
+     * losses that average over padded positions and dropout masks drawn per position agree. */
     int T = 0;
-    for (int64_t i = 0; i < rows; i++) {
-        int64_t r = l->perm[start + i];
-        l->rows[i] = r;
-        if (ds->lengths[r] > T) T = ds->lengths[r];
-    }
+    for (int64_t i = 0; i < rows; i++) l->rows[i] = l->perm[start + i];
+    for (int64_t g = gstart; g < gend; g++)
+        if (ds->lengths[l->perm[g]] > T) T = ds->lengths[l->perm[g]];
     for (int64_t i = 0; i < rows; i++) {
         int64_t r = l->rows[i];
         int len = ds->lengths[r];

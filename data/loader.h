@@ -13,7 +13,8 @@
  *    with drop_last, only full groups of R full batches are used; without it, every row is used
  *    once, the epoch's last batch may be short, and a rank may get an empty batch (rows == 0) in
  *    the last step. global_rows says how many rows all ranks hold in the step, for averaging.
- *  - A batch is padded to its longest row (seq = that length), with pad id 0 and type 0.
+ *  - A batch is padded to the longest row of its step over all ranks (seq = that length; with one
+ *    rank, the batch's longest row), with pad id 0 and type 0.
  *  - The cursor (epoch, step) names the next batch; loader_seek to a saved cursor gives the same
  *    batches, bit for bit, as the run that saved it.
  * Batch arrays belong to the loader and stay valid until the next loader_next.
@@ -51,6 +52,8 @@ typedef struct {
     int teacher_classes;     /* C */
     int64_t *row_index;      /* [B] the rows of the dataset, in batch order */
     int global_rows;         /* rows of this step over all ranks */
+    int global_row0;         /* rows of the step held by lower ranks: this share is rows
+                              * [global_row0, global_row0 + rows) of the step */
     LoaderCursor cursor;     /* this batch's position */
     bool last_in_epoch;      /* the epoch's last step */
 } Batch;

@@ -130,3 +130,12 @@ void ctx_backward(Ctx *c, Tensor *loss) {
         e->backward(c, e);
     }
 }
+
+void ctx_set_rows(Ctx *c, int64_t here, int64_t before, int64_t total) {
+    DCHECK(here >= 0 && before >= 0 && before + here <= total);
+    c->rows_here = here;
+    c->rows_before = before;
+    c->rows_total = total;
+}
+
+void ctx_sync(Ctx *c) { c->be->sync(); }

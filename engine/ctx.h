@@ -48,11 +48,23 @@ typedef struct Ctx {
     bool training;      /* dropout active */
     uint64_t seed;      /* dropout RNG seed */
     uint64_t rng_counter; /* next unused counter value; advanced by each dropout */
+    /* Row window for dropout (see ctx_set_rows). rows_total == 0: off, each dropout draws
+     * counters [rng_counter, rng_counter + numel). */
+    int64_t rows_here, rows_before, rows_total;
 } Ctx;
+
+/* Declares that the activations computed next hold rows [before, before + here) of a batch of
+ * `total` rows, with the row as the outermost dimension of every tensor dropout sees. Dropout then
+ * draws the counters the whole batch would use and takes this window's share, so a batch split
+ * over several contexts (processes) gets exactly the masks one context with the whole batch gets.
+ * ctx_set_rows(c, 0, 0, 0) turns the window off. */
+void ctx_set_rows(Ctx *c, int64_t here, int64_t before, int64_t total);
 
 /* Creates a context on `device` (its backend must exist and be initialised). */
 Ctx *ctx_new(Device device, uint64_t seed);
 void ctx_free(Ctx *c);
+/* Waits until the device has finished all work queued so far (a no-op on the CPU). */
+void ctx_sync(Ctx *c);
 /* Empties the tape and resets both arenas; all activation tensors become invalid. */
 void ctx_reset(Ctx *c);
 

@@ -445,7 +445,17 @@ Tensor *op_dropout(Ctx *c, Tensor *x, float p) {
     OP_CHECK(p >= 0.0f && p < 1.0f, op, "p must be in [0, 1), found %g", (double)p);
     if (!c->training || p == 0.0f) return x;
     uint64_t offset = c->rng_counter;
-    c->rng_counter += x->numel;
+    if (c->rows_total > 0 && c->rows_total != c->rows_here) {
+        /* a window of the batch: this share's counters within the whole batch's range */
+        OP_CHECK(c->rows_here > 0 && x->numel % (size_t)c->rows_here == 0, op,
+                 "%zu elements do not split into the %lld rows set by ctx_set_rows", x->numel,
+                 (long long)c->rows_here);
+        uint64_t per_row = x->numel / (uint64_t)c->rows_here;
+        offset += per_row * (uint64_t)c->rows_before;
+        c->rng_counter += per_row * (uint64_t)c->rows_total;
+    } else {
+        c->rng_counter += x->numel;
+    }
     Tensor *out = new_like(c, x, rg(x));
     BE(c, dropout_fwd, op)(F(out), F(x), p, c->seed, offset, x->numel);
     if (out->requires_grad) {

@@ -23,18 +23,20 @@
 #include "../losses/losses.h"
 #include "cli.h"
 #include "config.h"
-#include "optim.h"
 #include "runtime.h"
-#include "setup.h"
+#include "trainer.h"
 
 static int usage(FILE *f, int rc) {
     fprintf(f,
-            "usage: distill bench --config FILE [--set key=value ...] [--steps N] [--seq S] [--json]\n"
-            "  Times the config's training step on random data of its shapes.\n"
-            "  --steps N   timed steps after one warm-up (default 5)\n"
-            "  --seq S     tokens per row (default 128)\n"
-            "  --json      one JSON object: step_ms {median,min,max}, tokens_per_s, teacher_ms,\n"
-            "              student_ms, gflops_per_s, peak_rss_mb, and the shapes\n");
+            "usage: distill bench --config FILE [--set key=value ...] [--steps N] [--seq S] [--from-data] [--json]\n"
+            "  Times the config's training step (the Trainer's step: the one `distill --config` runs)\n"
+            "  on random data of its shapes.\n"
+            "  --steps N     timed steps after one warm-up (default 5)\n"
+            "  --seq S       tokens per row of the random data (default 128)\n"
+            "  --from-data   take the batches from the config's data.train, in training order, instead\n"
+            "                (the first step's loss then equals step 1 of `distill --config`)\n"
+            "  --json        one JSON object: step_ms {median,min,max}, tokens_per_s, teacher_ms,\n"
+            "                student_ms, gflops_per_s, peak_rss_mb, first_loss, and the shapes\n");
     return rc;
 }
 
@@ -54,7 +56,7 @@ int cmd_bench(int argc, char **argv) {
     const char *config_path = NULL;
     char **over = xcalloc((size_t)argc + 1, sizeof(char *));
     int n_over = 0, steps = 5, S = 128;
-    bool json = false;
+    bool json = false, from_data = false;
     for (int i = 1; i < argc; i++) {
         bool has = i + 1 < argc;
         if (!strcmp(argv[i], "--config") && has) config_path = argv[++i];
@@ -62,11 +64,13 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps") && has) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--seq") && has) S = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json")) json = true;
+        else if (!strcmp(argv[i], "--from-data")) from_data = true;
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             free(over);
             return usage(stdout, 0);
         } else {
-            fprintf(stderr, "distill: error: bench: unexpected argument '%s'\n", argv[i]);
+            fprintf(stderr, "distill: error: bench: %s argument '%s'\n",
+                    !has && argv[i][0] == '-' ? "a value is needed after the" : "unexpected", argv[i]);
             free(over);
             return usage(stderr, 2);
         }
@@ -77,94 +81,65 @@ int cmd_bench(int argc, char **argv) {
     }
     Config cfg;
     memset(&cfg, 0, sizeof cfg);
-    Bert *teacher = NULL, *student = NULL;
-    LossSet *ls = NULL;
-    AdamW *opt = NULL, *opt_p = NULL;
-    Ctx *c = NULL;
+    Comm comm = {.rank = 0, .world = 1, .local_rank = 0, .local_world = 1, .kind = COMM_SINGLE, .timeout_s = 30};
+    Trainer *t = NULL;
     int32_t *ids = NULL, *types = NULL, *lengths = NULL, *labels = NULL;
+    int64_t *rows = NULL;
     float *targets = NULL;
     double *t_step = NULL, *t_teacher = NULL;
     int rc = 1;
-    /* config_parse only: bench needs no data files and writes no run directory. */
-    Status st = config_parse(config_path, n_over, over, &cfg);
+    /* random data: config_parse only (bench needs no data files and writes no run directory) */
+    Status st = from_data ? config_load(config_path, n_over, over, &cfg) : config_parse(config_path, n_over, over, &cfg);
     free(over);
     if (st != DISTILL_OK) goto done;
-    runtime_set_threads(cfg.threads);
-    Device dev;
-    if (runtime_pick_device(cfg.device == CONFIG_DEVICE_CPU ? "cpu" : cfg.device == CONFIG_DEVICE_CUDA ? "cuda" : "auto",
-                            &dev) != DISTILL_OK)
-        goto done;
-    SetupData sd = {.vocab_size = 30522, .num_labels = 2, .label_names = NULL};
-    if (setup_teacher(&cfg, dev, &sd, &teacher) != DISTILL_OK) goto done;
-    if (setup_student(&cfg, dev, &sd, teacher, &student) != DISTILL_OK) goto done;
-    int B = cfg.data.batch_size;
-    if (S > student->cfg.max_position_embeddings || (teacher && S > teacher->cfg.max_position_embeddings)) {
+    if (trainer_new(&cfg, &comm, from_data, &t) != DISTILL_OK) goto done;
+    Bert *student = t->student, *teacher = t->teacher;
+    int B = t->cfg.data.batch_size;
+    if (!from_data &&
+        (S > student->cfg.max_position_embeddings || (teacher && S > teacher->cfg.max_position_embeddings))) {
         distill_set_error("--seq %d: longer than the models' position embeddings", S);
         goto done;
     }
-    LossSpec *specs = xcalloc((size_t)cfg.n_losses, sizeof *specs);
-    st = setup_loss_specs(&cfg, student, teacher, specs);
-    if (st == DISTILL_OK)
-        st = loss_set_build(specs, cfg.n_losses, &student->cfg, teacher ? &teacher->cfg : NULL, dev, cfg.run.seed, &ls);
-    free(specs);
-    if (st != DISTILL_OK) goto done;
-    opt = adamw_new(student->params, 0.9f, 0.999f, 1e-8f, 0.01f);
-    if (loss_set_params(ls)) opt_p = adamw_new(loss_set_params(ls), 0.9f, 0.999f, 1e-8f, 0.01f);
-    c = ctx_new(dev, cfg.run.seed);
-
-    /* Random batch: ids in [1000, vocab) (ordinary word pieces), every row S long. */
-    ids = xmalloc((size_t)B * S * sizeof(int32_t));
-    types = xcalloc((size_t)B * S, sizeof(int32_t));
-    lengths = xmalloc((size_t)B * sizeof(int32_t));
-    labels = xmalloc((size_t)B * sizeof(int32_t));
-    targets = xmalloc((size_t)B * sizeof(float));
-    Rng rng = rng_new(cfg.run.seed);
-    int V = student->cfg.vocab_size;
-    for (int i = 0; i < B * S; i++) ids[i] = 1000 % V + (int32_t)rng_next_below(&rng, (uint64_t)(V > 1000 ? V - 1000 : V));
-    for (int b = 0; b < B; b++) {
-        lengths[b] = S;
-        labels[b] = (int32_t)rng_next_below(&rng, (uint64_t)(student->cfg.num_labels > 1 ? student->cfg.num_labels : 1));
-        targets[b] = (float)rng_next_double(&rng);
+    Batch b;
+    memset(&b, 0, sizeof b);
+    if (!from_data) {
+        /* Random batch: ids in [1000, vocab) (ordinary word pieces), every row S long. */
+        ids = xmalloc((size_t)B * S * sizeof(int32_t));
+        types = xcalloc((size_t)B * S, sizeof(int32_t));
+        lengths = xmalloc((size_t)B * sizeof(int32_t));
+        labels = xmalloc((size_t)B * sizeof(int32_t));
+        targets = xmalloc((size_t)B * sizeof(float));
+        rows = xmalloc((size_t)B * sizeof(int64_t));
+        Rng rng = rng_new(t->cfg.run.seed);
+        int V = student->cfg.vocab_size;
+        for (int i = 0; i < B * S; i++)
+            ids[i] = 1000 % V + (int32_t)rng_next_below(&rng, (uint64_t)(V > 1000 ? V - 1000 : V));
+        for (int r = 0; r < B; r++) {
+            lengths[r] = S;
+            labels[r] = (int32_t)rng_next_below(&rng, (uint64_t)(student->cfg.num_labels > 1 ? student->cfg.num_labels : 1));
+            targets[r] = (float)rng_next_double(&rng);
+            rows[r] = r;
+        }
+        b = (Batch){.rows = B, .seq = S, .input_ids = ids, .token_type_ids = types, .lengths = lengths,
+                    .labels = labels, .targets = targets, .row_index = rows, .global_rows = B, .global_row0 = 0};
     }
-    BertRequest sreq, treq;
-    loss_set_request(ls, &sreq, &treq);
-    ParamStore *stores[2] = {student->params, loss_set_params(ls)};
     t_step = xmalloc(sizeof(double) * (size_t)steps);
     t_teacher = xmalloc(sizeof(double) * (size_t)steps);
+    double first_loss = 0, tokens = 0;
     for (int s = -1; s < steps; s++) {
         double t0 = now_seconds();
-        ctx_reset(c);
-        params_zero_grad(student->params);
-        if (stores[1]) params_zero_grad(stores[1]);
-        int sh2[2] = {B, S}, sh1[1] = {B};
-        BertInput in = {ctx_from_host(c, DT_I32, 2, sh2, ids), ctx_from_host(c, DT_I32, 2, sh2, types),
-                        ctx_from_host(c, DT_I32, 1, sh1, lengths), lengths};
-        BertOutput to, so;
-        memset(&to, 0, sizeof to);
-        if (teacher && loss_set_needs_teacher(ls)) {
-            ctx_set_record(c, false);
-            c->training = false;
-            bert_forward(c, teacher, &in, &treq, &to);
-            c->be->sync();
-        }
-        double t1 = now_seconds();
-        ctx_set_record(c, true);
-        c->training = true;
-        bert_forward(c, student, &in, &sreq, &so);
-        Tensor *lab = NULL;
-        if (loss_set_labels(ls) == LOSS_LABELS_CLASS) lab = ctx_from_host(c, DT_I32, 1, sh1, labels);
-        else if (loss_set_labels(ls) == LOSS_LABELS_REGRESSION) lab = ctx_from_host(c, DT_F32, 1, sh1, targets);
-        Tensor *loss = loss_set_forward(c, ls, &so, teacher ? &to : NULL, lab, lengths, 0, NULL);
-        if (!loss) goto done;
-        ctx_backward(c, loss);
-        float scale = clip_grad_scale(grad_global_norm(stores, stores[1] ? 2 : 1), 1.0f);
-        adamw_step(opt, 1e-5f, scale);
-        if (opt_p) adamw_step(opt_p, 1e-5f, scale);
-        c->be->sync();
+        TrainerStep out;
+        /* from data: the trainer's own loader and step, exactly as `distill --config` runs them;
+         * random: the same step on the one random batch */
+        st = from_data ? trainer_step(t, &out) : trainer_step_on(t, &b, 1, &out);
+        if (st != DISTILL_OK) goto done;
+        ctx_sync(t->c);
         double t2 = now_seconds();
+        if (s == -1) first_loss = out.loss;
         if (s >= 0) {
             t_step[s] = t2 - t0;
-            t_teacher[s] = t1 - t0;
+            t_teacher[s] = out.teacher_s;
+            tokens += (double)out.tokens;
         }
     }
     double med_teacher;
@@ -177,20 +152,23 @@ int cmd_bench(int argc, char **argv) {
     }
     qsort(t_step, (size_t)steps, sizeof(double), cmp_double);
     double med = t_step[steps / 2];
-    double flops = 3.0 * forward_flops(&student->cfg, B, S) +
-                   (teacher && loss_set_needs_teacher(ls) ? forward_flops(&teacher->cfg, B, S) : 0.0);
+    int Seff = from_data ? (int)(tokens / steps / B + 0.5) : S;
+    double flops = 3.0 * forward_flops(&student->cfg, B, Seff) +
+                   (teacher && loss_set_needs_teacher(t->losses) ? forward_flops(&teacher->cfg, B, Seff) : 0.0);
+    double tok_per_step = from_data ? tokens / steps : (double)B * S;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
     char devname[32];
-    device_str(dev, devname, sizeof devname);
+    device_str(t->device, devname, sizeof devname);
     if (json) {
         printf("{\"config\":\"%s\",\"device\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"steps\":%d,"
-               "\"step_ms\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},\"tokens_per_s\":%.1f,"
-               "\"teacher_ms\":%.3f,\"student_ms\":%.3f,\"gflops_per_s\":%.2f,\"peak_rss_mb\":%.1f,",
-               config_path, devname, runtime_threads(), B, S, steps, med * 1e3, t_step[0] * 1e3,
-               t_step[steps - 1] * 1e3, (double)B * S / med, med_teacher * 1e3, (med - med_teacher) * 1e3,
-               flops / med / 1e9, rss_mb);
+               "\"data\":\"%s\",\"step_ms\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},\"tokens_per_s\":%.1f,"
+               "\"teacher_ms\":%.3f,\"student_ms\":%.3f,\"gflops_per_s\":%.2f,\"peak_rss_mb\":%.1f,"
+               "\"first_loss\":%.9g,",
+               config_path, devname, runtime_threads(), B, Seff, steps, from_data ? "train" : "random", med * 1e3,
+               t_step[0] * 1e3, t_step[steps - 1] * 1e3, tok_per_step / med, med_teacher * 1e3,
+               (med - med_teacher) * 1e3, flops / med / 1e9, rss_mb, first_loss);
         if (teacher)
             printf("\"teacher\":{\"layers\":%d,\"hidden\":%d,\"heads\":%d,\"intermediate\":%d},",
                    teacher->cfg.num_hidden_layers, teacher->cfg.hidden_size, teacher->cfg.num_attention_heads,
@@ -199,14 +177,15 @@ int cmd_bench(int argc, char **argv) {
                student->cfg.num_hidden_layers, student->cfg.hidden_size, student->cfg.num_attention_heads,
                student->cfg.intermediate_size);
     } else {
-        printf("bench %s on %s, %d threads: batch %d x seq %d, %d steps after 1 warm-up\n", config_path, devname,
-               runtime_threads(), B, S, steps);
+        printf("bench %s on %s, %d threads: batch %d x seq %d%s, %d steps after 1 warm-up\n", config_path, devname,
+               runtime_threads(), B, Seff, from_data ? " (mean, from data.train)" : "", steps);
         printf("step       median %.1f ms (min %.1f, max %.1f), %.0f tokens/s\n", med * 1e3, t_step[0] * 1e3,
-               t_step[steps - 1] * 1e3, (double)B * S / med);
+               t_step[steps - 1] * 1e3, tok_per_step / med);
         printf("teacher    %.1f ms forward\nstudent    %.1f ms forward + losses + backward + AdamW\n",
                med_teacher * 1e3, (med - med_teacher) * 1e3);
         printf("compute    %.1f GFLOP/s (%.1f GFLOP per step)\nmemory     %.0f MB peak resident\n",
                flops / med / 1e9, flops / 1e9, rss_mb);
+        printf("loss       %.6g at the first step\n", first_loss);
     }
     rc = 0;
 done:
@@ -216,14 +195,10 @@ done:
     free(lengths);
     free(labels);
     free(targets);
+    free(rows);
     free(t_step);
     free(t_teacher);
-    ctx_free(c);
-    adamw_free(opt);
-    adamw_free(opt_p);
-    loss_set_free(ls);
-    bert_free(student);
-    bert_free(teacher);
+    trainer_free(t);
     config_free(&cfg);
     return rc;
 }

@@ -1,30 +1,111 @@
 /*
- * trainer.h — the training loop shared by `task: finetune` and `task: distill`, and evaluation.
+ * trainer.h — the training step, once: a Trainer built from a validated config, that `distill
+ * --config` (cmd_train.c), `distill bench` and the distributed path all drive (DESIGN §8).
  *
- * One optimizer step = grad_accum micro-steps. A micro-step: next batch from the loader (seeded
- * permutation, dynamic padding), teacher forward with the tape off (distill), student forward
- * with the tape on and dropout, the loss set, backward (loss scaled by 1/grad_accum, as the HF
- * Trainer does). Then global-norm clipping over student + projections, AdamW, zero grads, the LR
- * schedule. Dropout counters are a pure function of the micro-step, and the loader cursor, AdamW
- * moments, step counters and best metric are saved in each checkpoint, so a resumed run follows
- * the loss curve of an uninterrupted one bit for bit on the CPU at a fixed thread count.
+ * One optimizer step = grad_accum micro-steps. A micro-step: this rank's share of the next global
+ * batch (the loader pads it to the step's longest row over all ranks), teacher forward with the
+ * tape off (distill), student forward with the tape on and dropout, the loss set, backward. Then
+ * the gradient all-reduce over ranks (comm.h), global-norm clipping over student + projections,
+ * AdamW and the learning-rate schedule.
+ *
+ * Averaging. Each micro-step's loss is scaled by rows_here / global_rows / grad_accum before the
+ * backward and the gradients are summed over ranks, so R ranks with global batch B take the same
+ * update as one rank with batch B: every loss term is a mean over rows (or over rows x a padded
+ * length that is the same on every rank), so a rank's mean weighted by its share of the rows is
+ * its part of the global mean. (hidden_cos averages over valid tokens instead; its share is
+ * weighted by rows too, which matches one rank only up to the rows' token counts.) Dropout draws
+ * its masks for the whole global batch and each rank takes its rows' (ctx_set_rows), so a 2-rank
+ * run applies exactly the masks a 1-rank run does: the two differ only by fp32 reduction order.
+ *
+ * Reproducibility: dropout counters are a pure function of the micro-step, and the loader cursor,
+ * AdamW moments, step counters and best metric are saved in each checkpoint, so a resumed run
+ * follows the loss curve of an uninterrupted one bit for bit on the CPU at a fixed thread count
+ * and rank count, and within fp32 reduction order across rank counts.
  */
 #ifndef DISTILL_TRAINER_H
 #define DISTILL_TRAINER_H
 
 #include "../data/dataset.h"
+#include "../data/loader.h"
 #include "../engine/ctx.h"
+#include "../engine/optim.h"
 #include "../models/bert.h"
+#include "comm.h"
+#include "config.h"
 #include "metrics.h"
 
-/* Uploads a host batch (data/loader.h) to the context's device and fills the BertInput. */
+struct LossSet;
 
-#include "../data/loader.h"
+/* What one optimizer step did, summed or averaged over all ranks (identical on every rank). */
+typedef struct TrainerStep {
+    double loss;          /* the global mean loss (sum of weighted terms) */
+    float *terms;         /* (n_terms) the weighted terms' global means; owned by the trainer */
+    double grad_norm, lr;
+    int64_t rows, tokens; /* rows and valid tokens of the step over all ranks */
+    bool epoch_end;       /* the step took an epoch's last batch */
+    double teacher_s;     /* this rank's time in the teacher forward (bench) */
+} TrainerStep;
+
+typedef struct Trainer {
+    Config cfg;           /* owned: the config the trainer was created from */
+    Comm *comm;           /* borrowed */
+    Device device;
+    Ctx *c;
+    Dataset *train, *dev, *test; /* NULL when created without data */
+    char **vocab;         /* the train file's vocabulary (n_vocab), or NULL */
+    int n_vocab;
+    Bert *teacher, *student;
+    struct LossSet *losses;
+    ParamStore *stores[2]; /* student params, projections (or NULL) */
+    int n_stores;
+    AdamW *opt[2];        /* one per store: the owner of the moments */
+    Loader *loader;       /* this rank's share of the train file */
+    BertRequest sreq, treq;
+    int n_terms;
+    const char **term_names;
+    /* state saved in checkpoints */
+    int64_t step, samples_seen, epoch;
+    int64_t total_steps, warmup_steps;
+    double best_metric;   /* NaN until the first evaluation */
+    int64_t best_step;    /* -1 until then */
+    int64_t metrics_offset; /* bytes of metrics.jsonl at the checkpoint resumed from */
+    TrainerStep last;
+} Trainer;
+
+/* Builds the trainer from a validated config (config_load, or config_parse with with_data false):
+ * device and threads, data (train/dev/test, when with_data), teacher, student, their checks
+ * against the config and data, the loss set, the optimizer and the loader. Nothing is written.
+ * Takes ownership of *cfg (zeroed on return). Every rank checks that all ranks loaded the same
+ * config and data files. Without data the models take their shapes from the config with the
+ * BERT vocabulary (30522) and 2 labels (what `bench` needs). */
+Status trainer_new(Config *cfg, Comm *comm, bool with_data, Trainer **out);
+void trainer_free(Trainer *t);
+
+/* One optimizer step on n micro-batches (this rank's shares, as the loader makes them). Collective:
+ * every rank must call it with the same n. A non-finite loss on any rank fails the step on every
+ * rank with the same message. */
+Status trainer_step_on(Trainer *t, Batch *micro, int n, TrainerStep *out);
+/* One optimizer step on the next grad_accum batches of the trainer's loader. */
+Status trainer_step(Trainer *t, TrainerStep *out);
+
+/* Evaluates `m` (the student when NULL) on every row of `ds`: the rows are split over the ranks
+ * and the logits gathered, so every rank computes the same metrics, equal to one rank's.
+ * Classification: hard cross-entropy, accuracy, F1, MCC; regression: MSE, Pearson, Spearman.
+ * Requires labels. Collective. */
+Status trainer_evaluate(Trainer *t, Bert *m, const Dataset *ds, MetricValues *out);
+
+/* Writes a training checkpoint of the current state (rank 0 only; other ranks return OK).
+ * config_yaml is the resolved config stored in the file. */
+Status trainer_save(Trainer *t, const char *path, const char *config_yaml);
+/* Restores the state from a checkpoint written by a run with any rank count that divides the
+ * global batch. */
+Status trainer_resume(Trainer *t, const char *path);
+
+/* Uploads a host batch (data/loader.h) to the context's device and fills the BertInput. */
 void batch_to_input(Ctx *c, const Batch *b, BertInput *in);
 
-/* Evaluates `m` on every row of `ds` (in order, batches of `batch`), tape off, dropout off.
- * Classification: hard cross-entropy loss, accuracy, F1, MCC; regression: MSE, Pearson, Spearman.
- * Requires labels in the file. */
+/* Single-process evaluation of `m` on `ds` (in order, batches of `batch`), tape and dropout off:
+ * what `distill eval` uses. Requires labels in the file. */
 Status evaluate_model(Ctx *c, Bert *m, const Dataset *ds, int batch, MetricValues *out);
 
 #endif

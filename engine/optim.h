@@ -13,7 +13,7 @@
 #ifndef DISTILL_OPTIM_H
 #define DISTILL_OPTIM_H
 
-#include "../engine/params.h"
+#include "params.h"
 
 typedef enum { SCHED_LINEAR = 0, SCHED_COSINE, SCHED_CONSTANT } SchedKind;
 
