@@ -14,6 +14,13 @@ static const char *const RANK_VARS[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMI
 
 static const char *g_launcher = "none";
 
+/* DISTILL_FORCE_COMM=1: reduce through MPI / NCCL even with one rank (tests compare that path
+ * with the plain single-process one). */
+static bool forced(void) {
+    const char *v = getenv("DISTILL_FORCE_COMM");
+    return v && !strcmp(v, "1");
+}
+
 static int env_int(const char *name, int dflt) {
     const char *v = getenv(name);
     return v && *v ? atoi(v) : dflt;
@@ -55,12 +62,12 @@ Status comm_init(int *argc, char ***argv, Comm *c) {
         return DISTILL_OK;
     }
     if (comm_mpi_init(argc, argv, c) != DISTILL_OK) return DISTILL_ERR;
-    c->kind = c->world > 1 ? COMM_MPI : COMM_SINGLE;
+    c->kind = c->world > 1 || forced() ? COMM_MPI : COMM_SINGLE;
     return DISTILL_OK;
 }
 
 Status comm_use_device(Comm *c, Device device) {
-    if (device.type != DEV_CUDA || c->world == 1) return DISTILL_OK;
+    if (device.type != DEV_CUDA || c->kind == COMM_SINGLE) return DISTILL_OK;
     if (!comm_have_nccl()) {
         distill_set_error("%d GPU ranks need NCCL to reduce gradients, and this build has none "
                           "(install NCCL and rebuild with -DDISTILL_NCCL=ON)", c->world);
@@ -89,7 +96,7 @@ const char *comm_kind_name(CommKind k) {
 const char *comm_describe(const Comm *c) { return c->mpi ? g_launcher : "no launcher"; }
 
 void comm_allreduce_f32(Comm *c, float *buf, size_t n, bool on_device, const char *what) {
-    if (c->world == 1 || n == 0) return;
+    if (c->kind == COMM_SINGLE || n == 0) return;
     if (on_device) {
         if (c->kind != COMM_NCCL) comm_fail(c, "internal: a device buffer to reduce without NCCL");
         comm_nccl_allreduce_f32(c, buf, n, what);
@@ -99,15 +106,15 @@ void comm_allreduce_f32(Comm *c, float *buf, size_t n, bool on_device, const cha
 }
 
 void comm_allreduce_f64(Comm *c, double *buf, size_t n, const char *what) {
-    if (c->world > 1 && n) comm_mpi_allreduce(c, buf, n, 1, what);
+    if (c->kind != COMM_SINGLE && n) comm_mpi_allreduce(c, buf, n, 1, what);
 }
 
 void comm_allreduce_i64(Comm *c, int64_t *buf, size_t n, const char *what) {
-    if (c->world > 1 && n) comm_mpi_allreduce(c, buf, n, 2, what);
+    if (c->kind != COMM_SINGLE && n) comm_mpi_allreduce(c, buf, n, 2, what);
 }
 
 void comm_bcast(Comm *c, void *buf, size_t bytes, int root, const char *what) {
-    if (c->world > 1 && bytes) comm_mpi_bcast(c, buf, bytes, root, what);
+    if (c->kind != COMM_SINGLE && bytes) comm_mpi_bcast(c, buf, bytes, root, what);
 }
 
 bool comm_any(Comm *c, bool flag, const char *what) {
@@ -131,9 +138,9 @@ Status comm_check_same(Comm *c, uint64_t hash, const char *what) {
         }
     free(all);
     if (!bad) return DISTILL_OK;
-    distill_set_error("rank %d: the ranks did not load the same %s: rank%s %s differ%s from rank 0; every rank "
+    distill_set_error("the ranks did not load the same %s: rank%s %s differ%s from rank 0; every rank "
                       "must be started with the same config, overrides and files",
-                      c->rank, what, bad > 1 ? "s" : "", ranks, bad > 1 ? "" : "s");
+                      what, bad > 1 ? "s" : "", ranks, bad > 1 ? "" : "s");
     return DISTILL_ERR;
 }
 

@@ -13,6 +13,9 @@
  * MPI, one GPU per local rank). Small host collectives (loss values, evaluation outputs, status
  * flags, hashes) always go over MPI.
  *
+ * DISTILL_FORCE_COMM=1 sends a one-rank job's reductions through MPI (and NCCL on a GPU) anyway,
+ * so tests can compare that path with the plain single-process one.
+ *
  * Faults: every collective waits at most `timeout_s` seconds (DISTILL_COMM_TIMEOUT, default 30).
  * Past that, or on any MPI or NCCL error, the rank prints
  *   distill: error: rank R: <what> did not complete in N s (step S): a rank has died or hangs

@@ -26,9 +26,49 @@ static _Noreturn void fail_mpi(Comm *c, int err, const char *what) {
     comm_fail(c, msg);
 }
 
+/* Arrival notes: before each all-reduce every other rank sends rank 0 a small note (tag
+ * ARRIVAL_TAG, the collective's sequence number). When the collective times out, rank 0 names the
+ * ranks whose note has not come: the ones that died or hang. */
+#define ARRIVAL_TAG 7301
+
+typedef struct {
+    MPI_Request *recv; /* rank 0: one per other rank */
+    int *got;
+    MPI_Request send;  /* the other ranks */
+    int seq;
+} Arrivals;
+
+/* The message for a timed-out collective, naming the missing ranks when this is rank 0. */
+static void timeout_message(Comm *c, Arrivals *a, const char *what, char *msg, size_t n) {
+    if (c->rank == 0 && a && a->recv) {
+        char ranks[256] = "";
+        size_t len = 0;
+        int missing = 0;
+        for (int r = 1; r < c->world; r++) {
+            int done = 1;
+            if (a->recv[r] != MPI_REQUEST_NULL) MPI_Test(&a->recv[r], &done, MPI_STATUS_IGNORE);
+            if (!done && missing++ < 16 && len < sizeof ranks - 16)
+                len += (size_t)snprintf(ranks + len, sizeof ranks - len, "%s%d", missing > 1 ? ", " : "", r);
+        }
+        if (missing) {
+            snprintf(msg, n,
+                     "rank%s %s did not reach %s (step %lld) within %.0f s: %s died or hangs; aborting the job "
+                     "(DISTILL_COMM_TIMEOUT sets the limit)",
+                     missing > 1 ? "s" : "", ranks, what, c->step, c->timeout_s, missing > 1 ? "they" : "it");
+            return;
+        }
+    }
+    snprintf(msg, n,
+             "%s did not complete in %.0f s (step %lld): %s; aborting the job "
+             "(DISTILL_COMM_TIMEOUT sets the limit)",
+             what, c->timeout_s, c->step,
+             c->rank == 0 && a && a->recv ? "every rank reached it, and one stopped responding inside it"
+                                         : "a rank has died or hangs (rank 0 names it)");
+}
+
 /* Waits for req with the deadline; polls with a sleep that grows to 1 ms so a waiting rank does
  * not take the core its peers compute on. */
-static void wait_deadline(Comm *c, MPI_Request *req, const char *what) {
+static void wait_deadline(Comm *c, MPI_Request *req, Arrivals *a, const char *what) {
     double t0 = now_s();
     long sleep_ns = 1000;
     for (;;) {
@@ -37,16 +77,48 @@ static void wait_deadline(Comm *c, MPI_Request *req, const char *what) {
         if (err != MPI_SUCCESS) fail_mpi(c, err, what);
         if (done) return;
         if (now_s() - t0 > c->timeout_s) {
-            char msg[512];
-            snprintf(msg, sizeof msg,
-                     "%s did not complete in %.0f s (step %lld): a rank has died or hangs; aborting the job "
-                     "(DISTILL_COMM_TIMEOUT sets the limit)",
-                     what, c->timeout_s, c->step);
+            char msg[768];
+            timeout_message(c, a, what, msg, sizeof msg);
             comm_fail(c, msg);
         }
         struct timespec ts = {0, sleep_ns};
         nanosleep(&ts, NULL);
         if (sleep_ns < 1000000) sleep_ns *= 2;
+    }
+}
+
+static void arrivals_post(Comm *c, Arrivals *a) {
+    static int seq = 0;
+    memset(a, 0, sizeof *a);
+    a->seq = ++seq;
+    a->send = MPI_REQUEST_NULL;
+    if (c->rank == 0) {
+        a->recv = xmalloc((size_t)c->world * sizeof *a->recv);
+        a->got = xcalloc((size_t)c->world, sizeof *a->got);
+        a->recv[0] = MPI_REQUEST_NULL;
+        for (int r = 1; r < c->world; r++)
+            MPI_Irecv(&a->got[r], 1, MPI_INT, r, ARRIVAL_TAG, MPI_COMM_WORLD, &a->recv[r]);
+    } else {
+        MPI_Isend(&a->seq, 1, MPI_INT, 0, ARRIVAL_TAG, MPI_COMM_WORLD, &a->send);
+    }
+}
+
+/* After the collective completed every note was sent: complete the requests. */
+static void arrivals_finish(Comm *c, Arrivals *a, const char *what) {
+    if (c->rank == 0) {
+        for (int r = 1; r < c->world; r++) {
+            wait_deadline(c, &a->recv[r], NULL, what);
+            if (a->got[r] != a->seq) {
+                char msg[256];
+                snprintf(msg, sizeof msg, "internal: rank %d is at collective %d, rank 0 at %d (%s)", r, a->got[r],
+                         a->seq, what);
+                comm_fail(c, msg);
+            }
+        }
+        free(a->recv);
+        free(a->got);
+    } else {
+        wait_deadline(c, &a->send, NULL, what);
     }
 }
 
@@ -85,11 +157,14 @@ void comm_mpi_allreduce(Comm *c, void *buf, size_t n, int dtype, const char *wha
     const size_t chunk = (size_t)1 << 30;
     for (size_t off = 0; off < n; off += chunk) {
         size_t m = n - off < chunk ? n - off : chunk;
+        Arrivals a;
+        arrivals_post(c, &a);
         MPI_Request req;
         int err = MPI_Iallreduce(MPI_IN_PLACE, (char *)buf + off * sizes[dtype], (int)m, types[dtype], MPI_SUM,
                                  MPI_COMM_WORLD, &req);
         if (err != MPI_SUCCESS) fail_mpi(c, err, what);
-        wait_deadline(c, &req, what);
+        wait_deadline(c, &req, &a, what);
+        arrivals_finish(c, &a, what);
     }
 }
 
@@ -98,7 +173,7 @@ void comm_mpi_bcast(Comm *c, void *buf, size_t bytes, int root, const char *what
     MPI_Request req;
     int err = MPI_Ibcast(buf, (int)bytes, MPI_BYTE, root, MPI_COMM_WORLD, &req);
     if (err != MPI_SUCCESS) fail_mpi(c, err, what);
-    wait_deadline(c, &req, what);
+    wait_deadline(c, &req, NULL, what);
 }
 
 _Noreturn void comm_mpi_abort(Comm *c, int code) {

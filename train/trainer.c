@@ -217,6 +217,13 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
     t->comm = comm;
     t->best_metric = NAN;
     t->best_step = -1;
+    t->hang_rank = -1;
+    const char *hang = getenv("DISTILL_TEST_HANG");
+    if (hang && sscanf(hang, "%d:%lld", &t->hang_rank, &t->hang_step) != 2) t->hang_rank = -1;
+    /* Testing hook (DISTILL_TEST_NAN=RANK:STEP): that rank's loss reads as NaN at that step. */
+    t->nan_rank = -1;
+    const char *nan_at = getenv("DISTILL_TEST_NAN");
+    if (nan_at && sscanf(nan_at, "%d:%lld", &t->nan_rank, &t->nan_step) != 2) t->nan_rank = -1;
     Config *cfg = &t->cfg;
     const int R = comm->world;
 
@@ -396,6 +403,7 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     double share = (double)b->rows / (double)b->global_rows / (double)n;
     ctx_backward(c, op_scale(c, loss, (float)share));
     float lv = op_item(loss);
+    if (t->nan_rank == t->comm->rank && t->nan_step == t->step + 1) lv = NAN; /* testing hook */
     if (!isfinite(lv)) {
         snprintf(acc->why, sizeof acc->why, "the loss is %g (lower optimizer.lr, or check the data)", lv);
         acc->red[K + 3] = 1;
@@ -414,6 +422,12 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
     ctx_set_rows(c, 0, 0, 0);
     ctx_reset(c);
     bool mine = acc->red[K + 3] != 0;
+    /* Testing hook (DISTILL_TEST_HANG=RANK:STEP): this rank stops answering before the step's
+     * collectives, as a rank stuck in I/O or a driver would; the others must end the job. */
+    if (t->hang_rank == comm->rank && t->hang_step == t->step + 1) {
+        fprintf(stderr, "distill: DISTILL_TEST_HANG: rank %d hangs at step %lld\n", comm->rank, (long long)t->step + 1);
+        for (;;) pause();
+    }
     comm_allreduce_f64(comm, acc->red, (size_t)K + 4, "the loss all-reduce");
     Status st = DISTILL_OK;
     if (acc->red[K + 3] != 0) {
@@ -433,7 +447,7 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
     }
     if (st == DISTILL_OK) {
         /* The gradient all-reduce: the sum of the ranks' shares is the global mean's gradient. */
-        if (comm->world > 1) {
+        if (comm->kind != COMM_SINGLE) {
             ctx_sync(c);
             for (int i = 0; i < t->n_stores; i++)
                 comm_allreduce_f32(comm, t->stores[i]->grad, t->stores[i]->total, t->device.type == DEV_CUDA,

@@ -70,6 +70,10 @@ typedef struct Trainer {
     int64_t best_step;    /* -1 until then */
     int64_t metrics_offset; /* bytes of metrics.jsonl at the checkpoint resumed from */
     TrainerStep last;
+    int hang_rank;        /* testing hook DISTILL_TEST_HANG=RANK:STEP (-1: off) */
+    long long hang_step;
+    int nan_rank;         /* testing hook DISTILL_TEST_NAN=RANK:STEP (-1: off) */
+    long long nan_step;
 } Trainer;
 
 /* Builds the trainer from a validated config (config_load, or config_parse with with_data false):
