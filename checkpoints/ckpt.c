@@ -1,10 +1,11 @@
 /*
  * ckpt.c — saving and loading training checkpoints (layout and promises in ckpt.h).
  *
- * Save: validate the input, create `path.tmp-<pid>`, write groups, tensors (each with its own
- * SHA-256), strings, state, the two content hashes, then the `complete` marker; flush, close,
- * fsync, rename over `path`, fsync the directory. Any failure closes and unlinks the temporary
- * file, so the previous checkpoint at `path` is untouched and nothing new is left behind.
+ * Save: validate the input, create the temporary `path.tmp-<pid>-<n>` (io/atomic.h), write
+ * groups, tensors (each with its own SHA-256), strings, state, the two content hashes, then the
+ * `complete` marker; flush, close, and commit (fsync, rename over `path`, fsync the directory).
+ * Any failure closes and removes the temporary file, so the previous checkpoint at `path` is
+ * untouched and nothing new is left behind.
  *
  * Load: open and check the format, refuse a file without the marker, rebuild the student from its
  * saved config with bert_build, read every tensor with a shape check and a per-tensor hash check,
@@ -13,14 +14,12 @@
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt_internal.h"
 
-#include <errno.h>
-#include <fcntl.h>
-#include <libgen.h>
+#include "io/atomic.h"
+
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 void (*ckpt_test_stage_hook)(const char *stage) = NULL;
 
@@ -45,8 +44,8 @@ void ckpt_free(TrainCheckpoint *ck) {
         if (ck->student) bert_free(ck->student);
         if (ck->projections) params_free(ck->projections);
         free(ck->config_yaml);
-        strs_free(ck->vocab, ck->n_vocab);
-        strs_free(ck->label_names, ck->n_label_names);
+        h5_strs_free(ck->vocab, ck->n_vocab);
+        h5_strs_free(ck->label_names, ck->n_label_names);
     }
     ckpt_init(ck);
 }
@@ -208,38 +207,13 @@ static Status write_state(Writer *w, const TrainCheckpoint *ck) {
     return st ? DISTILL_ERR : DISTILL_OK;
 }
 
-static Status fsync_path(const char *p, bool dir) {
-    int fd = open(p, O_RDONLY | (dir ? O_DIRECTORY : 0));
-    if (fd < 0) return DISTILL_ERR;
-    int rc = fsync(fd);
-    /* Some filesystems cannot fsync a directory (EINVAL): the rename is then as durable as it
-     * gets there. */
-    if (rc != 0 && dir && (errno == EINVAL || errno == ENOTSUP)) rc = 0;
-    int e = errno;
-    close(fd);
-    errno = e;
-    return rc == 0 ? DISTILL_OK : DISTILL_ERR;
-}
-
 Status ckpt_save(const char *path, const TrainCheckpoint *ck) {
     if (check_save_input(path, ck) != DISTILL_OK) return DISTILL_ERR;
-    char tmp[4096], dirbuf[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid()) >= sizeof tmp) {
-        distill_set_error("%s: checkpoint path too long", path);
-        return DISTILL_ERR;
-    }
-    snprintf(dirbuf, sizeof dirbuf, "%s", path);
-    const char *dir = dirname(dirbuf);
-
-    /* Create the file ourselves first so an unwritable or missing directory is reported with
-     * the system's reason rather than HDF5's. */
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        distill_set_error("%s: cannot write checkpoint: cannot create '%s' in directory '%s': %s",
-                          path, tmp, dir, strerror(errno));
-        return DISTILL_ERR;
-    }
-    close(fd);
+    /* The temporary file is made (exclusively) before HDF5 sees it, so an unwritable or missing
+     * folder is reported with the system's reason rather than HDF5's. */
+    AtomicFile af;
+    if (io_atomic_begin_named(&af, path) != DISTILL_OK) return DISTILL_ERR;
+    const char *tmp = af.tmp;
 
     H5Quiet q;
     h5_quiet_begin(&q);
@@ -300,30 +274,16 @@ Status ckpt_save(const char *path, const TrainCheckpoint *ck) {
         goto fail;
     }
     stage("closed");
-    if (fsync_path(tmp, false) != DISTILL_OK) {
-        distill_set_error("%s: cannot write checkpoint: fsync of '%s' failed: %s", path, tmp,
-                          strerror(errno));
-        goto fail;
-    }
-    stage("synced");
-    if (rename(tmp, path) != 0) {
-        distill_set_error("%s: cannot write checkpoint: rename from '%s' failed: %s", path, tmp,
-                          strerror(errno));
-        goto fail;
-    }
-    stage("renamed");
-    if (fsync_path(dir, true) != DISTILL_OK) {
-        /* The new checkpoint is in place; only its durability across a power loss is unknown. */
-        distill_set_error("%s: checkpoint written, but fsync of directory '%s' failed: %s", path,
-                          dir, strerror(errno));
-        st = DISTILL_ERR;
-        goto done;
-    }
-    st = DISTILL_OK;
+    /* fsync, rename over path, fsync the folder; a failure there removes the temporary file.
+     * The test hook sees commit's "synced" and "renamed" (only while a test has set it). */
+    void (*io_hook)(const char *) = io_atomic_stage_hook;
+    if (ckpt_test_stage_hook) io_atomic_stage_hook = ckpt_test_stage_hook;
+    st = io_atomic_commit(&af);
+    io_atomic_stage_hook = io_hook;
     goto done;
 fail:
     if (w.f >= 0) H5Fclose(w.f);
-    unlink(tmp);
+    io_atomic_abort(&af);
 done:
     h5_quiet_end(&q);
     digests_free(&w.dl);
@@ -461,7 +421,7 @@ static Status check_names(Reader *r, hid_t g, const char *gpath, const ParamStor
                           gpath, ps->n, n);
         st = DISTILL_ERR;
     }
-    strs_free(names, n);
+    h5_strs_free(names, n);
     return st;
 }
 
@@ -539,7 +499,7 @@ static Status load_projections(Reader *r, Device device, TrainCheckpoint *out) {
         }
         params_add(ps, names[i], rank, shape, nd[i] != 0);
     }
-    strs_free(names, n);
+    h5_strs_free(names, n);
     free(nd);
     H5Gclose(g);
     if (st != DISTILL_OK) return st;

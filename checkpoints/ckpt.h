@@ -27,8 +27,9 @@
  * the config YAML). Loading recomputes both from the bytes read and rejects any difference.
  *
  * Promises:
- * - ckpt_save never leaves a half-written file at `path`: it writes `path.tmp-<pid>`, flushes and
- *   fsyncs it, renames it over `path` and fsyncs the directory. A crash at any instant leaves the
+ * - ckpt_save never leaves a half-written file at `path`: it writes `path.tmp-<pid>-<n>` (the
+ *   temporary name of io/atomic.h), flushes and fsyncs it, renames it over `path` and fsyncs the
+ *   directory. A crash at any instant leaves the
  *   previous checkpoint at `path` intact (and at worst a stale .tmp file that loaders ignore and
  *   ckpt_rotate removes). On error nothing is left behind.
  * - Save then load is bit-exact: every tensor, moment, state field and string comes back identical
@@ -126,9 +127,10 @@ Status ckpt_copy_store(ParamStore *dst, float *dst_m, float *dst_v,
                        const ParamStore *src, const float *src_m, const float *src_v);
 
 /* Keeps the newest `keep_last` files named exactly ckpt-<step>.h5 in `dir` (by step, numerically)
- * and deletes older ones; never touches best.h5 or any other name. Also removes stale
- * <name>.h5.tmp-<pid> files whose writer process no longer exists on this host (left by a crash
- * during ckpt_save). keep_last <= 0 keeps every checkpoint. */
+ * and deletes older ones; never touches best.h5 or any other name. Also removes, best effort,
+ * the temporaries in `dir` of writers that no longer run on this host (io_clean_stale_temps:
+ * "<name>.tmp-<pid>-<n>" files and folders, left by a crash during ckpt_save, an export or any
+ * other atomic write). keep_last <= 0 keeps every checkpoint. */
 Status ckpt_rotate(const char *dir, int keep_last);
 
 /* Writes to path_out the newest ckpt-<step>.h5 in `dir` that passes ckpt_verify, skipping broken

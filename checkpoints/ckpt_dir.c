@@ -2,20 +2,20 @@
  * ckpt_dir.c — a run directory's checkpoints: naming (ckpt-<step>.h5), keeping the last K, and
  * finding the newest one that validates (see ckpt.h).
  *
- * Promise: only files named exactly ckpt-<digits>.h5 are ever counted or deleted, plus stale
- * temporary files "<name>.h5.tmp-<pid>" of writers that no longer run; best.h5 and every other
- * name are never touched.
+ * Promise: only files named exactly ckpt-<digits>.h5 are ever counted or deleted, plus the stale
+ * temporaries of writers that no longer run (io_clean_stale_temps, io/atomic.h); best.h5 and
+ * every other name are never touched.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "ckpt_internal.h"
 
+#include "io/atomic.h"
+
 #include <dirent.h>
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/types.h>
 #include <unistd.h>
 
 const char *ckpt_step_path(const char *dir, int64_t step, char *buf, size_t n) {
@@ -40,17 +40,6 @@ static bool parse_ckpt_name(const char *name, int64_t *step) {
     size_t n = strlen(name);
     if (n < 9 || strncmp(name, "ckpt-", 5) != 0 || strcmp(name + n - 3, ".h5") != 0) return false;
     return parse_digits(name + 5, n - 8, step);
-}
-
-/* "<anything>.h5.tmp-<digits>" -> writer pid. */
-static bool parse_tmp_name(const char *name, long *pid) {
-    const char *t = strstr(name, ".h5.tmp-");
-    if (!t) return false;
-    const char *d = t + 8;
-    int64_t v;
-    if (!parse_digits(d, strlen(d), &v) || v <= 0 || v > 0x7fffffff) return false;
-    *pid = (long)v;
-    return true;
 }
 
 typedef struct { int64_t step; char *name; } Entry;
@@ -108,19 +97,17 @@ Status ckpt_rotate(const char *dir, int keep_last) {
     }
     entries_free(v, n);
 
-    /* Stale temporary files: their writer died mid-save (a crash the rename protected us from). */
-    DIR *d = opendir(dir);
-    if (!d) return st;
-    struct dirent *e;
-    long self = (long)getpid();
-    while ((e = readdir(d)) != NULL) {
-        long pid;
-        if (!parse_tmp_name(e->d_name, &pid) || pid == self) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* still running (or not ours) */
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        unlink(path);
+    /* Stale temporaries: their writer died mid-save (a crash the rename protected us from).
+     * Best effort, as before: a leftover that cannot be removed does not fail the rotation. */
+    if (st == DISTILL_OK) {
+        if (io_clean_stale_temps(dir) != DISTILL_OK)
+            fprintf(stderr, "distill: warning: %s\n", distill_error());
+    } else {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", distill_error()); /* the rotation's error comes first */
+        io_clean_stale_temps(dir);
+        distill_set_error("%s", msg);
     }
-    closedir(d);
     return st;
 }
 

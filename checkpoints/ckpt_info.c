@@ -90,7 +90,7 @@ static void print_student_counts(FILE *out, hid_t f, const char *path) {
         first = false;
     }
     fprintf(out, ")%s\n", missing ? ", SOME TENSORS MISSING" : "");
-    strs_free(names, n);
+    h5_strs_free(names, n);
     H5Gclose(g);
 }
 
@@ -117,7 +117,7 @@ static void print_projection_counts(FILE *out, hid_t f, const char *path) {
     char b[32];
     fprintf(out, "projections  %s parameters in %d tensors%s%s\n", commas(total, b, sizeof b), n,
             n ? ", first " : "", n ? names[0] : "");
-    strs_free(names, n);
+    h5_strs_free(names, n);
     H5Gclose(g);
 }
 
@@ -210,7 +210,7 @@ int ckpt_info_print(const char *path, FILE *out) {
             fprintf(out, "labels      ");
             for (int i = 0; i < n; i++) fprintf(out, " %s", ln[i]);
             fprintf(out, "\n");
-            strs_free(ln, n);
+            h5_strs_free(ln, n);
         }
     }
     char *yaml = NULL;

@@ -1,7 +1,8 @@
 /*
  * ckpt_internal.h — what the checkpoint files share (ckpt.c, ckpt_dir.c, ckpt_info.c, ckpt_h5.c):
- * small HDF5 helpers that turn HDF5 failures into distill errors naming the file and the object,
- * and the SHA-256 content hash (OpenSSL libcrypto) with its canonical encoding.
+ * opening a checkpoint for reading, the SHA-256 content hash (OpenSSL libcrypto) with its
+ * canonical encoding, and the BertConfig <-> attribute mapping. The HDF5 helpers themselves
+ * (attributes, string datasets, error text) are io/h5.h's.
  *
  * Not a public header: only checkpoints/ckpt_*.c include it.
  *
@@ -17,61 +18,11 @@
 #include <hdf5.h>
 
 #include "ckpt.h"
-
-/* ---------------------------------------------------------------- HDF5 error reporting */
-
-/* Turns HDF5's automatic error printing off between begin and end (restoring the caller's). */
-typedef struct { H5E_auto2_t fn; void *data; } H5Quiet;
-void h5_quiet_begin(H5Quiet *q);
-void h5_quiet_end(const H5Quiet *q);
-
-/* The most specific message on the current HDF5 error stack ("truncated file: eof = ..."),
- * or "no HDF5 detail". Valid until the next call on this thread. */
-const char *h5_error_text(void);
+#include "io/h5.h" /* the HDF5 helpers: h5a_*, h5d_*, h5_error_text, H5Quiet */
 
 /* Opens `path` read-only as HDF5 and checks the root's format attribute. Sets an error naming
  * the file on failure (missing, not HDF5, truncated, not a checkpoint, newer format). */
 Status ckpt_open_read(const char *path, hid_t *file_out);
-
-/* ---------------------------------------------------------------- attributes
- * Writers return DISTILL_OK or set "<path>: <obj>: cannot write attribute <name>: <hdf5 text>".
- * Readers: `obj_name` is the object's path for messages; a missing attribute is an error unless
- * the *_opt variant is used, which returns DISTILL_OK and sets *found. Integer readers reject a
- * non-integer attribute, float readers a non-float one, with "expected ..., found ...". */
-Status h5a_put_i64(const char *path, hid_t obj, const char *name, int64_t v);
-Status h5a_put_u64(const char *path, hid_t obj, const char *name, uint64_t v);
-Status h5a_put_f64(const char *path, hid_t obj, const char *name, double v);
-Status h5a_put_f32(const char *path, hid_t obj, const char *name, float v);
-Status h5a_put_str(const char *path, hid_t obj, const char *name, const char *s);
-/* n strings (NULL entries written as ""); n must be > 0. */
-Status h5a_put_strs(const char *path, hid_t obj, const char *name, const char *const *s, size_t n);
-Status h5a_put_u8s(const char *path, hid_t obj, const char *name, const uint8_t *v, size_t n);
-
-Status h5a_get_i64(const char *path, hid_t obj, const char *obj_name, const char *name, int64_t *v);
-Status h5a_get_u64(const char *path, hid_t obj, const char *obj_name, const char *name, uint64_t *v);
-Status h5a_get_f64(const char *path, hid_t obj, const char *obj_name, const char *name, double *v);
-Status h5a_get_f32(const char *path, hid_t obj, const char *obj_name, const char *name, float *v);
-/* Integer attribute read as int, rejecting values outside [lo, hi]. */
-Status h5a_get_int_in(const char *path, hid_t obj, const char *obj_name, const char *name,
-                      int64_t lo, int64_t hi, int *v);
-/* A scalar string, returned xmalloc'ed. */
-Status h5a_get_str(const char *path, hid_t obj, const char *obj_name, const char *name, char **s);
-/* A 1-D string array, returned as an xmalloc'ed array of xmalloc'ed strings; *n its length. */
-Status h5a_get_strs(const char *path, hid_t obj, const char *obj_name, const char *name,
-                    char ***s, int *n);
-/* A 1-D uint8 array of exactly n elements. */
-Status h5a_get_u8s(const char *path, hid_t obj, const char *obj_name, const char *name,
-                   uint8_t *v, size_t n);
-bool h5a_has(hid_t obj, const char *name);
-
-/* ---------------------------------------------------------------- string datasets */
-Status h5d_put_strs(const char *path, hid_t loc, const char *name, const char *const *s, size_t n);
-Status h5d_put_str(const char *path, hid_t loc, const char *name, const char *s);
-Status h5d_get_strs(const char *path, hid_t loc, const char *name, char ***s, int *n);
-Status h5d_get_str(const char *path, hid_t loc, const char *name, char **s);
-bool h5_link_exists(hid_t loc, const char *name);
-
-void strs_free(char **s, int n);
 
 /* ---------------------------------------------------------------- SHA-256 */
 #define SHA256_LEN 32

@@ -9,6 +9,8 @@
 
 #include "safetensors.h"
 
+#include "io/atomic.h"
+
 #include <cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -762,45 +764,20 @@ static cJSON *tokenizer_config_json(const BertConfig *cfg, bool lower) {
 }
 
 /* Removes a folder that holds only export files (what hf_save wrote or checked). */
-static void remove_export_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-            char *p = path_join(dir, e->d_name);
-            unlink(p);
-            free(p);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
-/* mkdir -p of the folder that will hold `dir`. */
+/* mkdir -p of the folder that will hold `dir` (nothing for a bare name). */
 static Status make_parents(const char *dir) {
-    char *p = xstrdup(dir);
-    Status s = DISTILL_OK;
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            distill_set_error("%s: cannot create folder %s: %s", dir, p, strerror(errno));
-            s = DISTILL_ERR;
-            break;
-        }
-        *q = '/';
+    const char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return DISTILL_OK;
+    char *parent = xstrdup(dir);
+    parent[slash - dir] = '\0';
+    Status s = io_mkdir_p(parent);
+    free(parent);
+    if (s != DISTILL_OK) {
+        char why[1024];
+        snprintf(why, sizeof why, "%s", distill_error());
+        distill_set_error("%s: cannot make the folder that holds it: %s", dir, why);
     }
-    free(p);
     return s;
-}
-
-static void fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
 }
 
 static Status check_replaceable(const char *dir, bool *exists) {
@@ -832,48 +809,18 @@ static Status check_replaceable(const char *dir, bool *exists) {
     return s;
 }
 
-/* Moves the finished temporary folder onto dir, replacing an old export (swapped out atomically
- * where the filesystem can, else moved aside first), then removes the old one. */
-static Status place_dir(const char *tmp, const char *dir, bool exists) {
-    if (!exists) {
-        if (rename(tmp, dir) != 0) {
-            distill_set_error("%s: cannot rename %s into place: %s", dir, tmp, strerror(errno));
-            return DISTILL_ERR;
-        }
-        return DISTILL_OK;
-    }
-    if (renameat2(AT_FDCWD, tmp, AT_FDCWD, dir, RENAME_EXCHANGE) == 0) {
-        remove_export_dir(tmp); /* now the old export */
-        return DISTILL_OK;
-    }
-    size_t n = strlen(dir) + 16;
-    char *old = xmalloc(n);
-    snprintf(old, n, "%s.old-XXXXXX", dir);
-    Status s = DISTILL_ERR;
-    if (!mkdtemp(old) || rmdir(old) != 0 || rename(dir, old) != 0) {
-        distill_set_error("%s: cannot move the old export aside: %s", dir, strerror(errno));
-    } else if (rename(tmp, dir) != 0) {
-        distill_set_error("%s: cannot rename %s into place: %s", dir, tmp, strerror(errno));
-        rename(old, dir);
-    } else {
-        remove_export_dir(old);
-        s = DISTILL_OK;
-    }
-    free(old);
-    return s;
-}
-
 Status hf_save(const char *dir_in, const Bert *m, const char *vocab_path) {
     const BertConfig *cfg = &m->cfg;
     const ParamStore *ps = m->params;
     /* "out/" names the folder "out": the temporary folder must sit beside it, not inside. */
     char *dir = xstrdup(dir_in);
     for (size_t n = strlen(dir); n > 1 && dir[n - 1] == '/'; n--) dir[n - 1] = '\0';
-    char *vocab = NULL, *tmp = NULL, *path = NULL, *parent_dir = NULL;
+    char *vocab = NULL, *path = NULL;
     size_t vocab_len = 0;
     StWriteTensor *wt = NULL;
     float **host = NULL;
-    bool lower = true, exists = false, made_tmp = false;
+    bool lower = true, exists = false;
+    AtomicFile af = {0};
     Status s = DISTILL_ERR;
 
     if (vocab_path) {
@@ -900,20 +847,10 @@ Status hf_save(const char *dir_in, const Bert *m, const char *vocab_path) {
         }
     }
     if (make_parents(dir) || check_replaceable(dir, &exists)) goto done;
-    size_t n = strlen(dir) + 16;
-    tmp = xmalloc(n);
-    snprintf(tmp, n, "%s.tmp-XXXXXX", dir);
-    if (!mkdtemp(tmp)) {
-        distill_set_error("%s: cannot create a temporary folder beside it: %s", dir, strerror(errno));
-        goto done;
-    }
-    made_tmp = true;
-    mode_t mask = umask(0);
-    umask(mask);
-    if (chmod(tmp, 0777 & ~mask) != 0) { /* mkdtemp makes 0700; an export is meant to be shared */
-        distill_set_error("%s: cannot set permissions: %s", tmp, strerror(errno));
-        goto done;
-    }
+    /* The export is written into a temporary folder beside dir and swapped in whole on commit
+     * (io/atomic.h), the old export then removed. */
+    if (io_atomic_begin_dir(&af, dir)) goto done;
+    const char *tmp = af.tmp;
 
     if (write_json(tmp, "config.json", config_json(cfg))) goto done;
 
@@ -946,25 +883,16 @@ Status hf_save(const char *dir_in, const Bert *m, const char *vocab_path) {
         add_special_tokens(sp);
         if (write_json(tmp, "special_tokens_map.json", sp)) goto done;
     }
-    fsync_dir(tmp);
-    if (place_dir(tmp, dir, exists)) goto done;
-    made_tmp = false;
-    parent_dir = xstrdup(dir);
-    char *slash = strrchr(parent_dir, '/');
-    if (slash && slash != parent_dir) *slash = '\0';
-    else strcpy(parent_dir, slash ? "/" : ".");
-    fsync_dir(parent_dir);
+    if (io_atomic_commit(&af)) goto done; /* fsync every file, swap in, fsync the parent */
     s = DISTILL_OK;
 done:
-    if (made_tmp) remove_export_dir(tmp);
+    io_atomic_abort(&af); /* a no-op after commit */
     if (host)
         for (int i = 0; i < ps->n; i++) free(host[i]);
     free(host);
     free(wt);
     free(vocab);
-    free(tmp);
     free(path);
-    free(parent_dir);
     free(dir);
     return s;
 }

@@ -11,6 +11,8 @@
 
 #include "onnx_graph.h"
 
+#include "io/atomic.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -418,52 +420,16 @@ static Status check_path(const char *path) {
     return s;
 }
 
-static void fsync_parent(const char *path) {
-    char *copy = xstrdup(path);
-    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd); /* best effort: the rename is already visible */
-        close(fd);
-    }
-    free(copy);
-}
-
-/* Writes the graph to tmp, fsyncs, renames to path. On failure removes tmp. */
+/* Writes the graph to a temporary file beside path and commits it (io/atomic.h: fsync, rename,
+ * fsync the folder). On failure nothing is left behind. */
 static Status write_atomic(OnnxGraph *g, const OgModelInfo *info, const char *path) {
-    size_t tlen = strlen(path) + 32;
-    char *tmp = xmalloc(tlen);
-    snprintf(tmp, tlen, "%s.tmp-%ld", path, (long)getpid());
-    Status s = DISTILL_ERR;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    FILE *fp = fd >= 0 ? fdopen(fd, "wb") : NULL;
-    if (!fp) {
-        distill_set_error("%s: cannot create %s: %s", path, tmp, strerror(errno));
-        if (fd >= 0) {
-            close(fd);
-            unlink(tmp);
-        }
-        free(tmp);
+    AtomicFile af;
+    if (io_atomic_begin(&af, path) != DISTILL_OK) return DISTILL_ERR;
+    if (og_write(g, info, af.fp, path) != DISTILL_OK) {
+        io_atomic_abort(&af);
         return DISTILL_ERR;
     }
-    if (og_write(g, info, fp, path)) goto done;
-    if (fsync(fileno(fp)) != 0) {
-        distill_set_error("%s: fsync failed: %s", path, strerror(errno));
-        goto done;
-    }
-    s = DISTILL_OK;
-done:
-    if (fclose(fp) != 0 && s == DISTILL_OK) {
-        distill_set_error("%s: close failed: %s", path, strerror(errno));
-        s = DISTILL_ERR;
-    }
-    if (s == DISTILL_OK && rename(tmp, path) != 0) {
-        distill_set_error("%s: cannot rename %s into place: %s", path, tmp, strerror(errno));
-        s = DISTILL_ERR;
-    }
-    if (s == DISTILL_OK) fsync_parent(path);
-    else unlink(tmp);
-    free(tmp);
-    return s;
+    return io_atomic_commit(&af);
 }
 
 Status onnx_export(const Bert *m, const char *path, const OnnxExportOptions *opt_in) {

@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include "safetensors.h"
 
+#include "io/atomic.h"
+
 #include <cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -395,19 +397,11 @@ const char *st_shape_str(const StTensor *t, char *buf, size_t n) {
 
 /* ------------------------------------------------------------------ writing */
 
-static Status write_all(int fd, const void *buf, size_t n, const char *path) {
-    const char *p = buf;
-    while (n > 0) {
-        ssize_t w = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            distill_set_error("%s: write failed: %s", path, w < 0 ? strerror(errno) : "no progress");
-            return DISTILL_ERR;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return DISTILL_OK;
+/* n bytes to the temporary file; the message names the destination and the system's reason. */
+static Status write_bytes(AtomicFile *af, const void *buf, size_t n) {
+    if (n == 0 || fwrite(buf, 1, n, af->fp) == n) return DISTILL_OK;
+    distill_set_error("%s: cannot write: writing '%s' failed: %s", af->path, af->tmp, strerror(errno));
+    return DISTILL_ERR;
 }
 
 static int cmp_write_name(const void *a, const void *b) {
@@ -418,21 +412,6 @@ static cJSON *json_int(long long v) {
     char buf[32];
     snprintf(buf, sizeof buf, "%lld", v);
     return cJSON_CreateRaw(buf);
-}
-
-/* fsync the folder holding `path` so a rename inside it is durable. */
-static void fsync_parent(const char *path) {
-    char *dir = xstrdup(path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir) slash[1] = '\0';
-    else if (slash) *slash = '\0';
-    else strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        fsync(fd);
-        close(fd);
-    }
-    free(dir);
 }
 
 Status st_write_f32(const char *path, const StWriteTensor *tensors, int n,
@@ -487,52 +466,19 @@ Status st_write_f32(const char *path, const StWriteTensor *tensors, int n,
     memset(header + 8 + jlen, ' ', hlen - jlen);
     cJSON_free(json);
 
-    size_t plen = strlen(path);
-    char *tmp = xmalloc(plen + 16);
-    snprintf(tmp, plen + 16, "%s.tmp-XXXXXX", path);
-    Status s = DISTILL_ERR;
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        distill_set_error("%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-        goto done;
-    }
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
-        distill_set_error("%s: cannot set permissions: %s", tmp, strerror(errno));
-        goto fail_fd;
-    }
-    if (write_all(fd, header, 8 + hlen, tmp) != DISTILL_OK) goto fail_fd;
-    for (int i = 0; i < n; i++) {
+    AtomicFile af;
+    Status s = io_atomic_begin(&af, path);
+    if (s != DISTILL_OK) goto done;
+    s = write_bytes(&af, header, 8 + hlen);
+    for (int i = 0; i < n && s == DISTILL_OK; i++) {
         const StWriteTensor *t = idx[i];
         size_t numel = 1;
         for (int d = 0; d < t->ndim; d++) numel *= (size_t)t->shape[d];
-        if (numel && write_all(fd, t->data, numel * sizeof(float), tmp) != DISTILL_OK) goto fail_fd;
+        s = write_bytes(&af, t->data, numel * sizeof(float));
     }
-    if (fsync(fd) != 0) {
-        distill_set_error("%s: fsync failed: %s", tmp, strerror(errno));
-        goto fail_fd;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        distill_set_error("%s: close failed: %s", tmp, strerror(errno));
-        goto fail_tmp;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        distill_set_error("%s: cannot rename the temporary file into place: %s", path,
-                          strerror(errno));
-        goto fail_tmp;
-    }
-    fsync_parent(path);
-    s = DISTILL_OK;
-    goto done;
-fail_fd:
-    close(fd);
-fail_tmp:
-    unlink(tmp);
+    if (s == DISTILL_OK) s = io_atomic_commit(&af); /* fsync, rename into place, fsync the folder */
+    else io_atomic_abort(&af);
 done:
-    free(tmp);
     free(header);
     free(idx);
     return s;

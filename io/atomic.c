@@ -290,11 +290,14 @@ Status io_mkdir_p(const char *path) {
         if (mkdir(buf, 0777) != 0) {
             struct stat st;
             int e = errno;
+            bool whole = c == '\0' && i == n; /* the folder asked for, not a parent */
             if (e != EEXIST) {
-                distill_set_error("%s: cannot create folder '%s': %s", path, buf, strerror(e));
+                if (whole) distill_set_error("%s: cannot create folder: %s", path, strerror(e));
+                else distill_set_error("%s: cannot create folder '%s': %s", path, buf, strerror(e));
                 s = DISTILL_ERR;
             } else if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) {
-                distill_set_error("%s: cannot create folder: '%s' exists and is not a folder", path, buf);
+                if (whole) distill_set_error("%s: exists and is not a folder", path);
+                else distill_set_error("%s: cannot create folder: '%s' exists and is not a folder", path, buf);
                 s = DISTILL_ERR;
             }
         }

@@ -468,6 +468,23 @@ static void expect_loads_as(const char *path, const TrainCheckpoint *want) {
     ckpt_free(&got);
 }
 
+/* The temporary file of writer `pid` in g_dir ("ckpt-10.h5.tmp-<pid>-<n>", io/atomic.h) into buf;
+ * false (and buf "") when there is none. */
+static bool find_temp(pid_t pid, char *buf, size_t n) {
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "ckpt-10.h5.tmp-%ld-", (long)pid);
+    buf[0] = '\0';
+    DIR *d = opendir(g_dir);
+    if (!d) return false;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0 &&
+            (size_t)snprintf(buf, n, "%s/%s", g_dir, e->d_name) >= n)
+            buf[0] = '\0';
+    closedir(d);
+    return buf[0] != '\0';
+}
+
 static void case_crash(void) {
     Fixture a, b;
     fixture_make(&a, 0);
@@ -494,17 +511,18 @@ static void case_crash(void) {
         bool after_rename = strcmp(stages[i], "renamed") == 0;
         /* The previous checkpoint is intact until the rename, the new one complete after it. */
         expect_loads_as(p, after_rename ? &b.ck : &a.ck);
-        snprintf(tmp, sizeof tmp, "%s.tmp-%ld", p, (long)pid);
-        CHECK(exists(tmp) == !after_rename, "stage %s: temporary file %s", stages[i],
-              exists(tmp) ? "left" : "missing");
+        bool has_tmp = find_temp(pid, tmp, sizeof tmp);
+        CHECK(has_tmp == !after_rename, "stage %s: temporary file %s", stages[i],
+              has_tmp ? "left" : "missing");
         REQUIRE(ckpt_find_latest(g_dir, found, sizeof found) == DISTILL_OK, "find_latest: %s",
                 distill_error());
         CHECK(strcmp(found, p) == 0, "find_latest gave %s", found);
         /* A temporary file written before the marker is not a loadable checkpoint. */
-        if (i <= 3 && exists(tmp)) CHECK(ckpt_verify(tmp) == DISTILL_ERR, "stage %s tmp verified", stages[i]);
+        if (i <= 3 && has_tmp) CHECK(ckpt_verify(tmp) == DISTILL_ERR, "stage %s tmp verified", stages[i]);
         /* rotate removes the dead writer's leftover and nothing else. */
         REQUIRE(ckpt_rotate(g_dir, 3) == DISTILL_OK, "rotate: %s", distill_error());
-        CHECK(!exists(tmp) && exists(p), "rotate did not clean up after '%s'", stages[i]);
+        CHECK(!(has_tmp && exists(tmp)) && !find_temp(pid, found, sizeof found) && exists(p),
+              "rotate did not clean up after '%s'", stages[i]);
         if (after_rename) REQUIRE(ckpt_save(p, &a.ck) == DISTILL_OK, "restore: %s", distill_error());
     }
 
@@ -707,15 +725,25 @@ static void case_rotate(void) {
     pid_t dead = fork();
     if (dead == 0) _exit(0);
     waitpid(dead, NULL, 0);
-    char stale[64], live[64], p[600];
-    snprintf(stale, sizeof stale, "ckpt-12.h5.tmp-%ld", (long)dead);
-    snprintf(live, sizeof live, "ckpt-13.h5.tmp-%ld", (long)getpid());
+    char stale[64], stale_old[64], stale_dir[64], live[64], p[600];
+    snprintf(stale, sizeof stale, "ckpt-12.h5.tmp-%ld-0", (long)dead);
+    snprintf(stale_old, sizeof stale_old, "ckpt-14.h5.tmp-%ld", (long)dead); /* older builds' name */
+    snprintf(stale_dir, sizeof stale_dir, "best.tmp-%ld-3", (long)dead); /* a dead export's folder */
+    snprintf(live, sizeof live, "ckpt-13.h5.tmp-%ld-1", (long)getpid());
     touch(stale);
+    touch(stale_old);
     touch(live);
+    REQUIRE(mkdir(in_dir(stale_dir, p, sizeof p), 0777) == 0, "mkdir %s", p);
+    snprintf(p + strlen(p), sizeof p - strlen(p), "/config.json");
+    FILE *f = fopen(p, "w");
+    REQUIRE(f, "create %s", p);
+    fclose(f);
 
     REQUIRE(ckpt_rotate(g_dir, 0) == DISTILL_OK, "rotate 0: %s", distill_error());
     for (size_t i = 0; i < 5; i++) CHECK(exists(in_dir(ckpts[i], p, sizeof p)), "keep 0 deleted %s", p);
     CHECK(!exists(in_dir(stale, p, sizeof p)), "stale temporary file kept");
+    CHECK(!exists(in_dir(stale_old, p, sizeof p)), "stale temporary file (older name) kept");
+    CHECK(!exists(in_dir(stale_dir, p, sizeof p)), "stale temporary folder kept");
     CHECK(exists(in_dir(live, p, sizeof p)), "a live writer's temporary file was deleted");
 
     REQUIRE(ckpt_rotate(g_dir, 2) == DISTILL_OK, "rotate 2: %s", distill_error());
