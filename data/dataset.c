@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "h5util.h"
+#include "io/h5.h"
 
 enum { READ_BLOCK = 4096 }; /* rows per hyperslab read */
 
@@ -89,7 +89,7 @@ static Status ds_read_rows(const DsInfo *di, const char *path, const char *name,
     H5Sclose(ms);
     H5Sclose(fs);
     if (e < 0) {
-        distill_set_error("%s: cannot read /%s: %s", path, name, h5u_error_text());
+        distill_set_error("%s: cannot read /%s: %s", path, name, h5_error_text());
         return DISTILL_ERR;
     }
     return DISTILL_OK;
@@ -113,7 +113,6 @@ void dataset_free(Dataset *ds) {
 }
 
 static hid_t open_file(const char *path) {
-    h5u_quiet();
     if (access(path, R_OK) != 0) {
         distill_set_error("%s: cannot open: %s", path, strerror(errno));
         return -1;
@@ -123,17 +122,16 @@ static hid_t open_file(const char *path) {
         return -1;
     }
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f < 0) distill_set_error("%s: cannot open the HDF5 file: %s", path, h5u_error_text());
+    if (f < 0) distill_set_error("%s: cannot open the HDF5 file: %s", path, h5_error_text());
     return f;
 }
 
-/* Attributes, with the file name in front of any error. */
+/* An integer attribute of the root (the message names the file). */
 static Status attr_int(hid_t f, const char *path, const char *name, long long *v) {
-    if (h5u_attr_read_int(f, name, v) == DISTILL_OK) return DISTILL_OK;
-    char msg[1024];
-    snprintf(msg, sizeof msg, "%s: %s", path, distill_error());
-    distill_set_error("%s", msg);
-    return DISTILL_ERR;
+    int64_t x;
+    if (h5a_get_i64(path, f, "/", name, &x) != DISTILL_OK) return DISTILL_ERR;
+    *v = (long long)x;
+    return DISTILL_OK;
 }
 
 static Status load_tokens(Dataset *ds, hid_t f) {
@@ -184,7 +182,7 @@ static Status load_tokens(Dataset *ds, hid_t f) {
     return st;
 }
 
-Status dataset_open(Dataset **out, const char *path, bool with_tokens) {
+static Status open_dataset(Dataset **out, const char *path, bool with_tokens) {
     *out = NULL;
     hid_t f = open_file(path);
     if (f < 0) return DISTILL_ERR;
@@ -208,19 +206,19 @@ Status dataset_open(Dataset **out, const char *path, bool with_tokens) {
     ds->vocab_size = (int)v;
     if (attr_int(f, path, "do_lower_case", &v) != DISTILL_OK) goto done;
     ds->do_lower_case = v != 0;
-    if (h5u_attr_read_str(f, "vocab_sha256", &s) != DISTILL_OK || strlen(s) != 64) {
+    if (h5a_get_str(path, f, "/", "vocab_sha256", &s) != DISTILL_OK || strlen(s) != 64) {
         distill_set_error("%s: the vocab_sha256 attribute is missing or not 64 hex digits", path);
         goto done;
     }
     memcpy(ds->vocab_sha256, s, 65);
     free(s);
     s = NULL;
-    if (h5u_attr_exists(f, "source") && h5u_attr_read_str(f, "source", &ds->source) != DISTILL_OK) goto done;
-    if (h5u_attr_exists(f, "created_by") && h5u_attr_read_str(f, "created_by", &ds->created_by) != DISTILL_OK) goto done;
+    if (h5a_has(f, "source") && h5a_get_str(path, f, "/", "source", &ds->source) != DISTILL_OK) goto done;
+    if (h5a_has(f, "created_by") && h5a_get_str(path, f, "/", "created_by", &ds->created_by) != DISTILL_OK) goto done;
     if (!ds->source) ds->source = xstrdup("");
     if (!ds->created_by) ds->created_by = xstrdup("");
-    if (h5u_attr_exists(f, "label_names") &&
-        h5u_attr_read_strs(f, "label_names", &ds->label_names, &ds->n_label_names) != DISTILL_OK)
+    if (h5a_has(f, "label_names") &&
+        h5a_get_strs(path, f, "/", "label_names", &ds->label_names, &ds->n_label_names) != DISTILL_OK)
         goto done;
 
     /* lengths fix N */
@@ -270,7 +268,7 @@ Status dataset_open(Dataset **out, const char *path, bool with_tokens) {
                 if (ds->labels[i] > maxl) maxl = ds->labels[i];
             }
             ds->num_labels = maxl + 1;
-            if (h5u_attr_exists(f, "num_labels")) {
+            if (h5a_has(f, "num_labels")) {
                 if (attr_int(f, path, "num_labels", &v) != DISTILL_OK) goto done;
                 if (v < ds->num_labels) {
                     distill_set_error("%s: the num_labels attribute is %lld but /labels holds class %d", path, v, maxl);
@@ -332,16 +330,22 @@ done:
     return DISTILL_OK;
 }
 
+/* HDF5 prints nothing while a file is read: the messages say what failed. */
+Status dataset_open(Dataset **out, const char *path, bool with_tokens) {
+    H5Quiet q;
+    h5_quiet_begin(&q);
+    Status st = open_dataset(out, path, with_tokens);
+    h5_quiet_end(&q);
+    return st;
+}
+
 Status dataset_read_vocab(const char *path, char ***tokens, int *n) {
+    H5Quiet q;
+    h5_quiet_begin(&q);
     hid_t f = open_file(path);
-    if (f < 0) return DISTILL_ERR;
-    Status st = h5u_read_strings(f, "vocab", tokens, n);
-    H5Fclose(f);
-    if (st != DISTILL_OK) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s: %s", path, distill_error());
-        distill_set_error("%s", msg);
-    }
+    Status st = f < 0 ? DISTILL_ERR : h5d_get_strs(path, f, "vocab", tokens, n);
+    if (f >= 0) H5Fclose(f);
+    h5_quiet_end(&q);
     return st;
 }
 

@@ -19,7 +19,8 @@
 
 #include <omp.h>
 
-#include "h5util.h"
+#include "io/atomic.h"
+#include "io/h5.h"
 #include "tokenizer.h"
 
 enum { GZIP_LEVEL = 1, MAX_WARNINGS = 20 };
@@ -252,7 +253,7 @@ static hid_t create_dataset(hid_t f, const char *name, hid_t type, int rank, con
     hid_t d = H5Dcreate2(f, name, type, sp, H5P_DEFAULT, pl, H5P_DEFAULT);
     H5Pclose(pl);
     H5Sclose(sp);
-    if (d < 0) distill_set_error("cannot create the dataset /%s: %s", name, h5u_error_text());
+    if (d < 0) distill_set_error("cannot create the dataset /%s: %s", name, h5_error_text());
     return d;
 }
 
@@ -268,7 +269,7 @@ static Status write_rows(hid_t d, hid_t memtype, hsize_t r0, hsize_t n, hsize_t 
     H5Sclose(ms);
     H5Sclose(fs);
     if (e < 0) {
-        distill_set_error("cannot write /%s: %s", name, h5u_error_text());
+        distill_set_error("cannot write /%s: %s", name, h5_error_text());
         return DISTILL_ERR;
     }
     return DISTILL_OK;
@@ -285,15 +286,9 @@ static Status write_file(Ctx *c, const Tokenizer *tok, const char *tmp, PrepareS
     const PrepareOptions *o = c->opt;
     const int S = o->max_seq;
     const hsize_t N = (hsize_t)c->n;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0644); /* a plain message for a missing folder etc. */
-    if (fd < 0) {
-        distill_set_error("%s: cannot create the output file: %s", tmp, strerror(errno));
-        return DISTILL_ERR;
-    }
-    close(fd);
     hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (f < 0) {
-        distill_set_error("%s: cannot create the output file: %s", o->output_path, h5u_error_text());
+        distill_set_error("%s: cannot create the output file: %s", o->output_path, h5_error_text());
         return DISTILL_ERR;
     }
     /* chunks of about 256 KiB of input_ids; a block is 16 chunks of rows */
@@ -378,7 +373,7 @@ static Status write_file(Ctx *c, const Tokenizer *tok, const char *tmp, PrepareS
     if (st == DISTILL_OK) {
         const char **vocab = xmalloc((size_t)V * sizeof(char *));
         for (int i = 0; i < V; i++) vocab[i] = tokenizer_token(tok, i);
-        st = h5u_write_strings(f, "vocab", vocab, V);
+        st = h5d_put_strs(o->output_path, f, "vocab", vocab, (size_t)V);
         free(vocab);
     }
     int num_labels = 0;
@@ -389,21 +384,22 @@ static Status write_file(Ctx *c, const Tokenizer *tok, const char *tmp, PrepareS
             num_labels = c->n_names;
     }
     hid_t root = f;
-    if (st == DISTILL_OK) st = h5u_attr_write_int(root, "max_seq", H5T_STD_I32LE, S);
-    if (st == DISTILL_OK) st = h5u_attr_write_int(root, "vocab_size", H5T_STD_I32LE, V);
-    if (st == DISTILL_OK) st = h5u_attr_write_str(root, "vocab_sha256", tokenizer_vocab_sha256(tok));
-    if (st == DISTILL_OK) st = h5u_attr_write_int(root, "do_lower_case", H5T_STD_U8LE, o->do_lower_case);
+    if (st == DISTILL_OK) st = h5a_put_int(o->output_path, root, "max_seq", H5T_STD_I32LE, S);
+    if (st == DISTILL_OK) st = h5a_put_int(o->output_path, root, "vocab_size", H5T_STD_I32LE, V);
+    if (st == DISTILL_OK) st = h5a_put_str(o->output_path, root, "vocab_sha256", tokenizer_vocab_sha256(tok));
+    if (st == DISTILL_OK) st = h5a_put_int(o->output_path, root, "do_lower_case", H5T_STD_U8LE, o->do_lower_case);
     if (st == DISTILL_OK && c->n_names > 0)
-        st = h5u_attr_write_strs(root, "label_names", (const char *const *)c->names, c->n_names);
-    if (st == DISTILL_OK && num_labels > 0) st = h5u_attr_write_int(root, "num_labels", H5T_STD_I32LE, num_labels);
-    if (st == DISTILL_OK) st = h5u_attr_write_str(root, "source", o->input_path);
-    if (st == DISTILL_OK) st = h5u_attr_write_str(root, "created_by", o->created_by ? o->created_by : "distill prepare");
+        st = h5a_put_strs(o->output_path, root, "label_names", (const char *const *)c->names,
+                          (size_t)c->n_names);
+    if (st == DISTILL_OK && num_labels > 0) st = h5a_put_int(o->output_path, root, "num_labels", H5T_STD_I32LE, num_labels);
+    if (st == DISTILL_OK) st = h5a_put_str(o->output_path, root, "source", o->input_path);
+    if (st == DISTILL_OK) st = h5a_put_str(o->output_path, root, "created_by", o->created_by ? o->created_by : "distill prepare");
     if (d_ids >= 0) H5Dclose(d_ids);
     if (d_types >= 0) H5Dclose(d_types);
     if (d_len >= 0) H5Dclose(d_len);
     if (d_lab >= 0) H5Dclose(d_lab);
     if (H5Fclose(f) < 0 && st == DISTILL_OK) {
-        distill_set_error("%s: cannot finish writing: %s", o->output_path, h5u_error_text());
+        distill_set_error("%s: cannot finish writing: %s", o->output_path, h5_error_text());
         st = DISTILL_ERR;
     }
     stats->truncated = truncated;
@@ -411,22 +407,9 @@ static Status write_file(Ctx *c, const Tokenizer *tok, const char *tmp, PrepareS
     return st;
 }
 
-/* fsync a file by name (the data must be on disk before the rename makes it visible). */
-static Status sync_file(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        distill_set_error("%s: cannot sync: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
-        return DISTILL_ERR;
-    }
-    close(fd);
-    return DISTILL_OK;
-}
-
 Status prepare_run(const PrepareOptions *o, PrepareStats *stats) {
     double t0 = now_seconds();
     memset(stats, 0, sizeof *stats);
-    h5u_quiet();
     if (o->max_seq < 3 || o->max_seq > 1 << 16) {
         distill_set_error("--max-seq %d: expected 3 to 65536", o->max_seq);
         return DISTILL_ERR;
@@ -446,7 +429,6 @@ Status prepare_run(const PrepareOptions *o, PrepareStats *stats) {
     Ctx c = {.opt = o};
     Tokenizer *tok = NULL;
     TextReader *r = NULL;
-    char *tmp = NULL;
     Status st = DISTILL_ERR;
     TokenizerOptions topt = tokenizer_default_options();
     topt.do_lower_case = o->do_lower_case;
@@ -469,22 +451,21 @@ Status prepare_run(const PrepareOptions *o, PrepareStats *stats) {
     }
     if (c.skipped > MAX_WARNINGS)
         fprintf(stderr, "distill: warning: ... and %ld more bad rows skipped\n", c.skipped - MAX_WARNINGS);
-    size_t tl = strlen(o->output_path) + 32;
-    tmp = xmalloc(tl);
-    snprintf(tmp, tl, "%s.tmp.%ld", o->output_path, (long)getpid());
-    st = write_file(&c, tok, tmp, stats);
-    if (st == DISTILL_OK) st = sync_file(tmp);
-    if (st == DISTILL_OK && rename(tmp, o->output_path) != 0) {
-        distill_set_error("%s: cannot rename %s into place: %s", o->output_path, tmp, strerror(errno));
-        st = DISTILL_ERR;
-    }
-    if (st != DISTILL_OK) unlink(tmp);
+    /* HDF5 writes a temporary file beside the output (made first, so a missing folder gets the
+     * system's message), which is then fsynced and renamed into place (io/atomic.h). */
+    AtomicFile af;
+    if (io_atomic_begin_named(&af, o->output_path) != DISTILL_OK) goto done;
+    H5Quiet q;
+    h5_quiet_begin(&q);
+    st = write_file(&c, tok, af.tmp, stats);
+    h5_quiet_end(&q);
+    if (st == DISTILL_OK) st = io_atomic_commit(&af);
+    else io_atomic_abort(&af);
     stats->rows = c.n;
     stats->skipped = c.skipped;
     stats->seconds = now_seconds() - t0;
 done:
     if (st != DISTILL_OK) stats->skipped = c.skipped;
-    free(tmp);
     text_close(r);
     tokenizer_free(tok);
     for (int i = 0; i < c.n_names; i++) free(c.names[i]);

@@ -208,7 +208,7 @@ def run(tmp):
             fail(f"{name}: exit {rc}, stderr {err!r}, want 'distill: error: {j(fn)}{needle}'")
         if open(out_path).read() != "previous contents":
             fail(f"{name}: the existing output file was changed")
-        left = [x for x in os.listdir(tmp) if ".tmp." in x]
+        left = [x for x in os.listdir(tmp) if ".tmp" in x]
         if left:
             fail(f"{name}: temporary files left behind: {left}")
         os.unlink(out_path)
