@@ -22,6 +22,7 @@
 #include "runtime.h"
 
 #include "data/textio.h"
+#include "io/atomic.h"
 #include "engine/ops.h"
 
 #include <cjson/cJSON.h>
@@ -326,38 +327,20 @@ static void run_window(Ctx *c, Bert *m, const OutSpec *o, int batch, Window *w) 
 /* ---------------------------------------------------------------- the output file */
 
 typedef struct {
-    FILE *f;
-    char tmp[4200];
+    FILE *f;          /* where rows go: standard output, or the temporary file's stream */
+    AtomicFile af;    /* --out: the temporary file beside it (io/atomic.h) */
     const char *path; /* NULL: standard output */
 } OutFile;
 
 static Status out_open(OutFile *of, const char *path) {
+    memset(of, 0, sizeof *of);
     of->path = path;
-    of->tmp[0] = '\0';
     if (!path) {
         of->f = stdout;
         return DISTILL_OK;
     }
-    if ((size_t)snprintf(of->tmp, sizeof of->tmp, "%s.tmp-XXXXXX", path) >= sizeof of->tmp) {
-        distill_set_error("%s: path too long", path);
-        of->tmp[0] = '\0';
-        return DISTILL_ERR;
-    }
-    int fd = mkstemp(of->tmp);
-    if (fd < 0) {
-        distill_set_error("%s: cannot create the output file: %s", path, strerror(errno));
-        of->tmp[0] = '\0';
-        return DISTILL_ERR;
-    }
-    fchmod(fd, 0644);
-    of->f = fdopen(fd, "w");
-    if (!of->f) {
-        close(fd);
-        unlink(of->tmp);
-        of->tmp[0] = '\0';
-        distill_set_error("%s: %s", path, strerror(errno));
-        return DISTILL_ERR;
-    }
+    if (io_atomic_begin(&of->af, path) != DISTILL_OK) return DISTILL_ERR;
+    of->f = of->af.fp;
     return DISTILL_OK;
 }
 
@@ -370,26 +353,14 @@ static Status out_commit(OutFile *of) {
         }
         return DISTILL_OK;
     }
-    bool ok = fflush(of->f) == 0 && fsync(fileno(of->f)) == 0;
-    int e = errno;
-    ok = (fclose(of->f) == 0) && ok;
     of->f = NULL;
-    if (ok && rename(of->tmp, of->path) == 0) {
-        of->tmp[0] = '\0';
-        return DISTILL_OK;
-    }
-    distill_set_error("%s: cannot write the output: %s", of->path, strerror(ok ? errno : e));
-    unlink(of->tmp);
-    of->tmp[0] = '\0';
-    return DISTILL_ERR;
+    return io_atomic_commit(&of->af);
 }
 
-/* Failure: remove the temporary file. */
+/* Failure: remove the temporary file (nothing to do for standard output). */
 static void out_abort(OutFile *of) {
-    if (of->path && of->f) fclose(of->f);
     of->f = NULL;
-    if (of->tmp[0]) unlink(of->tmp);
-    of->tmp[0] = '\0';
+    io_atomic_abort(&of->af);
 }
 
 /* ---------------------------------------------------------------- the command */
