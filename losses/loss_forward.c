@@ -221,14 +221,14 @@ Tensor *loss_set_forward(Ctx *c, LossSet *ls, const BertOutput *student, const B
     for (int i = 0; i < ls->n; i++) {
         const LossTerm *t = &ls->terms[i];
         LossType ty = t->spec.type;
-        if (!loss_is_label(ty) && !teacher) return term_fail(t, "needs the teacher's outputs, found none");
+        if (loss_type_info(ty)->needs_teacher && !teacher) return term_fail(t, "needs the teacher's outputs, found none");
         float factor = 1.0f;
         Tensor *v = NULL;
         switch (ty) {
         case LOSS_LOGITS_KD:
         case LOSS_LOGITS_CE: v = logits_term(c, t, student, teacher, step, &factor); break;
         case LOSS_HARD_CE: v = hard_ce_term(c, t, student, labels); break;
-        case LOSS_MSE_REGRESSION: v = regression_term(c, t, student, labels); break;
+        case LOSS_MSE: v = regression_term(c, t, student, labels); break;
         case LOSS_HIDDEN_MSE:
         case LOSS_EMBEDDING_MSE: v = hidden_mse_term(c, ls, t, student, teacher); break;
         case LOSS_ATTENTION_MSE:

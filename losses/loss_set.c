@@ -1,5 +1,5 @@
 /*
- * loss_set.c — names and parsing of loss types, validation of LossSpecs against the student and
+ * loss_set.c — validation of LossSpecs against the table (loss_table.c) and the student and
  * teacher configs, layer maps, projections (declared, allocated, initialised), forward requests.
  *
  * Promise: loss_set_build either returns a complete set or DISTILL_ERR with a message that names
@@ -14,78 +14,6 @@
 #include <string.h>
 
 #include "../engine/rng.h"
-
-static const char *const TYPE_NAMES[LOSS_TYPE_COUNT] = {
-    "logits_kd", "logits_ce", "hard_ce", "mse_regression", "hidden_mse",
-    "embedding_mse", "attention_mse", "attention_kl", "hidden_cos",
-};
-static const char *const TARGET_NAMES[] = {"default", "scores", "probs"};
-static const char *const PROJ_NAMES[] = {"auto", "none", "per_pair", "shared"};
-
-const char *loss_type_name(LossType t) {
-    return (int)t >= 0 && t < LOSS_TYPE_COUNT ? TYPE_NAMES[t] : "unknown";
-}
-
-Status loss_type_parse(const char *s, LossType *out) {
-    for (int i = 0; i < LOSS_TYPE_COUNT; i++)
-        if (strcmp(s, TYPE_NAMES[i]) == 0) {
-            *out = (LossType)i;
-            return DISTILL_OK;
-        }
-    distill_set_error("unknown loss type '%s': expected one of logits_kd, logits_ce, hard_ce, "
-                      "mse_regression, hidden_mse, embedding_mse, attention_mse, attention_kl, "
-                      "hidden_cos", s);
-    return DISTILL_ERR;
-}
-
-const char *loss_target_name(LossAttnTarget t) {
-    return (int)t >= 0 && t <= LOSS_TARGET_PROBS ? TARGET_NAMES[t] : "unknown";
-}
-
-Status loss_target_parse(const char *s, LossAttnTarget *out) {
-    if (strcmp(s, "scores") == 0) *out = LOSS_TARGET_SCORES;
-    else if (strcmp(s, "probs") == 0) *out = LOSS_TARGET_PROBS;
-    else {
-        distill_set_error("unknown attention target '%s': expected scores or probs", s);
-        return DISTILL_ERR;
-    }
-    return DISTILL_OK;
-}
-
-const char *loss_projection_name(LossProjection p) {
-    return (int)p >= 0 && p <= LOSS_PROJ_SHARED ? PROJ_NAMES[p] : "unknown";
-}
-
-Status loss_projection_parse(const char *s, LossProjection *out) {
-    for (int i = 0; i <= LOSS_PROJ_SHARED; i++)
-        if (strcmp(s, PROJ_NAMES[i]) == 0) {
-            *out = (LossProjection)i;
-            return DISTILL_OK;
-        }
-    distill_set_error("unknown projection '%s': expected auto, none, per_pair or shared", s);
-    return DISTILL_ERR;
-}
-
-LossSpec loss_spec_default(LossType type) {
-    LossSpec s;
-    memset(&s, 0, sizeof s);
-    s.type = type;
-    s.weight = 1.0f;
-    s.map = LOSS_MAP_UNIFORM;
-    s.target = LOSS_TARGET_DEFAULT;
-    s.projection = LOSS_PROJ_AUTO;
-    return s;
-}
-
-float loss_spec_temperature(const LossSpec *spec, long step) {
-    if (!loss_is_logits(spec->type)) return 1.0f;
-    float t0 = spec->temperature > 0.0f ? spec->temperature : 1.0f;
-    if (spec->temperature_steps <= 0) return t0;
-    if (step <= 0) return t0;
-    if (step >= spec->temperature_steps) return spec->temperature_end;
-    double frac = (double)step / (double)spec->temperature_steps;
-    return (float)((double)t0 + ((double)spec->temperature_end - (double)t0) * frac);
-}
 
 /* ------------------------------------------------------------------ validation */
 
@@ -113,14 +41,21 @@ static bool valid_name(const char *s) {
     return true;
 }
 
-/* Resolves name, temperature and target of spec i in place; checks everything that needs only
- * the spec itself and the two configs. */
+static bool takes_temperature(const LossTypeInfo *i) { return i->keys & LOSS_KEY_TEMPERATURE; }
+static bool takes_projection(const LossTypeInfo *i) { return i->keys & LOSS_KEY_PROJECTION; }
+static bool reads_attention(const LossTypeInfo *i) { return i->target != LOSS_TARGET_DEFAULT; }
+static bool takes_target(const LossTypeInfo *i) { return i->keys & LOSS_KEY_TARGET; }
+
+/* Resolves name, temperature, target and map of spec i in place; checks everything that needs
+ * only the spec, its row of the table and the two configs. */
 static Status validate_term(int i, LossSpec *s, const BertConfig *st, const BertConfig *te) {
     if ((int)s->type < 0 || s->type >= LOSS_TYPE_COUNT) {
         distill_set_error("losses[%d]: unknown loss type %d", i, (int)s->type);
         return DISTILL_ERR;
     }
-    const char *tname = loss_type_name(s->type);
+    const LossTypeInfo *info = loss_type_info(s->type);
+    const char *tname = info->name;
+    char types[256];
     if (memchr(s->name, '\0', LOSS_NAME_MAX) == NULL)
         return term_error(i, tname, "name is longer than %d characters", LOSS_NAME_MAX - 1);
     if (!s->name[0]) snprintf(s->name, LOSS_NAME_MAX, "%s", tname);
@@ -128,15 +63,14 @@ static Status validate_term(int i, LossSpec *s, const BertConfig *st, const Bert
         return term_error(i, tname, "name '%s' may hold only letters, digits, '_' and '-'",
                           s->name);
     const char *nm = s->name;
-    LossType t = s->type;
 
     if (!isfinite(s->weight) || s->weight < 0.0f)
         return term_error(i, nm, "weight must be a finite number >= 0, found %g", s->weight);
-    if (!loss_is_label(t) && te == NULL)
+    if (info->needs_teacher && te == NULL)
         return term_error(i, nm, "needs a teacher, but none is configured");
 
     /* temperature */
-    if (loss_is_logits(t)) {
+    if (takes_temperature(info)) {
         if (s->temperature == 0.0f) s->temperature = 1.0f;
         if (!isfinite(s->temperature) || s->temperature < 0.0f)
             return term_error(i, nm, "temperature must be a finite number > 0, found %g",
@@ -156,72 +90,80 @@ static Status validate_term(int i, LossSpec *s, const BertConfig *st, const Bert
                               s->temperature_end);
         }
     } else if (s->temperature != 0.0f || s->temperature_end != 0.0f || s->temperature_steps != 0) {
-        return term_error(i, nm, "temperature applies only to logits_kd and logits_ce");
+        return term_error(i, nm, "temperature applies only to %s",
+                          loss_type_list(takes_temperature, " and ", types, sizeof types));
     }
 
-    /* target */
-    if (t == LOSS_ATTENTION_MSE) {
-        if (s->target == LOSS_TARGET_DEFAULT) s->target = LOSS_TARGET_SCORES;
-    } else if (t == LOSS_ATTENTION_KL) {
-        if (s->target == LOSS_TARGET_SCORES)
-            return term_error(i, nm, "attention_kl compares probability rows: target must be "
-                              "probs, found scores (use attention_mse for scores)");
-        s->target = LOSS_TARGET_PROBS;
-    } else if (s->target != LOSS_TARGET_DEFAULT) {
-        return term_error(i, nm, "target applies only to attention_mse and attention_kl, "
-                          "found target %s", loss_target_name(s->target));
-    }
+    /* target: the row's default, or (with the target key) scores or probs */
     if ((int)s->target < 0 || s->target > LOSS_TARGET_PROBS)
         return term_error(i, nm, "unknown attention target %d", (int)s->target);
+    if (s->target == LOSS_TARGET_DEFAULT) s->target = info->target;
+    if (info->target == LOSS_TARGET_DEFAULT && s->target != LOSS_TARGET_DEFAULT)
+        return term_error(i, nm, "target applies only to %s, found target %s",
+                          loss_type_list(reads_attention, " and ", types, sizeof types),
+                          loss_target_name(s->target));
+    if (!takes_target(info) && s->target != info->target)
+        return term_error(i, nm, "%s compares %s: target must be %s, found %s (use %s for %s)",
+                          tname, info->target == LOSS_TARGET_PROBS ? "probability rows" : "scores",
+                          loss_target_name(info->target), loss_target_name(s->target),
+                          loss_type_list(takes_target, " or ", types, sizeof types),
+                          loss_target_name(s->target));
 
     /* projection */
-    if ((int)s->projection < 0 || s->projection > LOSS_PROJ_SHARED)
+    if ((int)s->projection < 0 || s->projection > LOSS_PROJ_NONE)
         return term_error(i, nm, "unknown projection %d", (int)s->projection);
-    if (!loss_is_hidden(t) && s->projection != LOSS_PROJ_AUTO)
-        return term_error(i, nm, "projection applies only to hidden_mse, embedding_mse and "
-                          "hidden_cos, found projection %s", loss_projection_name(s->projection));
-    if (loss_is_hidden(t) && s->projection == LOSS_PROJ_NONE &&
+    if (!takes_projection(info) && s->projection != LOSS_PROJ_AUTO)
+        return term_error(i, nm, "projection applies only to %s, found projection %s",
+                          loss_type_list(takes_projection, " and ", types, sizeof types),
+                          loss_projection_name(s->projection));
+    if (takes_projection(info) && s->projection == LOSS_PROJ_NONE &&
         st->hidden_size != te->hidden_size)
         return term_error(i, nm, "student width %d differs from teacher width %d and projection "
                           "is none: expected projection auto, per_pair or shared",
                           st->hidden_size, te->hidden_size);
 
     /* heads, labels */
-    if (loss_is_attention(t) && st->num_attention_heads != te->num_attention_heads)
+    if (info->reads == LOSS_READS_ATTENTION && st->num_attention_heads != te->num_attention_heads)
         return term_error(i, nm, "head counts must match for attention losses: the student has "
                           "%d heads, the teacher %d", st->num_attention_heads,
                           te->num_attention_heads);
-    if (loss_is_logits(t) || t == LOSS_HARD_CE) {
-        if (st->num_labels < 2)
-            return term_error(i, nm, "needs a classifier with at least 2 labels, found student "
-                              "num_labels %d", st->num_labels);
-    }
-    if (loss_is_logits(t) && te->num_labels != st->num_labels)
+    if (info->reads == LOSS_READS_LOGITS && info->labels != LOSS_LABELS_REGRESSION &&
+        st->num_labels < 2)
+        return term_error(i, nm, "needs a classifier with at least 2 labels, found student "
+                          "num_labels %d", st->num_labels);
+    if (info->reads == LOSS_READS_LOGITS && info->needs_teacher && te->num_labels != st->num_labels)
         return term_error(i, nm, "student and teacher must have the same number of labels, found "
                           "student %d, teacher %d", st->num_labels, te->num_labels);
-    if (t == LOSS_MSE_REGRESSION && st->num_labels < 1)
+    if (info->labels == LOSS_LABELS_REGRESSION && st->num_labels < 1)
         return term_error(i, nm, "needs a regression head (num_labels >= 1), found student "
                           "num_labels %d", st->num_labels);
 
-    /* layer map */
-    if ((int)s->map < 0 || s->map > LOSS_MAP_EXPLICIT)
+    /* layer map: the row's, or (with the layers key) uniform, last or explicit */
+    if ((int)s->map < 0 || s->map >= LOSS_MAP_COUNT)
         return term_error(i, nm, "unknown layer map kind %d", (int)s->map);
-    bool takes_map = loss_is_hidden(t) || loss_is_attention(t);
-    if (s->map == LOSS_MAP_UNIFORM && s->n_pairs != 0)
-        return term_error(i, nm, "%d layer pairs are given with a uniform map", s->n_pairs);
-    if (s->map == LOSS_MAP_EXPLICIT) {
-        if (!takes_map)
-            return term_error(i, nm, "takes no layer map (it reads only logits and labels)");
-        if (t == LOSS_EMBEDDING_MSE)
+    bool takes_map = info->keys & LOSS_KEY_LAYERS;
+    if (s->map != LOSS_MAP_EXPLICIT && s->n_pairs != 0)
+        return term_error(i, nm, "%d layer pairs are given with a %s map", s->n_pairs,
+                          loss_map_name(s->map));
+    if (!takes_map && s->map != info->map) {
+        if (info->map == LOSS_MAP_EMBEDDINGS)
             return term_error(i, nm, "always compares the embedding outputs (layer 0 with layer "
                               "0): remove its layer map, or use hidden_mse with pair [0, 0]");
+        return term_error(i, nm, "takes no layer map (it reads only logits and labels), found "
+                          "map %s", loss_map_name(s->map));
+    }
+    if (takes_map && (s->map == LOSS_MAP_NONE || s->map == LOSS_MAP_EMBEDDINGS))
+        return term_error(i, nm, "expected a layer map uniform, last or explicit, found %s",
+                          loss_map_name(s->map));
+    int M = st->num_hidden_layers, N = te ? te->num_hidden_layers : 0;
+    if (s->map == LOSS_MAP_EXPLICIT) {
         if (s->n_pairs < 1 || s->n_pairs > LOSS_MAX_PAIRS)
             return term_error(i, nm, "an explicit layer map needs 1 to %d pairs, found %d",
                               LOSS_MAX_PAIRS, s->n_pairs);
-        int M = st->num_hidden_layers, N = te->num_hidden_layers;
-        int lo = loss_is_attention(t) ? 1 : 0;
-        const char *what = loss_is_attention(t) ? "attention losses take encoder layers"
-                                                : "hidden states are numbered (0 = embeddings)";
+        bool attn = info->reads == LOSS_READS_ATTENTION;
+        int lo = attn ? 1 : 0;
+        const char *what = attn ? "attention losses take encoder layers"
+                                : "hidden states are numbered (0 = embeddings)";
         for (int p = 0; p < s->n_pairs; p++) {
             int a = s->pairs[p].student, b = s->pairs[p].teacher;
             if (a < lo || a > M)
@@ -231,11 +173,12 @@ static Status validate_term(int i, LossSpec *s, const BertConfig *st, const Bert
                 return term_error(i, nm, "layers[%d]: teacher layer %d is out of range: %s "
                                   "%d..%d for this %d-layer teacher", p, b, what, lo, N, N);
         }
-    } else if (takes_map && t != LOSS_EMBEDDING_MSE && t != LOSS_HIDDEN_COS) {
-        int M = st->num_hidden_layers, N = te->num_hidden_layers;
+    } else if (s->map == LOSS_MAP_UNIFORM || s->map == LOSS_MAP_LAST) {
         if (M < 1)
             return term_error(i, nm, "the student has no encoder layers to map");
-        if (N < M)
+        if (N < 1)
+            return term_error(i, nm, "the teacher has no encoder layers to map");
+        if (s->map == LOSS_MAP_UNIFORM && N < M)
             return term_error(i, nm, "the uniform layer map needs at least as many teacher layers "
                               "as student layers, found student %d, teacher %d: give an explicit "
                               "map", M, N);
@@ -243,33 +186,37 @@ static Status validate_term(int i, LossSpec *s, const BertConfig *st, const Bert
     return DISTILL_OK;
 }
 
-/* The resolved pairs of a validated spec (caller frees). */
+/* The resolved pairs of a validated spec (caller frees; NULL when there are none). */
 static LossLayerPair *resolve_pairs(const LossSpec *s, int M, int N, int *n_out) {
-    LossLayerPair *p;
-    int n;
-    if (s->map == LOSS_MAP_EXPLICIT) {
+    LossLayerPair *p = NULL;
+    int n = 0;
+    switch (s->map) {
+    case LOSS_MAP_NONE: break;
+    case LOSS_MAP_EXPLICIT:
         n = s->n_pairs;
         p = xmalloc((size_t)n * sizeof *p);
         memcpy(p, s->pairs, (size_t)n * sizeof *p);
-    } else if (s->type == LOSS_EMBEDDING_MSE) {
+        break;
+    case LOSS_MAP_EMBEDDINGS:
         n = 1;
         p = xmalloc(sizeof *p);
         p[0].student = p[0].teacher = 0;
-    } else if (s->type == LOSS_HIDDEN_COS) {
+        break;
+    case LOSS_MAP_LAST:
         n = 1;
         p = xmalloc(sizeof *p);
         p[0].student = M;
         p[0].teacher = N;
-    } else if (loss_is_hidden(s->type) || loss_is_attention(s->type)) {
+        break;
+    case LOSS_MAP_UNIFORM:
         n = M;
         p = xmalloc((size_t)n * sizeof *p);
         for (int m = 1; m <= M; m++) {
             p[m - 1].student = m;
             p[m - 1].teacher = (int)((long)m * N / M);
         }
-    } else {
-        n = 0;
-        p = NULL;
+        break;
+    case LOSS_MAP_COUNT: DCHECK(!"unreachable"); break;
     }
     *n_out = n;
     return p;
@@ -284,7 +231,7 @@ static void term_free(LossTerm *t) {
 }
 
 static bool needs_projection(const LossSpec *s, int hs, int ht) {
-    if (!loss_is_hidden(s->type)) return false;
+    if (!takes_projection(loss_type_info(s->type))) return false;
     switch (s->projection) {
     case LOSS_PROJ_AUTO: return hs != ht;
     case LOSS_PROJ_NONE: return false;
@@ -326,12 +273,14 @@ Status loss_set_build(const LossSpec *specs, int n, const BertConfig *student,
                            "term a distinct name", j);
                 goto fail;
             }
-        if (res[i].type == LOSS_HARD_CE) class_term = i;
-        if (res[i].type == LOSS_MSE_REGRESSION) regression_term = i;
+        LossLabels lab = loss_type_info(res[i].type)->labels;
+        if (lab == LOSS_LABELS_CLASS) class_term = i;
+        if (lab == LOSS_LABELS_REGRESSION) regression_term = i;
     }
     if (class_term >= 0 && regression_term >= 0) {
-        term_error(regression_term, res[regression_term].name, "cannot be combined with hard_ce "
-                   "(losses[%d]): one reads class ids, the other float targets", class_term);
+        term_error(regression_term, res[regression_term].name, "cannot be combined with %s "
+                   "(losses[%d]): one reads class ids, the other float targets",
+                   loss_type_name(res[class_term].type), class_term);
         goto fail;
     }
 
@@ -363,9 +312,12 @@ Status loss_set_build(const LossSpec *specs, int n, const BertConfig *student,
         t->pairs = resolve_pairs(&t->spec, M, N, &t->n_pairs);
         t->proj_w = xcalloc((size_t)t->n_pairs + 1, sizeof(Tensor *));
         t->proj_b = xcalloc((size_t)t->n_pairs + 1, sizeof(Tensor *));
-        if (!loss_is_label(ty)) ls->needs_teacher = true;
-        if (loss_is_logits(ty)) ls->student_logits = ls->teacher_logits = true;
-        if (loss_is_label(ty)) ls->student_logits = true;
+        const LossTypeInfo *info = loss_type_info(ty);
+        if (info->needs_teacher) ls->needs_teacher = true;
+        if (info->reads == LOSS_READS_LOGITS) {
+            ls->student_logits = true;
+            if (info->needs_teacher) ls->teacher_logits = true;
+        }
         for (int p = 0; p < t->n_pairs; p++) {
             int a = t->pairs[p].student, b = t->pairs[p].teacher;
             if (loss_is_hidden(ty)) {
@@ -487,7 +439,7 @@ void loss_set_print(const LossSet *ls, FILE *f) {
                 fprintf(f, " %d->%d", t->pairs[p].student, t->pairs[p].teacher);
         }
         if (loss_is_attention(s->type)) fprintf(f, "  target %s", loss_target_name(s->target));
-        if (loss_is_hidden(s->type))
+        if (takes_projection(loss_type_info(s->type)))
             fprintf(f, "  projection %s",
                     t->proj_w[0] == NULL ? "none"
                     : s->projection == LOSS_PROJ_SHARED ? "shared" : "per pair");

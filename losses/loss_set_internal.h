@@ -1,6 +1,6 @@
 /*
  * loss_set_internal.h — the LossSet layout, shared by loss_set.c (building, validation, layer maps,
- * projections, requests) and loss_forward.c (the terms). Private to losses/.
+ * projections, requests), loss_forward.c (the terms) and loss_table.c. Private to losses/.
  */
 #ifndef DISTILL_LOSS_SET_INTERNAL_H
 #define DISTILL_LOSS_SET_INTERNAL_H
@@ -33,14 +33,16 @@ struct LossSet {
     bool *teacher_scores, *teacher_probs; /* (N) */
 };
 
-static inline bool loss_is_logits(LossType t) { return t == LOSS_LOGITS_KD || t == LOSS_LOGITS_CE; }
-static inline bool loss_is_label(LossType t) { return t == LOSS_HARD_CE || t == LOSS_MSE_REGRESSION; }
+/* The table's facts, by type. */
+static inline bool loss_is_logits(LossType t) { /* reads the teacher's logits */
+    const LossTypeInfo *i = loss_type_info(t);
+    return i->reads == LOSS_READS_LOGITS && i->needs_teacher;
+}
+static inline bool loss_is_label(LossType t) { return loss_type_info(t)->labels != LOSS_LABELS_NONE; }
 static inline bool loss_is_attention(LossType t) {
-    return t == LOSS_ATTENTION_MSE || t == LOSS_ATTENTION_KL;
+    return loss_type_info(t)->reads == LOSS_READS_ATTENTION;
 }
 /* Terms on hidden states: they may carry projections. */
-static inline bool loss_is_hidden(LossType t) {
-    return t == LOSS_HIDDEN_MSE || t == LOSS_EMBEDDING_MSE || t == LOSS_HIDDEN_COS;
-}
+static inline bool loss_is_hidden(LossType t) { return loss_type_info(t)->reads == LOSS_READS_HIDDEN; }
 
 #endif

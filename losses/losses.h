@@ -2,8 +2,9 @@
  * losses.h — the distillation and task loss terms of DESIGN §4, their layer maps, their learnable
  * projections and their temperature schedules, built from engine ops.
  *
- * A LossSet is built once from an array of LossSpec (which the trainer fills from the YAML config;
- * this folder knows nothing of files or YAML), the student's and the teacher's BertConfig. Building
+ * A LossSet is built once from an array of LossSpec (which train/config.c fills directly from the
+ * YAML, with the keys and defaults of this folder's table; this folder knows nothing of files or
+ * YAML), the student's and the teacher's BertConfig. Building
  * validates every term against both configs and creates the projections. Each step the trainer
  * asks loss_set_request what the two forwards must return, runs them, and calls loss_set_forward,
  * which returns the total  sum_i weight_i * term_i  as a scalar on the tape.
@@ -15,7 +16,7 @@
  *                  (TinyBERT's soft_cross_entropy as DESIGN §4 states it; TinyBERT's code takes
  *                  .mean() over rows AND classes, i.e. 1/C of this: weight 1/C reproduces it).
  *   hard_ce        -log softmax(z_s)[label], mean over the B rows. Labels i32 (B).
- *   mse_regression mean over B of (z_s[:, 0] - label)^2. Labels f32 (B).
+ *   mse            mean over B of (z_s[:, 0] - label)^2. Labels f32 (B).
  *   hidden_mse     sum over mapped pairs of mean over all B*S*H_t elements of (P(H_s) - H_t)^2,
  *                  padded positions included (TinyBERT's MSELoss on whole tensors).
  *   embedding_mse  the same on the pair (0, 0): the embedding outputs.
@@ -29,17 +30,18 @@
  *                  KL(P_t row || P_s row) (MiniLM's L_AT). Padded query rows are included: they
  *                  are still distributions over the valid keys in both models, and the mean over
  *                  every row is what op_kl_probs computes.
- *   hidden_cos     mean over the VALID tokens (position < length) of 1 - cos(P(H_s), H_t) on the
- *                  last layers (DistilBERT's α_cos: it masked_selects the valid tokens first, so
- *                  padding neither dilutes the mean nor trains the student on pad positions).
+ *   hidden_cos     sum over mapped pairs (by default only the last layers) of the mean over the
+ *                  VALID tokens (position < length) of 1 - cos(P(H_s), H_t) (DistilBERT's α_cos:
+ *                  it masked_selects the valid tokens first, so padding neither dilutes the mean
+ *                  nor trains the student on pad positions).
  *   P is the identity or the pair's projection  x W^T + b  with W (H_t, H_s), b (H_t).
  *
  * Layer maps. Hidden states are indexed as BertOutput.hidden: 0 = embedding output, 1..L = the
  * output of encoder layer 1..L. Attention losses name 1-based ENCODER layers 1..L (layer 0 has no
  * attention); encoder layer m reads BertOutput.scores/probs[m - 1]. The uniform map sends student
  * layer m (1..M) to teacher layer floor(m*N/M), so the last student layer meets the last teacher
- * layer; embedding_mse always maps (0, 0); hidden_cos maps the last layers (M, N) under "uniform".
- * An explicit map lists (student, teacher) pairs in the same numbering.
+ * layer. "last" is the one pair (M, N) (hidden_cos's default), "embeddings" the pair (0, 0)
+ * (embedding_mse's only map). An explicit map lists (student, teacher) pairs in the same numbering.
  *
  * Projections live in one ParamStore (loss_set_params), trained with the student, saved in
  * checkpoints and dropped on export: every name starts with LOSS_PROJECTION_PREFIX. Per pair:
@@ -69,72 +71,137 @@
 /* TinyBERT's threshold: attention scores at or below it are masked entries. */
 #define LOSS_ATTENTION_IGNORE_BELOW (-1e2f)
 
+/* The loss types, in the order of the table below (loss_table.c) and of every list of them in
+ * messages and docs. Adding a type is one row of that table plus its term in loss_forward.c, its
+ * PyTorch reference in tests/test_losses_parity.py, and its line in configs/README.md (which
+ * test_config's readme_losses case checks against the table). */
 typedef enum {
     LOSS_LOGITS_KD = 0,   /* "logits_kd" */
     LOSS_LOGITS_CE,       /* "logits_ce" */
     LOSS_HARD_CE,         /* "hard_ce" */
-    LOSS_MSE_REGRESSION,  /* "mse_regression" */
     LOSS_HIDDEN_MSE,      /* "hidden_mse" */
     LOSS_EMBEDDING_MSE,   /* "embedding_mse" */
     LOSS_ATTENTION_MSE,   /* "attention_mse" */
     LOSS_ATTENTION_KL,    /* "attention_kl" */
     LOSS_HIDDEN_COS,      /* "hidden_cos" */
+    LOSS_MSE,             /* "mse": regression on column 0 of the logits (no alias) */
     LOSS_TYPE_COUNT
 } LossType;
 
-typedef enum { LOSS_MAP_UNIFORM = 0, LOSS_MAP_EXPLICIT } LossMapKind;
+/* Which layer pairs a term compares (numbering above). The table gives each type its default;
+ * only types that take the `layers` key may be given another. */
+typedef enum {
+    LOSS_MAP_NONE = 0,    /* no layers: logits and label terms */
+    LOSS_MAP_UNIFORM,     /* student m <-> teacher floor(m*N/M), m = 1..M */
+    LOSS_MAP_LAST,        /* the one pair (M, N), resolved when the set is built */
+    LOSS_MAP_EMBEDDINGS,  /* the one pair (0, 0): the embedding outputs */
+    LOSS_MAP_EXPLICIT,    /* pairs[0 .. n_pairs) */
+    LOSS_MAP_COUNT
+} LossMapKind;
 
 /* attention_mse compares scores (TinyBERT, the default) or probabilities; attention_kl always
- * compares probabilities. DEFAULT means "not given in the config". */
+ * compares probabilities. DEFAULT: the type's default from the table (none for the others). */
 typedef enum { LOSS_TARGET_DEFAULT = 0, LOSS_TARGET_SCORES, LOSS_TARGET_PROBS } LossAttnTarget;
 
-/* AUTO: a per-pair projection only where the widths differ. NONE: never (a width mismatch is then
- * an error). PER_PAIR: always, one per pair. SHARED: always, one for the whole set (see above). */
-typedef enum { LOSS_PROJ_AUTO = 0, LOSS_PROJ_NONE, LOSS_PROJ_PER_PAIR, LOSS_PROJ_SHARED } LossProjection;
+/* AUTO: a per-pair projection only where the widths differ. PER_PAIR: always, one per pair.
+ * SHARED: always, one for the whole set (see above). NONE: never (a width mismatch is then an
+ * error). The order is the config's listing order. */
+typedef enum { LOSS_PROJ_AUTO = 0, LOSS_PROJ_PER_PAIR, LOSS_PROJ_SHARED, LOSS_PROJ_NONE } LossProjection;
+
+/* What labels a term (or a set) reads: none, class ids i32 (B), or regression targets f32 (B). */
+typedef enum { LOSS_LABELS_NONE = 0, LOSS_LABELS_CLASS, LOSS_LABELS_REGRESSION } LossLabels;
+
+/* What a term reads of the two forwards. */
+typedef enum { LOSS_READS_LOGITS = 0, LOSS_READS_HIDDEN, LOSS_READS_ATTENTION } LossReads;
 
 typedef struct LossLayerPair {
     int student, teacher;
 } LossLayerPair;
 
+/* One term. The config reader (train/config.c) fills it directly, starting from
+ * loss_spec_default; a program may fill one too. */
 typedef struct LossSpec {
     LossType type;
-    float weight;              /* >= 0; loss_spec_default gives 1 */
-    /* Temperature (logits_kd, logits_ce only). 0 = not given: T = 1. With temperature_steps == 0
-     * T is constant; otherwise T goes linearly from `temperature` at step 0 to `temperature_end`
-     * at step temperature_steps and stays there. */
+    float weight;              /* >= 0; default 1 */
+    /* Temperature (types with the `temperature` key). 0 = not given: T = 1. With
+     * temperature_steps == 0 T is constant (temperature_end 0 or equal to it); otherwise T goes
+     * linearly from `temperature` at step 0 to `temperature_end` at step temperature_steps and
+     * stays there. */
     float temperature;
     float temperature_end;
     long temperature_steps;
-    LossMapKind map;           /* hidden, embedding, attention and cos losses */
+    LossMapKind map;           /* default from the table */
     int n_pairs;               /* LOSS_MAP_EXPLICIT: pairs[0 .. n_pairs) */
     LossLayerPair pairs[LOSS_MAX_PAIRS];
     LossAttnTarget target;     /* attention_mse (scores|probs), attention_kl (probs) */
-    LossProjection projection; /* hidden_mse, embedding_mse, hidden_cos */
+    LossProjection projection; /* types with the `projection` key */
     char name[LOSS_NAME_MAX];  /* "" = the type name; [A-Za-z0-9_-], unique within a set */
 } LossSpec;
 
-/* What labels a set reads: none, class ids i32 (B), or regression targets f32 (B). */
-typedef enum { LOSS_LABELS_NONE = 0, LOSS_LABELS_CLASS, LOSS_LABELS_REGRESSION } LossLabels;
+/* ------------------------------------------------------------------ the table
+ * One row per LossType (losses/loss_table.c): everything outside the term's own arithmetic that
+ * differs between types. The config reader takes its key applicability and defaults from here,
+ * loss_set_build its validation and layer maps, and configs/README.md is checked against it. */
+
+/* The keys of a config loss entry. `type`, `name` and `weight` apply to every type (bit 0); the
+ * others to the types whose row has their bit. */
+enum {
+    LOSS_KEY_TEMPERATURE = 1u << 0, /* number > 0, or {start, end, over}: temperature* fields */
+    LOSS_KEY_LAYERS = 1u << 1,      /* uniform | last | [[s, t], ...]: map, pairs */
+    LOSS_KEY_TARGET = 1u << 2,      /* scores | probs: target */
+    LOSS_KEY_PROJECTION = 1u << 3,  /* auto | per_pair | shared | none: projection */
+};
+#define LOSS_KEY_COUNT 7
+typedef struct LossKeyInfo {
+    const char *name;
+    unsigned bit;               /* 0: every type */
+} LossKeyInfo;
+/* type, name, weight, temperature, layers, target, projection: the config's order. */
+extern const LossKeyInfo LOSS_KEYS[LOSS_KEY_COUNT];
+
+typedef struct LossTypeInfo {
+    const char *name;           /* the config's `type:` and the default term name */
+    const char *definition;     /* one line; configs/README.md's type table shows exactly this */
+    unsigned keys;              /* LOSS_KEY_* bits of the optional keys that apply */
+    LossReads reads;
+    bool needs_teacher;
+    LossLabels labels;
+    LossMapKind map;            /* default map (the only one without LOSS_KEY_LAYERS) */
+    LossAttnTarget target;      /* default target (the only one without LOSS_KEY_TARGET);
+                                   DEFAULT: the type reads no attention */
+    float temperature;          /* default; 0 for types without LOSS_KEY_TEMPERATURE */
+} LossTypeInfo;
+
+/* The row of type t (t in 0 .. LOSS_TYPE_COUNT). */
+const LossTypeInfo *loss_type_info(LossType t);
+
+/* Writes the names of the types whose row passes keep (every type when NULL), in table order,
+ * separated by ", " and the last pair by last_sep (" and ", " or ", ", "). Returns buf. */
+typedef bool (*LossTypeFilter)(const LossTypeInfo *info);
+const char *loss_type_list(LossTypeFilter keep, const char *last_sep, char *buf, size_t cap);
+/* The same for the types whose row has every LOSS_KEY_* bit of `keys`. */
+const char *loss_types_taking(unsigned keys, const char *last_sep, char *buf, size_t cap);
 
 typedef struct LossSet LossSet;
 
 const char *loss_type_name(LossType t);
 /* "logits_kd" -> LOSS_LOGITS_KD. Unknown names set an error listing the valid ones. */
 Status loss_type_parse(const char *s, LossType *out);
+const char *loss_map_name(LossMapKind m);            /* "none" | "uniform" | "last" | ... */
 const char *loss_target_name(LossAttnTarget t);      /* "default" | "scores" | "probs" */
 Status loss_target_parse(const char *s, LossAttnTarget *out);
 const char *loss_projection_name(LossProjection p);  /* "auto" | "none" | "per_pair" | "shared" */
 Status loss_projection_parse(const char *s, LossProjection *out);
 
-/* A spec with the defaults: weight 1, temperature not given, uniform map, default target, auto
- * projection, no name. */
+/* A spec with the table's defaults: weight 1, the type's temperature (temperature_end 0, no
+ * schedule), map and target, auto projection, the type's name. */
 LossSpec loss_spec_default(LossType type);
 
 /* The temperature of a logits term at `step` (1 for the other terms). */
 float loss_spec_temperature(const LossSpec *spec, long step);
 
 /* Validates the n specs against the student and teacher configs (teacher may be NULL when only
- * hard_ce / mse_regression terms are asked for) and builds the set, projections included, on
+ * hard_ce / mse terms are asked for) and builds the set, projections included, on
  * `device`. On a bad spec returns DISTILL_ERR, *out = NULL, and an error that names the term
  * ("losses[2] (attention_mse): ...") and says what was expected and what was found. */
 Status loss_set_build(const LossSpec *specs, int n, const BertConfig *student,

@@ -95,10 +95,10 @@ static bool model_eq(const ConfigModel *a, const ConfigModel *b) {
            a->initializer_range == b->initializer_range;
 }
 
-static bool loss_eq(const ConfigLoss *a, const ConfigLoss *b) {
+static bool loss_eq(const LossSpec *a, const LossSpec *b) {
     if (a->type != b->type || !str_eq(a->name, b->name) || a->weight != b->weight ||
         a->temperature != b->temperature || a->temperature_end != b->temperature_end ||
-        a->temperature_steps != b->temperature_steps || a->layers != b->layers || a->n_pairs != b->n_pairs ||
+        a->temperature_steps != b->temperature_steps || a->map != b->map || a->n_pairs != b->n_pairs ||
         a->target != b->target || a->projection != b->projection)
         return false;
     for (int i = 0; i < a->n_pairs; i++)
@@ -193,12 +193,12 @@ static void case_defaults(void) {
     CHECK(c.data.batch_size == 32 && c.data.eval_batch_size == 32 && c.data.shuffle && !c.data.drop_last &&
           c.data.max_seq == 0);
     CHECK(c.n_losses == 1);
-    const ConfigLoss *l = &c.losses[0];
-    CHECK(l->type == CONFIG_LOSS_LOGITS_KD);
+    const LossSpec *l = &c.losses[0];
+    CHECK(l->type == LOSS_LOGITS_KD);
     CHECK_STR(l->name, "logits_kd");
-    CHECK(l->weight == 1.0 && l->temperature == 1.0 && l->temperature_end == 1.0 && l->temperature_steps == 0);
-    CHECK(l->layers == CONFIG_LAYERS_NONE && l->n_pairs == 0 && l->pairs == NULL);
-    CHECK(l->target == CONFIG_TARGET_SCORES && l->projection == CONFIG_PROJ_AUTO);
+    CHECK(l->weight == 1.0f && l->temperature == 1.0f && l->temperature_end == 1.0f && l->temperature_steps == 0);
+    CHECK(l->map == LOSS_MAP_NONE && l->n_pairs == 0);
+    CHECK(l->target == LOSS_TARGET_DEFAULT && l->projection == LOSS_PROJ_AUTO);
     const ConfigOptimizer *o = &c.optimizer;
     CHECK_NUM(o->lr, 5e-5);
     CHECK_NUM(o->weight_decay, 0.01);
@@ -220,21 +220,22 @@ static void case_defaults(void) {
                         "  - {type: attention_kl}\n";
     if (load_text(types, 0, NULL, &c)) { failures++; return; }
     CHECK(c.n_losses == 4);
-    CHECK(c.losses[0].layers == CONFIG_LAYERS_UNIFORM && c.losses[1].layers == CONFIG_LAYERS_LAST);
-    CHECK(c.losses[2].layers == CONFIG_LAYERS_NONE && c.losses[3].layers == CONFIG_LAYERS_UNIFORM);
+    CHECK(c.losses[0].map == LOSS_MAP_UNIFORM && c.losses[1].map == LOSS_MAP_LAST);
+    CHECK(c.losses[2].map == LOSS_MAP_EMBEDDINGS && c.losses[3].map == LOSS_MAP_UNIFORM);
+    CHECK(c.losses[3].target == LOSS_TARGET_PROBS); /* attention_kl reads probabilities */
     CHECK_STR(c.losses[1].name, "hidden_cos");
     config_free(&c);
 
     /* task finetune: no teacher, hard_ce by default; mse and metric pearson for a regression head */
     if (load_text("task: finetune\ndata: {train: data/train.h5}\n", 0, NULL, &c)) { failures++; return; }
-    CHECK(c.teacher.init == CONFIG_INIT_NONE && c.n_losses == 1 && c.losses[0].type == CONFIG_LOSS_HARD_CE);
+    CHECK(c.teacher.init == CONFIG_INIT_NONE && c.n_losses == 1 && c.losses[0].type == LOSS_HARD_CE);
     CHECK(c.train.metric == CONFIG_METRIC_ACCURACY);
     config_free(&c);
     if (load_text("task: finetune\nstudent: {num_labels: 1}\ndata: {train: data/train.h5}\n", 0, NULL, &c)) {
         failures++;
         return;
     }
-    CHECK(c.n_losses == 1 && c.losses[0].type == CONFIG_LOSS_MSE && c.train.metric == CONFIG_METRIC_PEARSON);
+    CHECK(c.n_losses == 1 && c.losses[0].type == LOSS_MSE && c.train.metric == CONFIG_METRIC_PEARSON);
     config_free(&c);
 
     /* null means "the default" */
@@ -261,11 +262,11 @@ static void case_design_example(void) {
     CHECK_STR(c.data.dev, "data/sst2/dev.h5");
     CHECK(c.data.batch_size == 32);
     CHECK(c.n_losses == 3);
-    CHECK(c.losses[0].type == CONFIG_LOSS_LOGITS_KD && c.losses[0].weight == 1.0 && c.losses[0].temperature == 2.0 &&
+    CHECK(c.losses[0].type == LOSS_LOGITS_KD && c.losses[0].weight == 1.0f && c.losses[0].temperature == 2.0f &&
           c.losses[0].temperature_steps == 0);
-    CHECK(c.losses[1].type == CONFIG_LOSS_HIDDEN_MSE && c.losses[1].layers == CONFIG_LAYERS_UNIFORM);
-    CHECK(c.losses[2].type == CONFIG_LOSS_ATTENTION_MSE && c.losses[2].layers == CONFIG_LAYERS_UNIFORM &&
-          c.losses[2].target == CONFIG_TARGET_SCORES);
+    CHECK(c.losses[1].type == LOSS_HIDDEN_MSE && c.losses[1].map == LOSS_MAP_UNIFORM);
+    CHECK(c.losses[2].type == LOSS_ATTENTION_MSE && c.losses[2].map == LOSS_MAP_UNIFORM &&
+          c.losses[2].target == LOSS_TARGET_SCORES);
     CHECK_NUM(c.optimizer.lr, 1.0e-4);
     CHECK_NUM(c.optimizer.weight_decay, 0.01);
     CHECK(c.optimizer.warmup_steps == 100 && c.optimizer.schedule == CONFIG_SCHEDULE_LINEAR);
@@ -293,8 +294,8 @@ static void case_overrides(void) {
     int n = (int)(sizeof sets / sizeof *sets);
     if (load_text(DESIGN_EXAMPLE, n, sets, &c)) { failures++; return; }
     CHECK_NUM(c.optimizer.lr, 3e-4);
-    CHECK(c.losses[1].weight == 2.0 && c.losses[2].target == CONFIG_TARGET_PROBS);
-    CHECK(c.n_losses == 4 && c.losses[3].type == CONFIG_LOSS_HIDDEN_COS && c.losses[3].weight == 0.5);
+    CHECK(c.losses[1].weight == 2.0f && c.losses[2].target == LOSS_TARGET_PROBS);
+    CHECK(c.n_losses == 4 && c.losses[3].type == LOSS_HIDDEN_COS && c.losses[3].weight == 0.5f);
     CHECK_STR(c.data.test, "data/test.h5");
     CHECK(c.student.layers == 6);
     CHECK_STR(c.run.name, "007");
@@ -393,9 +394,9 @@ static void case_roundtrip_full(void) {
           c.student.init_layers[2] == 6 && c.student.layers == 3);
     CHECK_STR(c.data.train, "true");
     CHECK_STR(c.data.dev, "123");
-    CHECK(c.losses[0].temperature == 4.0 && c.losses[0].temperature_end == 1.0 && c.losses[0].temperature_steps == 1000);
+    CHECK(c.losses[0].temperature == 4.0f && c.losses[0].temperature_end == 1.0f && c.losses[0].temperature_steps == 1000);
     CHECK(c.losses[2].n_pairs == 3 && c.losses[2].pairs[2].student == 3 && c.losses[2].pairs[2].teacher == 6);
-    CHECK(c.losses[5].layers == CONFIG_LAYERS_LAST);
+    CHECK(c.losses[5].map == LOSS_MAP_LAST);
     CHECK(c.resume == CONFIG_RESUME_PATH);
     CHECK_STR(c.resume_path, "ckpt.h5");
     check_round_trip(&c);
@@ -434,16 +435,23 @@ static void case_where(void) {
     config_free(&c);
 }
 
+/* The config's temperature keys read into the spec that loss_spec_temperature schedules. */
 static void case_temperature(void) {
-    ConfigLoss constant = {.temperature = 2.0, .temperature_end = 2.0, .temperature_steps = 0};
-    CHECK(config_temperature_at(&constant, 0) == 2.0 && config_temperature_at(&constant, 1000000) == 2.0);
-    ConfigLoss sched = {.temperature = 4.0, .temperature_end = 1.0, .temperature_steps = 100};
+    Config c;
+    const char *yaml = "teacher: {path: teacher}\ndata: {train: data/train.h5}\nlosses:\n"
+                       "  - {type: logits_kd, temperature: 2.0}\n"
+                       "  - {type: logits_ce, temperature: {start: 4.0, end: 1.0, over: 100}}\n";
+    if (load_text(yaml, 0, NULL, &c)) { failures++; return; }
+    const LossSpec *constant = &c.losses[0], *sched = &c.losses[1];
+    CHECK(constant->temperature_end == 2.0f && constant->temperature_steps == 0);
+    CHECK(loss_spec_temperature(constant, 0) == 2.0f && loss_spec_temperature(constant, 1000000) == 2.0f);
     /* linear: 4 + (s/100)(1 - 4); these values are exact in binary */
-    CHECK(config_temperature_at(&sched, 0) == 4.0);
-    CHECK(config_temperature_at(&sched, 50) == 2.5);
-    CHECK(config_temperature_at(&sched, 100) == 1.0);
-    CHECK(config_temperature_at(&sched, 5000) == 1.0);
-    CHECK(config_temperature_at(&sched, -1) == 4.0);
+    CHECK(loss_spec_temperature(sched, 0) == 4.0f);
+    CHECK(loss_spec_temperature(sched, 50) == 2.5f);
+    CHECK(loss_spec_temperature(sched, 100) == 1.0f);
+    CHECK(loss_spec_temperature(sched, 5000) == 1.0f);
+    CHECK(loss_spec_temperature(sched, -1) == 4.0f);
+    config_free(&c);
 }
 
 static void case_missing_config_file(void) {

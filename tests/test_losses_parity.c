@@ -182,8 +182,6 @@ static void fabricate(Ctx *c, Rng *rng, const Shapes *sh, const BertRequest *req
     }
 }
 
-static const char *map_name(LossMapKind m) { return m == LOSS_MAP_EXPLICIT ? "explicit" : "uniform"; }
-
 static Device g_device; /* where every case runs: cpu, or cuda:0 */
 
 static void run_case(FILE *f, const char *name, const Shapes *sh, const LossSpec *specs, int n,
@@ -203,7 +201,7 @@ static void run_case(FILE *f, const char *name, const Shapes *sh, const LossSpec
         const LossSpec *s = &specs[i];
         fprintf(f, "spec %s %.9g %.9g %.9g %ld %s %d", loss_type_name(s->type), (double)s->weight,
                 (double)s->temperature, (double)s->temperature_end, s->temperature_steps,
-                map_name(s->map), s->n_pairs);
+                loss_map_name(s->map), s->n_pairs);
         for (int p = 0; p < s->n_pairs; p++) fprintf(f, " %d %d", s->pairs[p].student, s->pairs[p].teacher);
         fprintf(f, " %s %s %s\n", loss_target_name(s->target), loss_projection_name(s->projection),
                 s->name[0] ? s->name : "-");
@@ -365,7 +363,7 @@ int main(int argc, char **argv) {
         run_case(f, "logits_schedule_end", &wide, s, 2, 25, 13);
     }
     { /* regression on a 1-output head, and on column 0 of a 3-output head */
-        LossSpec s[1] = {spec(LOSS_MSE_REGRESSION, 1.0f, NULL)};
+        LossSpec s[1] = {spec(LOSS_MSE, 1.0f, NULL)};
         Shapes one = wide;
         one.C = 1;
         run_case(f, "regression_one_output", &one, s, 1, 0, 14);

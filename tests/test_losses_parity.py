@@ -12,7 +12,7 @@ each term is written from the reference code's semantics:
   logits_kd      DistilBERT: nn.KLDivLoss(reduction="batchmean")(log_softmax(s/T), softmax(t/T)) * T**2
   logits_ce      TinyBERT's soft_cross_entropy(s/T, t/T), whose .mean() runs over batch AND classes;
                  DESIGN §4 defines the sum over classes, so the reference multiplies it by C
-  hard_ce        F.cross_entropy;  mse_regression: HF's MSELoss(logits[:, 0], labels)
+  hard_ce        F.cross_entropy;  mse: HF's MSELoss(logits[:, 0], labels)
   hidden_mse     TinyBERT: MSELoss(fit_dense(student_rep), teacher_rep), summed over pairs
   attention_mse  TinyBERT: torch.where(att <= -1e2, 0, att) on both sides, then MSELoss
   attention_kl   MiniLM: KL(teacher row || student row), mean over the B*heads*S rows
@@ -103,10 +103,11 @@ def pairs_of(sp, M, N):
     """Resolved pairs; attention pairs are 1-based encoder layers (array index = layer - 1)."""
     if sp["map"] == "explicit":
         return sp["pairs"]
-    if sp["type"] == "embedding_mse":
+    if sp["map"] == "embeddings":
         return [(0, 0)]
-    if sp["type"] == "hidden_cos":
+    if sp["map"] == "last":
         return [(M, N)]
+    assert sp["map"] == "uniform", sp["map"]
     return [(m, (m * N) // M) for m in range(1, M + 1)]
 
 
@@ -144,7 +145,7 @@ def reference(case):
                 v = (-targets_prob * student_likelihood).mean() * C
         elif ty == "hard_ce":
             v = F.cross_entropy(leaves["s.logits"], torch.tensor(labels, dtype=torch.long))
-        elif ty == "mse_regression":
+        elif ty == "mse":
             v = F.mse_loss(leaves["s.logits"][:, 0], torch.tensor(labels))
         elif ty in TYPES_HIDDEN:
             pairs = pairs_of(sp, M, N)

@@ -131,8 +131,8 @@ static void test_rejections(void) {
     expect_reject("hard_ce on a 1-output head", s, 1, &st_one, NULL, "at least 2 labels",
                   "num_labels 1");
     s[0] = spec(LOSS_HARD_CE);
-    s[1] = spec(LOSS_MSE_REGRESSION);
-    expect_reject("hard_ce with mse_regression", s, 2, &st, NULL, "losses[1] (mse_regression)",
+    s[1] = spec(LOSS_MSE);
+    expect_reject("hard_ce with mse", s, 2, &st, NULL, "losses[1] (mse)",
                   "cannot be combined with hard_ce");
     s[0] = spec(LOSS_HIDDEN_MSE);
     s[1] = spec(LOSS_HIDDEN_MSE);
@@ -239,7 +239,7 @@ static void test_maps_and_requests(void) {
     loss_set_free(ls);
 
     /* Labels only: no teacher at all. */
-    LossSpec r[1] = {spec(LOSS_MSE_REGRESSION)};
+    LossSpec r[1] = {spec(LOSS_MSE)};
     BertConfig reg = cfg(2, 32, 2, 1);
     CHECK(loss_set_build(r, 1, &reg, NULL, device_cpu(), 3, &ls) == DISTILL_OK, "%s", distill_error());
     CHECK(!loss_set_needs_teacher(ls) && loss_set_labels(ls) == LOSS_LABELS_REGRESSION, "regression");

@@ -8,6 +8,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -20,10 +21,6 @@
 const char *const CONFIG_TASK_NAMES[] = {"distill", "finetune", NULL};
 const char *const CONFIG_DEVICE_NAMES[] = {"cpu", "cuda", "auto", NULL};
 const char *const CONFIG_PRECISION_NAMES[] = {"fp32", "bf16", NULL};
-const char *const CONFIG_LOSS_NAMES[] = {"logits_kd", "logits_ce", "hard_ce", "hidden_mse", "embedding_mse",
-                                         "attention_mse", "attention_kl", "hidden_cos", "mse", NULL};
-const char *const CONFIG_TARGET_NAMES[] = {"scores", "probs", NULL};
-const char *const CONFIG_PROJECTION_NAMES[] = {"auto", "per_pair", "shared", "none", NULL};
 const char *const CONFIG_SCHEDULE_NAMES[] = {"linear", "cosine", "constant", NULL};
 const char *const CONFIG_METRIC_NAMES[] = {"accuracy", "f1", "mcc", "pearson", "spearman", "loss", NULL};
 
@@ -39,8 +36,6 @@ static const char *const STUDENT_KEYS[] = {"init", "layers", "hidden", "heads", 
                                            "attention_dropout", "layer_norm_eps", "initializer_range", NULL};
 static const char *const DATA_KEYS[] = {"train", "dev", "test", "batch_size", "eval_batch_size", "shuffle",
                                         "drop_last", "max_seq", NULL};
-static const char *const LOSS_KEYS[] = {"type", "name", "weight", "temperature", "layers", "target",
-                                        "projection", NULL};
 static const char *const SCHEDULE_KEYS[] = {"start", "end", "over", NULL};
 static const char *const OPTIMIZER_KEYS[] = {"lr", "weight_decay", "beta1", "beta2", "eps", "warmup_steps",
                                              "warmup_ratio", "schedule", "max_grad_norm", NULL};
@@ -320,18 +315,42 @@ static void config_defaults(Config *c, const char *path) {
     c->resume = CONFIG_RESUME_NONE;
 }
 
-static void loss_defaults(ConfigLoss *l, ConfigLossType t) {
-    memset(l, 0, sizeof *l);
-    l->type = t;
-    l->name = xstrdup(CONFIG_LOSS_NAMES[t]);
-    l->weight = 1.0;
-    l->temperature = l->temperature_end = 1.0;
-    l->temperature_steps = 0;
-    l->layers = t == CONFIG_LOSS_HIDDEN_COS ? CONFIG_LAYERS_LAST
-              : (t == CONFIG_LOSS_HIDDEN_MSE || t == CONFIG_LOSS_ATTENTION_MSE || t == CONFIG_LOSS_ATTENTION_KL)
-                  ? CONFIG_LAYERS_UNIFORM : CONFIG_LAYERS_NONE;
-    l->target = CONFIG_TARGET_SCORES;
-    l->projection = CONFIG_PROJ_AUTO;
+/* ------------------------------------------------------------------ the loss table, as lists */
+
+/* NULL-terminated lists from losses/' table (losses.h), for check_keys, rd_enum and messages. */
+static const char *const *loss_key_names(void) {
+    static const char *names[LOSS_KEY_COUNT + 1];
+    for (int i = 0; i < LOSS_KEY_COUNT; i++) names[i] = LOSS_KEYS[i].name;
+    return names;
+}
+
+static const char *const *loss_type_names(void) {
+    static const char *names[LOSS_TYPE_COUNT + 1];
+    for (int i = 0; i < LOSS_TYPE_COUNT; i++) names[i] = loss_type_info((LossType)i)->name;
+    return names;
+}
+
+static const char *const *loss_target_names(void) {
+    static const char *names[3];
+    names[0] = loss_target_name(LOSS_TARGET_SCORES);
+    names[1] = loss_target_name(LOSS_TARGET_PROBS);
+    return names;
+}
+
+static const char *const *loss_projection_names(void) {
+    static const char *names[LOSS_PROJ_NONE + 2];
+    for (int i = 0; i <= LOSS_PROJ_NONE; i++) names[i] = loss_projection_name((LossProjection)i);
+    return names;
+}
+
+static bool reads_teacher(const LossTypeInfo *i) { return i->needs_teacher; }
+static bool reads_labels_only(const LossTypeInfo *i) { return !i->needs_teacher; }
+
+/* The table's defaults for type t, resolved as the config prints them. */
+static LossSpec loss_default(LossType t) {
+    LossSpec l = loss_spec_default(t);
+    l.temperature_end = l.temperature;
+    return l;
 }
 
 /* ------------------------------------------------------------------ sections */
@@ -509,30 +528,28 @@ static Status rd_data(Rd *r, const YNode *d) {
     return DISTILL_OK;
 }
 
-static bool type_has(ConfigLossType t, const char *key) {
-    bool logits = t == CONFIG_LOSS_LOGITS_KD || t == CONFIG_LOSS_LOGITS_CE;
-    bool hidden = t == CONFIG_LOSS_HIDDEN_MSE || t == CONFIG_LOSS_HIDDEN_COS;
-    bool attn = t == CONFIG_LOSS_ATTENTION_MSE || t == CONFIG_LOSS_ATTENTION_KL;
-    if (!strcmp(key, "temperature")) return logits;
-    if (!strcmp(key, "layers")) return hidden || attn;
-    if (!strcmp(key, "target")) return t == CONFIG_LOSS_ATTENTION_MSE;
-    if (!strcmp(key, "projection")) return hidden || t == CONFIG_LOSS_EMBEDDING_MSE;
-    return true; /* type, name, weight */
+/* A number that a float holds (weights and temperatures are float in LossSpec). */
+static Status rd_float(Rd *r, const YNode *map, const char *sec, const char *key, double lo, bool lo_open,
+                       float *out) {
+    double x = *out;
+    if (rd_num(r, map, sec, key, lo, lo_open, INFINITY, false, false, &x)) return DISTILL_ERR;
+    if (x > FLT_MAX || (lo_open && (float)x <= (float)lo)) { /* beyond a float, or rounds to the bound */
+        char kp[160], exp[96];
+        join(kp, sizeof kp, sec, key);
+        snprintf(exp, sizeof exp, "a number %s %g that a float holds (magnitude %g to %g)", lo_open ? ">" : ">=",
+                 lo, FLT_MIN, FLT_MAX);
+        return fail_found(r, at_key(map, key), kp, exp);
+    }
+    *out = (float)x;
+    return DISTILL_OK;
 }
 
-static const char *key_types(const char *key) {
-    if (!strcmp(key, "temperature")) return "logits_kd and logits_ce";
-    if (!strcmp(key, "layers")) return "hidden_mse, hidden_cos, attention_mse and attention_kl";
-    if (!strcmp(key, "target")) return "attention_mse";
-    return "hidden_mse, embedding_mse and hidden_cos";
-}
-
-static Status rd_temperature(Rd *r, const YNode *item, const char *sec, ConfigLoss *l) {
+static Status rd_temperature(Rd *r, const YNode *item, const char *sec, LossSpec *l) {
     char kp[160];
     const YNode *v = value_of(r, item, sec, "temperature", kp, sizeof kp);
     if (!v) return DISTILL_OK;
     if (v->kind != YN_MAP) {
-        if (rd_num(r, item, sec, "temperature", 0, true, INFINITY, false, false, &l->temperature)) {
+        if (rd_float(r, item, sec, "temperature", 0, true, &l->temperature)) {
             if (v->kind == YN_SCALAR) return DISTILL_ERR;
             return fail_found(r, v, kp, "a number > 0 or a schedule {start: T0, end: T1, over: STEPS}");
         }
@@ -541,29 +558,30 @@ static Status rd_temperature(Rd *r, const YNode *item, const char *sec, ConfigLo
     }
     if (check_keys(r, v, kp, SCHEDULE_KEYS)) return DISTILL_ERR;
     l->temperature = l->temperature_end = -1;
-    l->temperature_steps = -1;
-    if (rd_num(r, v, kp, "start", 0, true, INFINITY, false, false, &l->temperature) ||
-        rd_num(r, v, kp, "end", 0, true, INFINITY, false, false, &l->temperature_end) ||
-        rd_int64(r, v, kp, "over", 1, INT64_MAX, false, &l->temperature_steps))
+    int64_t steps = -1;
+    if (rd_float(r, v, kp, "start", 0, true, &l->temperature) ||
+        rd_float(r, v, kp, "end", 0, true, &l->temperature_end) ||
+        rd_int64(r, v, kp, "over", 1, INT64_MAX, false, &steps))
         return DISTILL_ERR;
     const char *missing = l->temperature < 0 ? "start" : l->temperature_end < 0 ? "end"
-                        : l->temperature_steps < 0 ? "over" : NULL;
+                        : steps < 0 ? "over" : NULL;
     if (missing) {
         char km[176];
         snprintf(km, sizeof km, "%s.%s", kp, missing);
         return yfail(&r->src, v, km, "expected a schedule with start, end (temperatures > 0) and over "
                      "(optimizer steps >= 1), found no %s", missing);
     }
+    l->temperature_steps = (long)steps;
     return DISTILL_OK;
 }
 
-static Status rd_layer_map(Rd *r, const YNode *item, const char *sec, ConfigLoss *l) {
+static Status rd_layer_map(Rd *r, const YNode *item, const char *sec, LossSpec *l) {
     char kp[160];
     const YNode *v = value_of(r, item, sec, "layers", kp, sizeof kp);
     if (!v) return DISTILL_OK;
-    bool attn = l->type == CONFIG_LOSS_ATTENTION_MSE || l->type == CONFIG_LOSS_ATTENTION_KL;
-    if (v->kind == YN_SCALAR && !strcmp(v->text, "uniform")) { l->layers = CONFIG_LAYERS_UNIFORM; return DISTILL_OK; }
-    if (v->kind == YN_SCALAR && !strcmp(v->text, "last")) { l->layers = CONFIG_LAYERS_LAST; return DISTILL_OK; }
+    bool attn = loss_type_info(l->type)->reads == LOSS_READS_ATTENTION;
+    if (v->kind == YN_SCALAR && !strcmp(v->text, "uniform")) { l->map = LOSS_MAP_UNIFORM; return DISTILL_OK; }
+    if (v->kind == YN_SCALAR && !strcmp(v->text, "last")) { l->map = LOSS_MAP_LAST; return DISTILL_OK; }
     if (v->kind != YN_SEQ || v->n == 0) {
         const char *const maps[] = {"uniform", "last", NULL};
         const char *guess = v->kind == YN_SCALAR ? yclosest(v->text, maps) : NULL;
@@ -578,9 +596,8 @@ static Status rd_layer_map(Rd *r, const YNode *item, const char *sec, ConfigLoss
         snprintf(exp, sizeof exp, "at most %d layer pairs", LOSS_MAX_PAIRS);
         return yfail(&r->src, v, kp, "expected %s, found %d", exp, v->n);
     }
-    l->layers = CONFIG_LAYERS_EXPLICIT;
+    l->map = LOSS_MAP_EXPLICIT;
     l->n_pairs = v->n;
-    l->pairs = xcalloc((size_t)v->n, sizeof *l->pairs);
     int lo = attn ? 1 : 0;
     for (int i = 0; i < v->n; i++) {
         const YNode *p = v->vals[i];
@@ -597,7 +614,7 @@ static Status rd_layer_map(Rd *r, const YNode *item, const char *sec, ConfigLoss
         for (int j = 0; j < i; j++)
             if (l->pairs[j].student == s && l->pairs[j].teacher == t)
                 return fail_found(r, p, ki, "each pair once");
-        l->pairs[i] = (ConfigLayerPair){(int)s, (int)t};
+        l->pairs[i] = (LossLayerPair){(int)s, (int)t};
         loc_add(r, ki, p);
     }
     return DISTILL_OK;
@@ -605,7 +622,7 @@ static Status rd_layer_map(Rd *r, const YNode *item, const char *sec, ConfigLoss
 
 /* The names losses.h accepts: [A-Za-z0-9_-], shorter than LOSS_NAME_MAX. */
 static bool valid_name(const char *s) {
-    if (strlen(s) >= LOSS_NAME_MAX) return false;
+    if (!s[0] || strlen(s) >= LOSS_NAME_MAX) return false;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
               *s == '-'))
@@ -613,44 +630,58 @@ static bool valid_name(const char *s) {
     return true;
 }
 
-static Status rd_loss(Rd *r, const YNode *item, int idx, ConfigLoss *l) {
+/* One entry of `losses`: the type, then exactly the keys its row of the loss table takes, over
+ * the table's defaults. */
+static Status rd_loss(Rd *r, const YNode *item, int idx, LossSpec *l) {
     char sec[32], kp[160];
     snprintf(sec, sizeof sec, "losses[%d]", idx);
     if (item->kind != YN_MAP)
         return fail_found(r, item, sec, "a loss like {type: logits_kd, weight: 1.0, temperature: 2.0}");
     loc_add(r, sec, item);
-    if (check_keys(r, item, sec, LOSS_KEYS)) return DISTILL_ERR;
+    if (check_keys(r, item, sec, loss_key_names())) return DISTILL_ERR;
     const YNode *tv = value_of(r, item, sec, "type", kp, sizeof kp);
-    if (!tv) return yfail(&r->src, at_key(item, "type"), kp, "expected a loss type (logits_kd, logits_ce, hard_ce, "
-                          "hidden_mse, embedding_mse, attention_mse, attention_kl, hidden_cos, or mse), found none");
-    int t = -1;
-    if (tv->kind == YN_SCALAR)
-        for (int i = 0; CONFIG_LOSS_NAMES[i]; i++)
-            if (!strcmp(tv->text, CONFIG_LOSS_NAMES[i])) t = i;
-    if (t < 0) return fail_enum(r, tv, kp, CONFIG_LOSS_NAMES);
-    free(l->name);
-    loss_defaults(l, (ConfigLossType)t);
+    if (!tv) {
+        char types[256];
+        list_names(loss_type_names(), types, sizeof types);
+        return yfail(&r->src, at_key(item, "type"), kp, "expected a loss type (%s), found none", types);
+    }
+    LossType t;
+    if (tv->kind != YN_SCALAR || loss_type_parse(tv->text, &t)) return fail_enum(r, tv, kp, loss_type_names());
+    const LossTypeInfo *info = loss_type_info(t);
+    *l = loss_default(t);
     for (int i = 0; i < item->n; i++) {
         const char *k = item->keys[i]->text;
-        if (type_has(l->type, k) || yis_null(item->vals[i])) continue;
-        char found[96], ki[176];
+        unsigned bit = 0;
+        for (int j = 0; j < LOSS_KEY_COUNT; j++)
+            if (!strcmp(k, LOSS_KEYS[j].name)) bit = LOSS_KEYS[j].bit;
+        if (!bit || (info->keys & bit) || yis_null(item->vals[i])) continue;
+        char found[96], ki[176], types[256];
         ydescribe(item->vals[i], found, sizeof found);
         snprintf(ki, sizeof ki, "%s.%s", sec, k);
+        loss_types_taking(bit, " and ", types, sizeof types);
         return yfail(&r->src, item->keys[i], ki, "expected no %s for %s (it applies to %s), found %s", k,
-                     CONFIG_LOSS_NAMES[t], key_types(k), found);
+                     info->name, types, found);
     }
-    if (rd_str(r, item, sec, "name", "a name", &l->name)) return DISTILL_ERR;
-    if (!valid_name(l->name)) {
+    char *name = NULL;
+    if (rd_str(r, item, sec, "name", "a name", &name)) return DISTILL_ERR;
+    if (name && !valid_name(name)) {
+        free(name);
         snprintf(kp, sizeof kp, "%s.name", sec);
         char exp[96];
         snprintf(exp, sizeof exp, "a name of at most %d letters, digits, '_' or '-'", LOSS_NAME_MAX - 1);
         return fail_found(r, at_key(item, "name"), kp, exp);
     }
-    if (rd_num(r, item, sec, "weight", 0, false, INFINITY, false, false, &l->weight) ||
-        rd_temperature(r, item, sec, l) || rd_layer_map(r, item, sec, l))
-        return DISTILL_ERR;
-    RD_ENUM(r, item, sec, "target", CONFIG_TARGET_NAMES, l->target);
-    RD_ENUM(r, item, sec, "projection", CONFIG_PROJECTION_NAMES, l->projection);
+    if (name) snprintf(l->name, sizeof l->name, "%s", name);
+    free(name);
+    if (rd_float(r, item, sec, "weight", 0, false, &l->weight)) return DISTILL_ERR;
+    if ((info->keys & LOSS_KEY_TEMPERATURE) && rd_temperature(r, item, sec, l)) return DISTILL_ERR;
+    if ((info->keys & LOSS_KEY_LAYERS) && rd_layer_map(r, item, sec, l)) return DISTILL_ERR;
+    if (info->keys & LOSS_KEY_TARGET) {
+        int e = l->target - LOSS_TARGET_SCORES;
+        if (rd_enum(r, item, sec, "target", loss_target_names(), &e)) return DISTILL_ERR;
+        l->target = (LossAttnTarget)(e + LOSS_TARGET_SCORES);
+    }
+    if (info->keys & LOSS_KEY_PROJECTION) RD_ENUM(r, item, sec, "projection", loss_projection_names(), l->projection);
     return DISTILL_OK;
 }
 
@@ -736,8 +767,6 @@ static Status rd_resume(Rd *r, const YNode *root) {
 
 /* ------------------------------------------------------------------ combinations */
 
-static bool is_label_loss(ConfigLossType t) { return t == CONFIG_LOSS_HARD_CE || t == CONFIG_LOSS_MSE; }
-
 static Status check_combinations(Rd *r, const YNode *root) {
     Config *c = r->cfg;
     const YNode *task = at_key(root, "task");
@@ -757,40 +786,44 @@ static Status check_combinations(Rd *r, const YNode *root) {
     bool any_teacher_loss = false, has_hard = false, has_mse = false;
     double total = 0;
     for (int i = 0; i < c->n_losses; i++) {
-        const ConfigLoss *l = &c->losses[i];
+        const LossSpec *l = &c->losses[i];
+        const LossTypeInfo *info = loss_type_info(l->type);
         char key[48];
         snprintf(key, sizeof key, "losses[%d].type", i);
         const YNode *at = NULL;
         const YNode *ls = ymap_get(root, "losses", NULL);
         if (ls && ls->kind == YN_SEQ && i < ls->n) at = at_key(ls->vals[i], "type");
         if (!at) at = root;
-        bool needs = config_loss_needs_teacher(l->type);
+        bool needs = info->needs_teacher;
         any_teacher_loss |= needs;
         total += l->weight;
+        char types[256];
         if (c->task == CONFIG_TASK_FINETUNE && needs)
-            return yfail(&r->src, at, key, "expected hard_ce or mse for task: finetune (there is no teacher), "
-                         "found %s", CONFIG_LOSS_NAMES[l->type]);
-        if ((l->type == CONFIG_LOSS_HARD_CE && has_mse) || (l->type == CONFIG_LOSS_MSE && has_hard))
+            return yfail(&r->src, at, key, "expected %s for task: finetune (there is no teacher), found %s",
+                         loss_type_list(reads_labels_only, " or ", types, sizeof types), info->name);
+        bool hard = info->labels == LOSS_LABELS_CLASS, mse = info->labels == LOSS_LABELS_REGRESSION;
+        if ((hard && has_mse) || (mse && has_hard))
             return yfail(&r->src, at, key, "expected either hard_ce (classification) or mse (regression), "
                          "found both");
-        has_hard |= l->type == CONFIG_LOSS_HARD_CE;
-        has_mse |= l->type == CONFIG_LOSS_MSE;
+        has_hard |= hard;
+        has_mse |= mse;
         int nl = c->student.num_labels;
-        bool logits = l->type == CONFIG_LOSS_LOGITS_KD || l->type == CONFIG_LOSS_LOGITS_CE;
-        if ((logits || l->type == CONFIG_LOSS_HARD_CE) && (nl == 0 || nl == 1))
+        bool classes = info->reads == LOSS_READS_LOGITS && !mse; /* reads class logits */
+        if (classes && (nl == 0 || nl == 1))
             return yfail(&r->src, at, key, "expected a loss for the student's %s (student.num_labels: %d), "
                          "found %s", nl ? "regression head (mse)" : "missing classifier (no logits loss)", nl,
-                         CONFIG_LOSS_NAMES[l->type]);
-        if (l->type == CONFIG_LOSS_MSE && nl != CONFIG_AUTO && nl != 1)
-            return yfail(&r->src, at, key, "expected a regression student (num_labels: 1) for mse, found "
-                         "student.num_labels: %d", nl);
+                         info->name);
+        if (mse && nl != CONFIG_AUTO && nl != 1)
+            return yfail(&r->src, at, key, "expected a regression student (num_labels: 1) for %s, found "
+                         "student.num_labels: %d", info->name, nl);
     }
     const YNode *losses_at = ymap_get(root, "losses", NULL);
     if (!losses_at) losses_at = root;
+    char teacher_types[256];
     if (c->task == CONFIG_TASK_DISTILL && !any_teacher_loss)
         return yfail(&r->src, losses_at, "losses", "expected at least one loss that reads the teacher "
-                     "(logits_kd, logits_ce, hidden_mse, embedding_mse, attention_mse, attention_kl, "
-                     "hidden_cos) for task: distill, found only label losses");
+                     "(%s) for task: distill, found only label losses",
+                     loss_type_list(reads_teacher, ", ", teacher_types, sizeof teacher_types));
     if (total <= 0)
         return yfail(&r->src, losses_at, "losses", "expected a weight > 0 on at least one loss, found all 0");
 
@@ -844,14 +877,15 @@ static Status decode(Rd *r, const YNode *root) {
     if (c->n_losses == 0) {
         c->n_losses = 1;
         c->losses = xcalloc(1, sizeof *c->losses);
-        loss_defaults(&c->losses[0], c->task == CONFIG_TASK_FINETUNE
-                                         ? (c->student.num_labels == 1 ? CONFIG_LOSS_MSE : CONFIG_LOSS_HARD_CE)
-                                         : CONFIG_LOSS_LOGITS_KD);
+        c->losses[0] = loss_default(c->task == CONFIG_TASK_FINETUNE
+                                        ? (c->student.num_labels == 1 ? LOSS_MSE : LOSS_HARD_CE)
+                                        : LOSS_LOGITS_KD);
     }
     v = value_of(r, root, "", "optimizer", kp, sizeof kp);
     if (rd_optimizer(r, v)) return DISTILL_ERR;
     bool regression = c->student.num_labels == 1;
-    for (int i = 0; i < c->n_losses; i++) regression |= c->losses[i].type == CONFIG_LOSS_MSE;
+    for (int i = 0; i < c->n_losses; i++)
+        regression |= loss_type_info(c->losses[i].type)->labels == LOSS_LABELS_REGRESSION;
     v = value_of(r, root, "", "train", kp, sizeof kp);
     if (rd_train(r, v, regression)) return DISTILL_ERR;
     if (rd_resume(r, root)) return DISTILL_ERR;
@@ -881,20 +915,6 @@ Status config_load(const char *path, int n_overrides, char **overrides, Config *
 
 /* ------------------------------------------------------------------ small helpers */
 
-const char *config_loss_type_name(ConfigLossType t) {
-    DCHECK(t >= 0 && t < CONFIG_LOSS_COUNT);
-    return CONFIG_LOSS_NAMES[t];
-}
-
-bool config_loss_needs_teacher(ConfigLossType t) { return !is_label_loss(t); }
-
-double config_temperature_at(const ConfigLoss *l, int64_t step) {
-    if (l->temperature_steps <= 0 || step <= 0) return l->temperature;
-    if (step >= l->temperature_steps) return l->temperature_end;
-    double f = (double)step / (double)l->temperature_steps;
-    return l->temperature + f * (l->temperature_end - l->temperature);
-}
-
 static void model_free(ConfigModel *m) {
     free(m->path);
     free(m->init_layers);
@@ -910,10 +930,6 @@ void config_free(Config *c) {
     free(c->data.train);
     free(c->data.dev);
     free(c->data.test);
-    for (int i = 0; i < c->n_losses; i++) {
-        free(c->losses[i].name);
-        free(c->losses[i].pairs);
-    }
     free(c->losses);
     free(c->resume_path);
     if (c->locations) {

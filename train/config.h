@@ -38,6 +38,7 @@
 #include <stdio.h>
 
 #include "../engine/common.h"
+#include "../losses/losses.h"
 
 /* "Not set here: take it from the checkpoint, the teacher or the data" (ints and doubles). */
 #define CONFIG_AUTO (-1)
@@ -97,43 +98,6 @@ typedef struct ConfigData {
     int max_seq;            /* 0: the file's max_seq; else truncate rows to this length */
 } ConfigData;
 
-typedef enum {
-    CONFIG_LOSS_LOGITS_KD = 0, CONFIG_LOSS_LOGITS_CE, CONFIG_LOSS_HARD_CE, CONFIG_LOSS_HIDDEN_MSE,
-    CONFIG_LOSS_EMBEDDING_MSE, CONFIG_LOSS_ATTENTION_MSE, CONFIG_LOSS_ATTENTION_KL,
-    CONFIG_LOSS_HIDDEN_COS, CONFIG_LOSS_MSE, CONFIG_LOSS_COUNT
-} ConfigLossType;
-
-typedef enum {
-    CONFIG_LAYERS_NONE = 0,  /* the type takes no layer map (logits, embeddings) */
-    CONFIG_LAYERS_UNIFORM,   /* student m <-> teacher m*N/M */
-    CONFIG_LAYERS_LAST,      /* only student layer M <-> teacher layer N (the explicit pair (M, N)) */
-    CONFIG_LAYERS_EXPLICIT,  /* the pairs below */
-} ConfigLayerMap;
-
-typedef enum { CONFIG_TARGET_SCORES = 0, CONFIG_TARGET_PROBS } ConfigAttnTarget;
-/* As losses.h: AUTO a projection per pair only where widths differ; PER_PAIR always one per pair;
- * SHARED one for every pair of every loss asking for it; NONE never (unequal widths rejected). */
-typedef enum { CONFIG_PROJ_AUTO = 0, CONFIG_PROJ_PER_PAIR, CONFIG_PROJ_SHARED, CONFIG_PROJ_NONE } ConfigProjection;
-
-typedef struct ConfigLayerPair { int student, teacher; } ConfigLayerPair; /* layer numbers, 0 = embeddings */
-
-typedef struct ConfigLoss {
-    ConfigLossType type;
-    char *name;             /* its label in logs and metrics.jsonl; default the type; unique;
-                             * [A-Za-z0-9_-], shorter than LOSS_NAME_MAX (losses.h) */
-    double weight;          /* >= 0 */
-    /* logits_kd, logits_ce: T > 0, constant (temperature_steps == 0, end == start) or linear from
-     * temperature to temperature_end over temperature_steps steps, then held. Others: 1. */
-    double temperature;
-    double temperature_end;
-    int64_t temperature_steps;
-    ConfigLayerMap layers;  /* hidden_mse, hidden_cos, attention_*; NONE for the rest */
-    int n_pairs;            /* <= LOSS_MAX_PAIRS (losses.h) */
-    ConfigLayerPair *pairs; /* (n_pairs) when layers == EXPLICIT */
-    ConfigAttnTarget target;        /* attention_mse only (default scores) */
-    ConfigProjection projection;    /* hidden_mse, embedding_mse, hidden_cos (default auto) */
-} ConfigLoss;
-
 typedef enum { CONFIG_SCHEDULE_LINEAR = 0, CONFIG_SCHEDULE_COSINE, CONFIG_SCHEDULE_CONSTANT } ConfigSchedule;
 
 typedef struct ConfigOptimizer {  /* AdamW */
@@ -178,7 +142,13 @@ typedef struct Config {
     ConfigModel student;
     ConfigData data;
     int n_losses;
-    ConfigLoss *losses;     /* (n_losses), at least one */
+    /* (n_losses), at least one: losses/'s own specs, ready for loss_set_build. The reader starts
+     * each from loss_spec_default and fills the keys the type's row of the loss table takes;
+     * every field holds its resolved value (name = the type's by default, temperature_end =
+     * temperature without a schedule; `layers: last` stays LOSS_MAP_LAST, which the set resolves
+     * to (M, N) when the models are known). weight and temperatures are float, as the terms use
+     * them. */
+    LossSpec *losses;
     ConfigOptimizer optimizer;
     ConfigTrain train;
     ConfigResume resume;
@@ -233,13 +203,6 @@ Status config_write_yaml(const Config *cfg, FILE *f);
 /* "FILE:LINE:COLUMN" (or "--set ...") where `key` (e.g. "student.heads", "losses[1]") or its
  * nearest enclosing key was set; the config file's name when none was. Valid while cfg lives. */
 const char *config_where(const Config *cfg, const char *key);
-
-/* The temperature of a logits loss at optimizer step `step` (0-based). */
-double config_temperature_at(const ConfigLoss *loss, int64_t step);
-
-const char *config_loss_type_name(ConfigLossType t);
-/* True for the types that read the teacher. */
-bool config_loss_needs_teacher(ConfigLossType t);
 
 void config_free(Config *cfg);
 

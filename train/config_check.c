@@ -138,26 +138,27 @@ static Status check_shape(const Config *c, const char *sec, const ConfigModel *m
 }
 
 static Status check_loss(const Config *c, int i, const ConfigFacts *f) {
-    const ConfigLoss *l = &c->losses[i];
+    const LossSpec *l = &c->losses[i];
+    const LossTypeInfo *info = loss_type_info(l->type);
     const ConfigModelFacts *S = &f->student, *T = &f->teacher;
-    const char *type = config_loss_type_name(l->type);
+    const char *type = info->name;
     char key[64];
     snprintf(key, sizeof key, "losses[%d]", i);
-    bool attn = l->type == CONFIG_LOSS_ATTENTION_MSE || l->type == CONFIG_LOSS_ATTENTION_KL;
-    bool hidden = l->type == CONFIG_LOSS_HIDDEN_MSE || l->type == CONFIG_LOSS_HIDDEN_COS ||
-                  l->type == CONFIG_LOSS_EMBEDDING_MSE;
-    bool logits = l->type == CONFIG_LOSS_LOGITS_KD || l->type == CONFIG_LOSS_LOGITS_CE;
+    bool attn = info->reads == LOSS_READS_ATTENTION;
+    bool projected = info->keys & LOSS_KEY_PROJECTION;
+    bool logits = info->reads == LOSS_READS_LOGITS && info->needs_teacher;
+    bool hard = info->labels == LOSS_LABELS_CLASS, mse = info->labels == LOSS_LABELS_REGRESSION;
 
     if (attn && S->heads != T->heads)
         return cfail(c, key, "expected a student with the teacher's %d attention heads for %s, found %d heads",
                      T->heads, type, S->heads);
-    if (hidden && S->hidden != T->hidden && l->projection == CONFIG_PROJ_NONE) {
+    if (projected && S->hidden != T->hidden && l->projection == LOSS_PROJ_NONE) {
         snprintf(key, sizeof key, "losses[%d].projection", i);
         return cfail(c, key, "expected auto, per_pair or shared for %s (student width %d, teacher width %d), found none",
                      type, S->hidden, T->hidden);
     }
-    for (int j = 0; l->layers == CONFIG_LAYERS_EXPLICIT && j < l->n_pairs; j++) {
-        const ConfigLayerPair *p = &l->pairs[j];
+    for (int j = 0; l->map == LOSS_MAP_EXPLICIT && j < l->n_pairs; j++) {
+        const LossLayerPair *p = &l->pairs[j];
         int lo = attn ? 1 : 0;
         snprintf(key, sizeof key, "losses[%d].layers[%d]", i, j);
         if (p->student > S->layers)
@@ -174,24 +175,24 @@ static Status check_loss(const Config *c, int i, const ConfigFacts *f) {
             return cfail(c, key, "expected the student's classifier to have the teacher's %d labels for %s, "
                          "found %d", T->num_labels, type, S->num_labels);
     }
-    if (f->has_data && l->type == CONFIG_LOSS_HARD_CE) {
+    if (f->has_data && hard) {
         if (!f->data_has_labels)
-            return cfail(c, key, "expected labels in data.train for hard_ce, found a file without /labels");
+            return cfail(c, key, "expected labels in data.train for %s, found a file without /labels", type);
         if (f->data_regression)
-            return cfail(c, key, "expected class labels for hard_ce, found float (regression) labels in data.train "
-                         "(use mse)");
+            return cfail(c, key, "expected class labels for %s, found float (regression) labels in data.train "
+                         "(use mse)", type);
     }
-    if (l->type == CONFIG_LOSS_HARD_CE && S->num_labels < 2)
-        return cfail(c, key, "expected a student classifier with >= 2 labels for hard_ce, found num_labels %d",
+    if (hard && S->num_labels < 2)
+        return cfail(c, key, "expected a student classifier with >= 2 labels for %s, found num_labels %d", type,
                      S->num_labels);
-    if (l->type == CONFIG_LOSS_MSE) {
+    if (mse) {
         if (f->has_data && !f->data_has_labels)
-            return cfail(c, key, "expected labels in data.train for mse, found a file without /labels");
+            return cfail(c, key, "expected labels in data.train for %s, found a file without /labels", type);
         if (f->has_data && !f->data_regression)
-            return cfail(c, key, "expected float (regression) labels for mse, found class labels in data.train "
-                         "(use hard_ce)");
+            return cfail(c, key, "expected float (regression) labels for %s, found class labels in data.train "
+                         "(use hard_ce)", type);
         if (S->num_labels != 1)
-            return cfail(c, key, "expected a regression student (num_labels 1) for mse, found num_labels %d",
+            return cfail(c, key, "expected a regression student (num_labels 1) for %s, found num_labels %d", type,
                          S->num_labels);
     }
     return DISTILL_OK;

@@ -77,9 +77,6 @@ const char *yclosest(const char *word, const char *const *cands);
 extern const char *const CONFIG_TASK_NAMES[];
 extern const char *const CONFIG_DEVICE_NAMES[];
 extern const char *const CONFIG_PRECISION_NAMES[];
-extern const char *const CONFIG_LOSS_NAMES[];
-extern const char *const CONFIG_TARGET_NAMES[];
-extern const char *const CONFIG_PROJECTION_NAMES[];
 extern const char *const CONFIG_SCHEDULE_NAMES[];
 extern const char *const CONFIG_METRIC_NAMES[];
 

@@ -146,43 +146,61 @@ static void write_model(W *w, const char *name, const ConfigModel *m, bool teach
     map_end(w);
 }
 
-static void write_loss(W *w, const ConfigLoss *l) {
-    ConfigLossType t = l->type;
+/* The shortest text that reads back as exactly the float v (weights and temperatures are float). */
+static void float_text(float v, char *buf, size_t cap) {
+    for (int p = 1; p <= 9; p++) {
+        snprintf(buf, cap, "%.*g", p, (double)v);
+        if (strtof(buf, NULL) == v) break;
+    }
+    num_text(strtod(buf, NULL), buf, cap);
+}
+
+static void kv_float(W *w, const char *k, float v) {
+    char buf[40];
+    key(w, k);
+    float_text(v, buf, sizeof buf);
+    scalar(w, buf, true);
+}
+
+/* A loss entry: type, name, weight, then the keys its row of the loss table takes. */
+static void write_loss(W *w, const LossSpec *l) {
+    const LossTypeInfo *info = loss_type_info(l->type);
     map_begin(w, true);
-    kv_enum(w, "type", CONFIG_LOSS_NAMES, t);
+    kv_str(w, "type", info->name);
     kv_str(w, "name", l->name);
-    kv_num(w, "weight", l->weight, false);
-    if (t == CONFIG_LOSS_LOGITS_KD || t == CONFIG_LOSS_LOGITS_CE) {
+    kv_float(w, "weight", l->weight);
+    if (info->keys & LOSS_KEY_TEMPERATURE) {
         if (l->temperature_steps > 0) {
             key(w, "temperature");
             map_begin(w, true);
-            kv_num(w, "start", l->temperature, false);
-            kv_num(w, "end", l->temperature_end, false);
+            kv_float(w, "start", l->temperature);
+            kv_float(w, "end", l->temperature_end);
             kv_int(w, "over", l->temperature_steps, false);
             map_end(w);
         } else {
-            kv_num(w, "temperature", l->temperature, false);
+            kv_float(w, "temperature", l->temperature);
         }
     }
-    if (l->layers == CONFIG_LAYERS_UNIFORM) kv_str(w, "layers", "uniform");
-    else if (l->layers == CONFIG_LAYERS_LAST) kv_str(w, "layers", "last");
-    else if (l->layers == CONFIG_LAYERS_EXPLICIT) {
-        key(w, "layers");
-        seq_begin(w, true);
-        for (int i = 0; i < l->n_pairs; i++) {
-            char s[32], te[32];
-            int_text(l->pairs[i].student, s, sizeof s);
-            int_text(l->pairs[i].teacher, te, sizeof te);
+    if (info->keys & LOSS_KEY_LAYERS) {
+        if (l->map == LOSS_MAP_EXPLICIT) {
+            key(w, "layers");
             seq_begin(w, true);
-            scalar(w, s, true);
-            scalar(w, te, true);
+            for (int i = 0; i < l->n_pairs; i++) {
+                char s[32], te[32];
+                int_text(l->pairs[i].student, s, sizeof s);
+                int_text(l->pairs[i].teacher, te, sizeof te);
+                seq_begin(w, true);
+                scalar(w, s, true);
+                scalar(w, te, true);
+                seq_end(w);
+            }
             seq_end(w);
+        } else {
+            kv_str(w, "layers", loss_map_name(l->map));
         }
-        seq_end(w);
     }
-    if (t == CONFIG_LOSS_ATTENTION_MSE) kv_enum(w, "target", CONFIG_TARGET_NAMES, l->target);
-    if (t == CONFIG_LOSS_HIDDEN_MSE || t == CONFIG_LOSS_EMBEDDING_MSE || t == CONFIG_LOSS_HIDDEN_COS)
-        kv_enum(w, "projection", CONFIG_PROJECTION_NAMES, l->projection);
+    if (info->keys & LOSS_KEY_TARGET) kv_str(w, "target", loss_target_name(l->target));
+    if (info->keys & LOSS_KEY_PROJECTION) kv_str(w, "projection", loss_projection_name(l->projection));
     map_end(w);
 }
 

@@ -195,46 +195,11 @@ ConfigModelFacts setup_facts(const Bert *m) {
     return f;
 }
 
-/* The config's loss list as LossSpecs (types by name, `layers: last` as the explicit pair (M, N)). */
-
+/* Kept for callers not yet switched: cfg->losses already are the LossSpecs (layers: last is
+ * LOSS_MAP_LAST, resolved by loss_set_build), so this is a copy. */
 Status setup_loss_specs(const Config *cfg, const Bert *student, const Bert *teacher, LossSpec *specs) {
-    for (int i = 0; i < cfg->n_losses; i++) {
-        const ConfigLoss *cl = &cfg->losses[i];
-        LossType t;
-        if (cl->type == CONFIG_LOSS_MSE) t = LOSS_MSE_REGRESSION;
-        else if (loss_type_parse(config_loss_type_name(cl->type), &t) != DISTILL_OK) return DISTILL_ERR;
-        LossSpec s = loss_spec_default(t);
-        s.weight = (float)cl->weight;
-        if (t == LOSS_LOGITS_KD || t == LOSS_LOGITS_CE) {
-            s.temperature = (float)cl->temperature;
-            s.temperature_end = (float)cl->temperature_end;
-            s.temperature_steps = (long)cl->temperature_steps;
-        }
-        switch (cl->layers) {
-        case CONFIG_LAYERS_NONE:
-        case CONFIG_LAYERS_UNIFORM: s.map = LOSS_MAP_UNIFORM; break;
-        case CONFIG_LAYERS_LAST:
-            s.map = LOSS_MAP_EXPLICIT;
-            s.n_pairs = 1;
-            s.pairs[0].student = student->cfg.num_hidden_layers;
-            s.pairs[0].teacher = teacher ? teacher->cfg.num_hidden_layers : 0;
-            break;
-        case CONFIG_LAYERS_EXPLICIT:
-            s.map = LOSS_MAP_EXPLICIT;
-            s.n_pairs = cl->n_pairs;
-            for (int p = 0; p < cl->n_pairs && p < LOSS_MAX_PAIRS; p++) {
-                s.pairs[p].student = cl->pairs[p].student;
-                s.pairs[p].teacher = cl->pairs[p].teacher;
-            }
-            break;
-        }
-        if (t == LOSS_ATTENTION_MSE)
-            s.target = cl->target == CONFIG_TARGET_PROBS ? LOSS_TARGET_PROBS : LOSS_TARGET_SCORES;
-        static const LossProjection proj_map[] = {LOSS_PROJ_AUTO, LOSS_PROJ_PER_PAIR, LOSS_PROJ_SHARED, LOSS_PROJ_NONE};
-        s.projection = proj_map[cl->projection];
-        if (cl->name) snprintf(s.name, sizeof s.name, "%s", cl->name);
-        specs[i] = s;
-    }
+    (void)student;
+    (void)teacher;
+    memcpy(specs, cfg->losses, (size_t)cfg->n_losses * sizeof *specs);
     return DISTILL_OK;
 }
-
