@@ -22,6 +22,7 @@ CASE:
             message naming rank 1 and the step.
   mismatch  ranks started with different configs (MPMD: one with --set optimizer.lr=...) refuse to
             start, naming the differing rank; nothing is written.
+  slurm     scripts/slurm/distill.sbatch runs as written (a stand-in srun starts 2 MPI ranks).
   nccl      (GPU) 1 rank whose reductions all go through NCCL equals the plain CUDA run bitwise;
             exits 77 (skipped) without a GPU unless DISTILL_EXPECT_GPU=1.
   bench     `distill bench --from-data` takes the training batches through the same Trainer step:
@@ -284,7 +285,29 @@ def case_nccl(r, d):
         check(a.read() == b.read(), "1 rank with gradients reduced by NCCL = the plain CUDA run, bitwise")
 
 
-CASES = {"nccl": case_nccl, "equal": case_equal, "resume": case_resume, "kill": case_kill, "hang": case_hang, "nan": case_nan,
+def case_slurm(r, d):
+    """scripts/slurm/distill.sbatch runs as written, with a stand-in `srun` that starts its command
+    as 2 MPI ranks (no Slurm here) and DISTILL_DEVICE=cpu: the options it passes are valid and
+    the job trains on 2 ranks."""
+    repo = os.path.dirname(HERE)
+    shim = os.path.join(d, "bin")
+    os.makedirs(shim)
+    with open(os.path.join(shim, "srun"), "w") as f:
+        f.write("#!/usr/bin/env bash\n# stand-in: drop srun's own options, start the rest on 2 ranks\n"
+                "while [[ $1 == --* ]]; do shift; done\n"
+                "exec %s --allow-run-as-root --oversubscribe -np 2 \"$@\"\n" % r.mpirun)
+    os.chmod(os.path.join(shim, "srun"), 0o755)
+    env = {"PATH": shim + os.pathsep + os.environ["PATH"], "DISTILL": r.distill, "DISTILL_DEVICE": "cpu",
+           "SLURM_CPUS_PER_TASK": "1"}
+    p = subprocess.run(["bash", os.path.join(repo, "scripts", "slurm", "distill.sbatch"), CONFIG,
+                        "--set", "run.dir=slurm", "--set", "train.max_steps=6"],
+                       cwd=d, env=r.env(env), capture_output=True, text=True, timeout=180)
+    check(p.returncode == 0, "the sbatch script runs (exit %d): %s" % (p.returncode, p.stderr.strip()[-300:]))
+    check("world: 2 ranks" in p.stdout, "it trains on 2 ranks")
+    check(os.path.isfile(os.path.join(d, "slurm", "final", "model.safetensors")), "and writes the final model")
+
+
+CASES = {"slurm": case_slurm, "nccl": case_nccl, "equal": case_equal, "resume": case_resume, "kill": case_kill, "hang": case_hang, "nan": case_nan,
          "mismatch": case_mismatch, "bench": case_bench}
 
 
