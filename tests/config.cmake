@@ -3,7 +3,8 @@
 #                       ("# expect: ...") and any --set overrides ("# set: ..."); the test also checks
 #                       that loading wrote nothing.
 #   config_<case>       defaults, overrides, the resolved-dump round trip, the DESIGN §6 example, and
-#                       each rule of config_check_models (config_models_<rule>).
+#                       each rule of config_check_models (config_models_<rule>); loss_table_keys and
+#                       readme_losses walk losses/' table (keys, defaults, configs/README.md).
 add_executable(test_config_bad ${CMAKE_CURRENT_LIST_DIR}/test_config_bad.c)
 target_link_libraries(test_config_bad PRIVATE distill_train)
 add_executable(test_config ${CMAKE_CURRENT_LIST_DIR}/test_config.c)
@@ -104,7 +105,7 @@ endforeach()
 
 set(DISTILL_CONFIG_CASES
   defaults design_example overrides roundtrip_design roundtrip_full roundtrip_finetune
-  where temperature missing_config_file config_is_directory no_file_defaults
+  where temperature missing_config_file config_is_directory no_file_defaults loss_table_keys
   models_ok
   models_teacher_vocab models_data_vocab models_type_vocab models_max_seq_over_file
   models_seq_over_student models_seq_over_teacher models_attention_heads models_projection_none
@@ -116,6 +117,8 @@ set(DISTILL_CONFIG_CASES
 )
 add_test(NAME config_readme_example COMMAND test_config readme_example ${CMAKE_SOURCE_DIR}/configs/README.md)
 set_tests_properties(config_readme_example PROPERTIES LABELS unit TIMEOUT 20)
+add_test(NAME config_readme_losses COMMAND test_config readme_losses ${CMAKE_SOURCE_DIR}/configs/README.md)
+set_tests_properties(config_readme_losses PROPERTIES LABELS unit TIMEOUT 20)
 foreach(case ${DISTILL_CONFIG_CASES})
   add_test(NAME config_${case} COMMAND test_config ${case})
   set_tests_properties(config_${case} PROPERTIES LABELS unit TIMEOUT 20)

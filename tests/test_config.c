@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "models/bert.h"
 #include "test_config_sandbox.h"
 #include "train/config.h"
 
@@ -454,6 +455,249 @@ static void case_temperature(void) {
     config_free(&c);
 }
 
+/* ------------------------------------------------------------------ the loss table
+ * The config reader takes each type's keys and defaults from losses/' table: these cases walk the
+ * table, so a new row is covered without touching this file. */
+
+/* A config where a loss of type t alone is valid: label-only types finetune without a teacher. */
+static void one_loss_yaml(const LossTypeInfo *info, const char *extra, char *buf, size_t cap) {
+    bool regression = info->labels == LOSS_LABELS_REGRESSION;
+    snprintf(buf, cap, "%sstudent: {num_labels: %d}\ndata: {train: data/train.h5}\nlosses:\n  - {type: %s%s%s}\n",
+             info->needs_teacher ? "teacher: {path: teacher}\n" : "task: finetune\n", regression ? 1 : 3,
+             info->name, extra[0] ? ", " : "", extra);
+}
+
+/* Every type alone gets exactly the table's defaults; each optional key is accepted by the types
+ * whose row has its bit (and lands in the spec) and rejected, naming those types, by the others;
+ * the parsed spec goes to loss_set_build as it is. */
+static void case_loss_table_keys(void) {
+    static const struct { unsigned bit; const char *yaml; } SAMPLE[] = {
+        {LOSS_KEY_TEMPERATURE, "temperature: 2.5"}, {LOSS_KEY_LAYERS, "layers: last"},
+        {LOSS_KEY_TARGET, "target: probs"}, {LOSS_KEY_PROJECTION, "projection: shared"},
+    };
+    int n_sample = (int)(sizeof SAMPLE / sizeof *SAMPLE);
+    for (int k = 0; k < LOSS_KEY_COUNT; k++) {
+        bool sampled = LOSS_KEYS[k].bit == 0;
+        for (int j = 0; j < n_sample; j++) sampled |= SAMPLE[j].bit == LOSS_KEYS[k].bit;
+        CHECK(sampled); /* a new optional key needs a sample value here */
+    }
+    char yaml[512];
+    for (int t = 0; t < LOSS_TYPE_COUNT; t++) {
+        const LossTypeInfo *info = loss_type_info((LossType)t);
+        Config c;
+        one_loss_yaml(info, "", yaml, sizeof yaml);
+        if (load_text(yaml, 0, NULL, &c)) { fprintf(stderr, "FAIL: %s alone\n", info->name); failures++; continue; }
+        LossSpec d = loss_spec_default((LossType)t);
+        const LossSpec *l = &c.losses[0];
+        CHECK(c.n_losses == 1 && l->type == (LossType)t);
+        CHECK_STR(l->name, info->name);
+        CHECK(l->weight == d.weight && l->temperature == d.temperature && l->temperature_end == d.temperature &&
+              l->temperature_steps == 0 && l->map == d.map && l->n_pairs == 0 && l->target == d.target &&
+              l->projection == d.projection);
+        check_round_trip(&c);
+        config_free(&c);
+
+        for (int j = 0; j < n_sample; j++) {
+            one_loss_yaml(info, SAMPLE[j].yaml, yaml, sizeof yaml);
+            bool takes = info->keys & SAMPLE[j].bit;
+            sandbox_touch("cfg.yaml", yaml);
+            Status st = config_load("cfg.yaml", 0, NULL, &c);
+            if (!takes) {
+                char types[256], want[384];
+                const char *key = SAMPLE[j].yaml;
+                int klen = (int)(strchr(key, ':') - key);
+                snprintf(want, sizeof want, "expected no %.*s for %s (it applies to %s)", klen, key, info->name,
+                         loss_types_taking(SAMPLE[j].bit, " and ", types, sizeof types));
+                if (st == DISTILL_OK || !strstr(distill_error(), want)) {
+                    fprintf(stderr, "FAIL: %s with '%s': expected a message holding '%s', found '%s'\n", info->name,
+                            key, want, st ? distill_error() : "(accepted)");
+                    failures++;
+                }
+                if (!st) config_free(&c);
+                continue;
+            }
+            if (st) {
+                fprintf(stderr, "FAIL: %s with '%s' was rejected: %s\n", info->name, SAMPLE[j].yaml, distill_error());
+                failures++;
+                continue;
+            }
+            l = &c.losses[0];
+            switch (SAMPLE[j].bit) {
+            case LOSS_KEY_TEMPERATURE: CHECK(l->temperature == 2.5f && l->temperature_end == 2.5f); break;
+            case LOSS_KEY_LAYERS: CHECK(l->map == LOSS_MAP_LAST); break;
+            case LOSS_KEY_TARGET: CHECK(l->target == LOSS_TARGET_PROBS); break;
+            case LOSS_KEY_PROJECTION: CHECK(l->projection == LOSS_PROJ_SHARED); break;
+            }
+            /* No bridge: the config's spec builds as it is (layers: last resolved to (M, N) here). */
+            BertConfig sc = bert_config_default(), tc = bert_config_default();
+            sc.num_hidden_layers = 2, sc.hidden_size = 8, sc.num_attention_heads = 2;
+            sc.num_labels = info->labels == LOSS_LABELS_REGRESSION ? 1 : 3;
+            tc.num_hidden_layers = 4, tc.hidden_size = 16, tc.num_attention_heads = 2, tc.num_labels = 3;
+            LossSet *ls = NULL;
+            if (loss_set_build(c.losses, c.n_losses, &sc, info->needs_teacher ? &tc : NULL, device_cpu(), 1, &ls)) {
+                fprintf(stderr, "FAIL: %s with '%s' does not build: %s\n", info->name, SAMPLE[j].yaml, distill_error());
+                failures++;
+            } else {
+                int n = 0;
+                const LossLayerPair *p = loss_set_pairs(ls, 0, &n);
+                if (SAMPLE[j].bit == LOSS_KEY_LAYERS) CHECK(n == 1 && p[0].student == 2 && p[0].teacher == 4);
+                loss_set_free(ls);
+            }
+            check_round_trip(&c);
+            config_free(&c);
+        }
+    }
+}
+
+/* Splits a markdown table row into its cells (trimmed, "\|" kept as part of a cell); returns the
+ * number of cells. */
+static int md_cells(const char *line, char cells[][512], int max) {
+    int n = 0;
+    const char *p = strchr(line, '|');
+    while (p && *p == '|' && n < max) {
+        p++;
+        const char *e = p;
+        while (*e && *e != '\n' && !(*e == '|' && e[-1] != '\\')) e++;
+        if (*e != '|') break;
+        const char *a = p, *b = e;
+        while (a < b && *a == ' ') a++;
+        while (b > a && b[-1] == ' ') b--;
+        snprintf(cells[n], sizeof cells[n], "%.*s", (int)(b - a), a);
+        n++;
+        p = e;
+    }
+    return n;
+}
+
+/* The row of the markdown table in `sec` whose first cell is `first`, as cells; 0 if none. */
+static int md_row(const char *sec, const char *first, char cells[][512], int max) {
+    for (const char *line = sec; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (line[0] != '|') continue;
+        int n = md_cells(line, cells, max);
+        if (n > 0 && !strcmp(cells[0], first)) return n;
+    }
+    return 0;
+}
+
+/* The documented default of an optional key: the value most rows have, then the exceptions, as
+ * "`uniform` (`last` for `hidden_cos`)". */
+static void key_default_text(unsigned bit, char *buf, size_t cap) {
+    const char *val[LOSS_TYPE_COUNT];
+    char temps[LOSS_TYPE_COUNT][32];
+    int n = 0, idx[LOSS_TYPE_COUNT];
+    for (int t = 0; t < LOSS_TYPE_COUNT; t++) {
+        const LossTypeInfo *i = loss_type_info((LossType)t);
+        if (!(i->keys & bit)) continue;
+        LossSpec d = loss_spec_default((LossType)t);
+        if (bit == LOSS_KEY_TEMPERATURE) {
+            snprintf(temps[n], sizeof temps[n], "%.1f", (double)d.temperature);
+            val[n] = temps[n];
+        } else if (bit == LOSS_KEY_LAYERS) val[n] = loss_map_name(d.map);
+        else if (bit == LOSS_KEY_TARGET) val[n] = loss_target_name(d.target);
+        else val[n] = loss_projection_name(d.projection);
+        idx[n++] = t;
+    }
+    int best = 0, best_count = 0;
+    for (int a = 0; a < n; a++) {
+        int count = 0;
+        for (int b = 0; b < n; b++) count += !strcmp(val[a], val[b]);
+        if (count > best_count) best = a, best_count = count;
+    }
+    size_t len = (size_t)snprintf(buf, cap, "`%s`", val[best]);
+    bool open = false;
+    for (int a = 0; a < n; a++) {
+        if (!strcmp(val[a], val[best])) continue;
+        len += (size_t)snprintf(buf + len, cap - len, "%s`%s` for `%s`", open ? "; " : " (", val[a],
+                                loss_type_info((LossType)idx[a])->name);
+        open = true;
+    }
+    if (open) snprintf(buf + len, cap - len, ")");
+}
+
+/* configs/README.md's "## losses" documents every key of the table with the table's default and
+ * the types it applies to, and every type with the table's definition; it lists nothing else. */
+static void case_readme_losses(const char *readme_path) {
+    FILE *f = fopen(readme_path, "rb");
+    if (!f) sandbox_die("open", readme_path);
+    static char text[1 << 17];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *sec = strstr(text, "\n## losses\n");
+    char *end = sec ? strstr(sec + 1, "\n## ") : NULL;
+    if (!end) {
+        fprintf(stderr, "FAIL: no '## losses' section in %s\n", readme_path);
+        failures++;
+        return;
+    }
+    *end = '\0';
+    static char cells[8][512];
+    for (int k = 0; k < LOSS_KEY_COUNT; k++) {
+        char first[64], applies[512], def[256];
+        snprintf(first, sizeof first, "`%s`", LOSS_KEYS[k].name);
+        int nc = md_row(sec, first, cells, 8);
+        if (nc != 5) {
+            fprintf(stderr, "FAIL: configs/README.md: no 5-column row for key %s in ## losses\n", first);
+            failures++;
+            continue;
+        }
+        if (LOSS_KEYS[k].bit == 0) {
+            snprintf(applies, sizeof applies, "all");
+        } else {
+            size_t len = 0;
+            applies[0] = '\0';
+            for (int t = 0; t < LOSS_TYPE_COUNT; t++)
+                if (loss_type_info((LossType)t)->keys & LOSS_KEYS[k].bit)
+                    len += (size_t)snprintf(applies + len, sizeof applies - len, "%s`%s`", len ? ", " : "",
+                                            loss_type_info((LossType)t)->name);
+        }
+        if (strcmp(cells[3], applies)) {
+            fprintf(stderr, "FAIL: configs/README.md: key %s applies to '%s', the table says '%s'\n", first,
+                    cells[3], applies);
+            failures++;
+        }
+        if (LOSS_KEYS[k].bit) key_default_text(LOSS_KEYS[k].bit, def, sizeof def);
+        else if (!strcmp(LOSS_KEYS[k].name, "weight"))
+            snprintf(def, sizeof def, "`%.1f`", (double)loss_spec_default(LOSS_LOGITS_KD).weight);
+        else if (!strcmp(LOSS_KEYS[k].name, "type")) snprintf(def, sizeof def, "**required**");
+        else snprintf(def, sizeof def, "the type"); /* name */
+        if (strcmp(cells[2], def)) {
+            fprintf(stderr, "FAIL: configs/README.md: key %s defaults to '%s', the table says '%s'\n", first,
+                    cells[2], def);
+            failures++;
+        }
+    }
+    for (int t = 0; t < LOSS_TYPE_COUNT; t++) {
+        const LossTypeInfo *i = loss_type_info((LossType)t);
+        char first[64];
+        snprintf(first, sizeof first, "`%s`", i->name);
+        int nc = md_row(sec, first, cells, 8);
+        if (nc != 3 || strcmp(cells[1], i->definition) || !cells[2][0]) {
+            fprintf(stderr, "FAIL: configs/README.md: type %s: expected the row | %s | %s | (needs) |, found %d "
+                    "cells: '%s'\n", i->name, first, i->definition, nc, nc > 1 ? cells[1] : "");
+            failures++;
+        }
+    }
+    /* nothing the table lacks: every row of the two tables names a key or a type */
+    for (const char *line = sec; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, "| `", 3)) continue;
+        int nc = md_cells(line, cells, 8);
+        bool known = false;
+        for (int k = 0; k < LOSS_KEY_COUNT && !known; k++)
+            known = nc == 5 && !strncmp(cells[0] + 1, LOSS_KEYS[k].name, strlen(LOSS_KEYS[k].name)) &&
+                    cells[0][strlen(LOSS_KEYS[k].name) + 1] == '`';
+        for (int t = 0; t < LOSS_TYPE_COUNT && !known; t++) {
+            const char *nm = loss_type_info((LossType)t)->name;
+            known = nc == 3 && !strncmp(cells[0] + 1, nm, strlen(nm)) && cells[0][strlen(nm) + 1] == '`';
+        }
+        if (!known) {
+            fprintf(stderr, "FAIL: configs/README.md: ## losses documents %s, which the loss table lacks\n",
+                    nc ? cells[0] : line);
+            failures++;
+        }
+    }
+}
+
 static void case_missing_config_file(void) {
     Config c;
     CHECK(config_load("nope.yaml", 0, NULL, &c) == DISTILL_ERR);
@@ -653,8 +897,9 @@ static void case_readme_example(const char *readme_path) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2 || (argc != 2 && strcmp(argv[1], "readme_example")) || (!strcmp(argv[1], "readme_example") && argc != 3)) {
-        fprintf(stderr, "usage: test_config CASE | test_config readme_example configs/README.md\n");
+    bool readme_case = argc >= 2 && (!strcmp(argv[1], "readme_example") || !strcmp(argv[1], "readme_losses"));
+    if (argc < 2 || argc != (readme_case ? 3 : 2)) {
+        fprintf(stderr, "usage: test_config CASE | test_config readme_example|readme_losses configs/README.md\n");
         return 2;
     }
     const char *name = argv[1];
@@ -674,6 +919,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(name, "missing_config_file")) case_missing_config_file();
     else if (!strcmp(name, "config_is_directory")) case_config_is_directory();
     else if (!strcmp(name, "readme_example")) case_readme_example(readme);
+    else if (!strcmp(name, "readme_losses")) case_readme_losses(readme);
+    else if (!strcmp(name, "loss_table_keys")) case_loss_table_keys();
     else known = case_models(name);
     sandbox_leave();
     if (!known) {

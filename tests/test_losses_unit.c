@@ -75,6 +75,58 @@ static void test_names(void) {
     CHECK(loss_projection_parse("tied", &pr) == DISTILL_ERR, "a bad projection parsed");
 }
 
+/* The table (loss_table.c) is complete and self-consistent: every type has a row with a unique
+ * name and a definition, keys that exist, and defaults its own validation accepts. */
+static void test_table(void) {
+    unsigned known = 0;
+    for (int k = 0; k < LOSS_KEY_COUNT; k++) known |= LOSS_KEYS[k].bit;
+    for (int t = 0; t < LOSS_TYPE_COUNT; t++) {
+        const LossTypeInfo *i = loss_type_info((LossType)t);
+        CHECK(i->name && i->name[0] && i->definition && i->definition[0], "type %d: no name or definition", t);
+        if (!i->name || !i->definition) continue;
+        CHECK(strlen(i->name) < LOSS_NAME_MAX, "%s: the name must fit LossSpec.name", i->name);
+        for (int u = 0; u < t; u++)
+            CHECK(strcmp(i->name, loss_type_info((LossType)u)->name) != 0, "%s: name used twice", i->name);
+        CHECK((i->keys & ~known) == 0, "%s: keys 0x%x outside LOSS_KEYS", i->name, i->keys);
+        bool layers = i->keys & LOSS_KEY_LAYERS;
+        CHECK(layers ? (i->map == LOSS_MAP_UNIFORM || i->map == LOSS_MAP_LAST)
+                     : (i->map == LOSS_MAP_NONE || i->map == LOSS_MAP_EMBEDDINGS),
+              "%s: default map %s", i->name, loss_map_name(i->map));
+        CHECK((i->map == LOSS_MAP_NONE) == (i->reads == LOSS_READS_LOGITS), "%s: a map iff it reads layers",
+              i->name);
+        CHECK((i->target != LOSS_TARGET_DEFAULT) == (i->reads == LOSS_READS_ATTENTION),
+              "%s: a target iff it reads attention", i->name);
+        CHECK(!(i->keys & LOSS_KEY_TARGET) || i->reads == LOSS_READS_ATTENTION, "%s: target key", i->name);
+        CHECK(!(i->keys & LOSS_KEY_PROJECTION) || i->reads == LOSS_READS_HIDDEN, "%s: projection key",
+              i->name);
+        CHECK((i->temperature > 0.0f) == ((i->keys & LOSS_KEY_TEMPERATURE) != 0), "%s: default temperature",
+              i->name);
+        CHECK(i->needs_teacher || i->labels != LOSS_LABELS_NONE, "%s: reads neither teacher nor labels",
+              i->name);
+
+        /* The defaults build, against the models each type needs. */
+        LossSpec d = loss_spec_default((LossType)t);
+        CHECK(d.type == (LossType)t && strcmp(d.name, i->name) == 0 && d.weight == 1.0f &&
+              d.map == i->map && d.target == i->target, "%s: loss_spec_default", i->name);
+        BertConfig st = cfg(2, 8, 2, i->labels == LOSS_LABELS_REGRESSION ? 1 : 3), te = cfg(4, 16, 2, 3);
+        LossSet *ls = NULL;
+        CHECK(loss_set_build(&d, 1, &st, i->needs_teacher ? &te : NULL, device_cpu(), 1, &ls) == DISTILL_OK,
+              "%s: its defaults do not build: %s", i->name, distill_error());
+        if (ls) {
+            CHECK(loss_set_needs_teacher(ls) == i->needs_teacher && loss_set_labels(ls) == i->labels,
+                  "%s: the set disagrees with the row", i->name);
+            loss_set_free(ls);
+        }
+    }
+    char buf[256];
+    CHECK(strcmp(loss_types_taking(LOSS_KEY_TEMPERATURE, " and ", buf, sizeof buf),
+                 "logits_kd and logits_ce") == 0, "types taking temperature: %s", buf);
+    LossMapKind maps[] = {LOSS_MAP_NONE, LOSS_MAP_UNIFORM, LOSS_MAP_LAST, LOSS_MAP_EMBEDDINGS,
+                          LOSS_MAP_EXPLICIT};
+    for (size_t m = 0; m < sizeof maps / sizeof *maps; m++)
+        CHECK(strcmp(loss_map_name(maps[m]), "unknown") != 0, "map %zu has no name", m);
+}
+
 static void test_rejections(void) {
     BertConfig st = cfg(4, 312, 12, 2), te = cfg(12, 768, 12, 2);
     BertConfig te_heads = cfg(12, 768, 8, 2), te_short = cfg(3, 768, 12, 2);
@@ -244,6 +296,34 @@ static void test_maps_and_requests(void) {
     CHECK(loss_set_build(r, 1, &reg, NULL, device_cpu(), 3, &ls) == DISTILL_OK, "%s", distill_error());
     CHECK(!loss_set_needs_teacher(ls) && loss_set_labels(ls) == LOSS_LABELS_REGRESSION, "regression");
     loss_set_free(ls);
+}
+
+/* `layers: last` reaches losses/ as LOSS_MAP_LAST and resolves to (M, N) here; any type that takes
+ * a map takes every map kind (hidden_cos under uniform gets the whole uniform map). */
+static void test_map_kinds(void) {
+    BertConfig st = cfg(4, 312, 12, 2), te = cfg(12, 768, 12, 2);
+    LossSpec s[3] = {spec(LOSS_HIDDEN_MSE), spec(LOSS_ATTENTION_KL), spec(LOSS_HIDDEN_COS)};
+    s[0].map = s[1].map = LOSS_MAP_LAST;
+    s[2].map = LOSS_MAP_UNIFORM;
+    LossSet *ls = NULL;
+    CHECK(loss_set_build(s, 3, &st, &te, device_cpu(), 3, &ls) == DISTILL_OK, "%s", distill_error());
+    if (!ls) return;
+    int last[2] = {4, 12}, uniform[8] = {1, 3, 2, 6, 3, 9, 4, 12};
+    expect_pairs("hidden last", ls, 0, 1, last);
+    expect_pairs("attention last", ls, 1, 1, last);
+    expect_pairs("cos uniform", ls, 2, 4, uniform);
+    loss_set_free(ls);
+    s[0] = spec(LOSS_HIDDEN_MSE);
+    s[0].map = LOSS_MAP_EMBEDDINGS;
+    expect_reject("hidden_mse with the embeddings map", s, 1, &st, &te, "expected a layer map uniform, "
+                  "last or explicit, found embeddings", NULL);
+    s[0] = spec(LOSS_LOGITS_KD);
+    s[0].map = LOSS_MAP_LAST;
+    expect_reject("logits with last", s, 1, &st, &te, "takes no layer map", "found map last");
+    s[0] = spec(LOSS_HIDDEN_MSE);
+    s[0].map = LOSS_MAP_LAST;
+    BertConfig flat = cfg(0, 312, 12, 2);
+    expect_reject("last on a 0-layer student", s, 1, &flat, &te, "no encoder layers", NULL);
 }
 
 static void test_temperature(void) {
@@ -472,9 +552,11 @@ static void test_with_bert(void) {
 }
 
 int main(void) {
+    test_table();
     test_names();
     test_rejections();
     test_maps_and_requests();
+    test_map_kinds();
     test_temperature();
     test_projections();
     test_forward_errors();
