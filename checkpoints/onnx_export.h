@@ -39,9 +39,9 @@
  * "precision" (fp32|fp16), "outputs" (the output names, comma-separated), then opt's extras.
  * producer_name "distill".
  *
- * Promises: the file is written to "<path>.tmp-<pid>", fsynced and renamed into place; on any
- * error nothing is left at path (an existing file there is untouched) and no temporary file
- * remains. Errors (DISTILL_ERR, distill_error()) name the path and say what was expected and what
+ * Promises: the file is written to "<path>.tmp-<pid>-<n>" (io/atomic.h), fsynced and renamed
+ * into place, the folder fsynced; on any error nothing is left at path (an existing file there
+ * is untouched) and no temporary file remains. Errors (DISTILL_ERR, distill_error()) name the path and say what was expected and what
  * was found: an unwritable or missing folder, a folder at path, an opset out of range, fp16 below
  * opset 17, a weight that does not fit float16, a model too large for one protobuf.
  */
