@@ -31,37 +31,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char HELP[] =
-    "usage: distill export (--checkpoint CKPT.h5 | --model DIR) [--hf OUT_DIR]\n"
-    "                      [--onnx FILE [--fp16] [--opset N]] [--device DEV]\n"
-    "\n"
-    "Exports the student model for deployment.\n"
-    "\n"
-    "Source (one of):\n"
-    "  --checkpoint CKPT   a training checkpoint (.h5); only the student is exported (distillation\n"
-    "                      projections and optimizer state are dropped), with the vocabulary\n"
-    "                      stored in the checkpoint\n"
-    "  --model DIR         a Hugging Face folder, re-exported (config.json normalised, only the\n"
-    "                      model's own tensors kept)\n"
-    "\n"
-    "Targets:\n"
-    "  --hf OUT_DIR        a Hugging Face folder: config.json, model.safetensors (F32),\n"
-    "                      vocab.txt, tokenizer_config.json, special_tokens_map.json; loads with\n"
-    "                      transformers' BertForSequenceClassification (BertModel without a\n"
-    "                      classifier). Written to a temporary folder and renamed into place; an\n"
-    "                      existing OUT_DIR is replaced only if it holds nothing but such files.\n"
-    "  --onnx FILE         an ONNX model: inputs input_ids, attention_mask, token_type_ids\n"
-    "                      (int64 [batch, sequence]), output logits (last_hidden_state and\n"
-    "                      pooler_output without a classifier); standard operators, opset 17;\n"
-    "                      written to a temporary file and renamed into place\n"
-    "  --fp16              ONNX in float16 (weights and compute; logits stay float32)\n"
-    "  --opset N           ONNX opset 14-17 (default 17; below 17 LayerNorm is spelled out)\n"
-    "\n"
-    "  --device DEV        where to load the model: cpu (default), cuda or cuda:N\n"
-    "\n"
-    "Example:\n"
-    "  distill export --checkpoint runs/tiny/ckpt-400.h5 --hf runs/tiny/student --onnx runs/tiny/student.onnx\n";
-
 typedef struct {
     const char *checkpoint, *model, *hf_dir, *onnx_path, *device, *opset;
     bool fp16;
@@ -82,7 +51,7 @@ static int parse_args(int argc, char **argv, ExportArgs *a) {
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
-            fputs(HELP, stdout);
+            help_export(stdout, 0);
             return -1;
         }
         if (!strcmp(k, "--fp16")) {

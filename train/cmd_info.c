@@ -26,21 +26,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char HELP[] =
-    "usage: distill info PATH [--tensors]\n"
-    "\n"
-    "Describes PATH, whose kind is detected:\n"
-    "  a Hugging Face model folder  config summary, parameter counts, the tensors of\n"
-    "                               model.safetensors, vocabulary and tokenizer settings, and\n"
-    "                               whether it loads\n"
-    "  a training checkpoint (.h5)  step, epoch, best metric, student config, parameter counts,\n"
-    "                               projections, optimizer moments, vocabulary, hash check\n"
-    "  a prepared data file (.h5)   rows, max_seq, lengths, labels, vocabulary (distill prepare)\n"
-    "\n"
-    "  --tensors    folders: list every tensor of model.safetensors (name, dtype, shape)\n"
-    "\n"
-    "Exits 0 when PATH is complete and valid, 1 otherwise (after printing what could be read).\n";
-
 static int fail(void) {
     distill_print_error(distill_error());
     return 1;
@@ -151,7 +136,8 @@ static int info_folder(const char *dir, bool list) {
                                             {"pooler", "bert.pooler."},
                                             {"classifier", "classifier."}};
     char b[32];
-    printf("parameters   %s (", commas(ps->total, b, sizeof b));
+    /* the tensors' own sizes: ps->total also counts the alignment padding between them */
+    printf("parameters   %s (", commas(params_count(ps, ""), b, sizeof b));
     for (int g = 0; g < 4; g++) {
         size_t n = params_count(ps, groups[g][1]);
         if (n) printf("%s%s %s", g ? ", " : "", groups[g][0], commas(n, b, sizeof b));
@@ -178,8 +164,7 @@ int cmd_info(int argc, char **argv) {
     bool list = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(HELP, stdout);
-            return 0;
+            return help_info(stdout, 0);
         }
         if (!strcmp(argv[i], "--tensors")) {
             list = true;

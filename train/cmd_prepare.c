@@ -14,21 +14,6 @@
 #include "cli.h"
 #include "data/prepare.h"
 
-static void prepare_usage(FILE *f) {
-    fprintf(f,
-            "usage: distill prepare --vocab vocab.txt --input FILE --output FILE.h5 [options]\n"
-            "  --max-seq N           tokens per row, [CLS] and [SEP] included (default 128)\n"
-            "  --format F            tsv, csv or jsonl (default: from the input's extension)\n"
-            "  --text COL            text column: a header name or a 0-based index (JSONL: a key)\n"
-            "  --text-pair COL       second text of a pair (optional)\n"
-            "  --label COL           label column (default: 'label', or the last column)\n"
-            "  --no-label            unlabelled text (no /labels)\n"
-            "  --labels a,b,c        label names, mapped to 0, 1, 2 in this order\n"
-            "  --regression          labels are numbers (float32 /labels)\n"
-            "  --no-lower-case       keep case and accents (a cased vocabulary)\n"
-            "  --skip-bad-rows       report and skip bad rows instead of stopping\n");
-}
-
 int cmd_prepare(int argc, char **argv) {
     PrepareOptions o = prepare_default_options();
     for (int i = 1; i < argc; i++) {
@@ -49,7 +34,7 @@ int cmd_prepare(int argc, char **argv) {
             val = argv[++i];
         }
         if (!strcmp(key, "-h") || !strcmp(key, "--help")) {
-            prepare_usage(stdout);
+            help_prepare(stdout, 0);
             return 0;
         } else if (!strcmp(key, "--vocab")) o.vocab_path = val;
         else if (!strcmp(key, "--input")) o.input_path = val;
@@ -78,13 +63,13 @@ int cmd_prepare(int argc, char **argv) {
         else if (!strcmp(key, "--skip-bad-rows") && !val) o.skip_bad_rows = true;
         else {
             fprintf(stderr, "distill: error: prepare: unknown argument '%s'\n", a);
-            prepare_usage(stderr);
+            help_prepare(stderr, 2);
             return 2;
         }
     }
     if (!o.vocab_path || !o.input_path || !o.output_path) {
         fprintf(stderr, "distill: error: prepare needs --vocab, --input and --output\n");
-        prepare_usage(stderr);
+        help_prepare(stderr, 2);
         return 2;
     }
     /* the command line, recorded in the file */
