@@ -8,11 +8,8 @@ AdamW *adamw_new(ParamStore *ps, float beta1, float beta2, float eps, float weig
     DCHECK(ps->finalized);
     AdamW *o = xcalloc(1, sizeof *o);
     o->ps = ps;
-    size_t bytes = (ps->total ? ps->total : 1) * sizeof(float);
-    o->m = ps->be->alloc(bytes);
-    o->v = ps->be->alloc(bytes);
-    ps->be->zero(o->m, bytes);
-    ps->be->zero(o->v, bytes);
+    o->m = params_buffer_new(ps);
+    o->v = params_buffer_new(ps);
     o->beta1 = beta1;
     o->beta2 = beta2;
     o->eps = eps;
@@ -35,8 +32,8 @@ void adamw_step(AdamW *o, float lr, float grad_scale) {
 
 void adamw_free(AdamW *o) {
     if (!o) return;
-    o->ps->be->free(o->m);
-    o->ps->be->free(o->v);
+    params_buffer_free(o->ps, o->m);
+    params_buffer_free(o->ps, o->v);
     free(o);
 }
 

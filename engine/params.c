@@ -95,3 +95,39 @@ void params_free(ParamStore *ps) {
     free(ps->no_decay);
     free(ps);
 }
+
+float *params_buffer_new(const ParamStore *ps) {
+    size_t bytes = (ps->total ? ps->total : 1) * sizeof(float);
+    float *b = ps->be->alloc(bytes);
+    ps->be->zero(b, bytes);
+    return b;
+}
+
+void params_buffer_free(const ParamStore *ps, float *buf) {
+    if (buf) ps->be->free(buf);
+}
+
+void params_buffer_zero(const ParamStore *ps, float *buf, size_t n) { ps->be->zero(buf, n * sizeof(float)); }
+
+void params_buffer_to_host(const ParamStore *ps, const float *buf, float *host, size_t n) {
+    ps->be->copy(host, buf, n * sizeof(float), ps->device.type == DEV_CPU ? COPY_D2D : COPY_D2H);
+}
+
+void params_buffer_from_host(const ParamStore *ps, float *buf, const float *host, size_t n) {
+    ps->be->copy(buf, host, n * sizeof(float), ps->device.type == DEV_CPU ? COPY_D2D : COPY_H2D);
+}
+
+void params_buffer_copy(const ParamStore *dst_ps, float *dst, const ParamStore *src_ps, const float *src, size_t n) {
+    size_t bytes = n * sizeof(float);
+    bool dcpu = dst_ps->device.type == DEV_CPU, scpu = src_ps->device.type == DEV_CPU;
+    if (dcpu && scpu) memcpy(dst, src, bytes);
+    else if (dcpu) src_ps->be->copy(dst, src, bytes, COPY_D2H);
+    else if (scpu) dst_ps->be->copy(dst, src, bytes, COPY_H2D);
+    else if (dst_ps->device.index == src_ps->device.index) dst_ps->be->copy(dst, src, bytes, COPY_D2D);
+    else {
+        float *h = xmalloc(bytes);
+        src_ps->be->copy(h, src, bytes, COPY_D2H);
+        dst_ps->be->copy(dst, h, bytes, COPY_H2D);
+        free(h);
+    }
+}

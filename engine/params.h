@@ -39,4 +39,15 @@ void params_free(ParamStore *ps);
 /* Total number of elements of tensors whose name starts with prefix ("" for all). */
 size_t params_count(const ParamStore *ps, const char *prefix);
 
+/* Buffers laid out like the store's (ps->total floats on its device: optimizer moments and the
+ * like), so code above the engine never touches a backend. */
+float *params_buffer_new(const ParamStore *ps);          /* zero-filled */
+void params_buffer_free(const ParamStore *ps, float *buf);
+void params_buffer_zero(const ParamStore *ps, float *buf, size_t n);
+/* n floats between a store-device buffer and host memory. */
+void params_buffer_to_host(const ParamStore *ps, const float *buf, float *host, size_t n);
+void params_buffer_from_host(const ParamStore *ps, float *buf, const float *host, size_t n);
+/* Copies n floats from src (on src_ps's device) to dst (on dst_ps's device), any pair of devices. */
+void params_buffer_copy(const ParamStore *dst_ps, float *dst, const ParamStore *src_ps, const float *src, size_t n);
+
 #endif

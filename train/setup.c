@@ -118,7 +118,7 @@ static Status copy_teacher_layers(Bert *s, const Bert *t, const int *layers) {
                               tensor_shape_str(src, a, sizeof a), tensor_shape_str(dst, b, sizeof b));
             return DISTILL_ERR;
         }
-        s->params->be->copy(dst->data, src->data, tensor_bytes(dst), COPY_D2D);
+        params_buffer_copy(s->params, dst->data, t->params, src->data, dst->numel);
     }
     return DISTILL_OK;
 }
