@@ -394,6 +394,8 @@ static Status write_file(Ctx *c, const Tokenizer *tok, const char *tmp, PrepareS
     if (st == DISTILL_OK && num_labels > 0) st = h5a_put_int(o->output_path, root, "num_labels", H5T_STD_I32LE, num_labels);
     if (st == DISTILL_OK) st = h5a_put_str(o->output_path, root, "source", o->input_path);
     if (st == DISTILL_OK) st = h5a_put_str(o->output_path, root, "created_by", o->created_by ? o->created_by : "distill prepare");
+    /* rows cut to max_seq, for `distill eval`'s report (older files lack it) */
+    if (st == DISTILL_OK) st = h5a_put_int(o->output_path, root, "truncated_rows", H5T_STD_I64LE, truncated);
     if (d_ids >= 0) H5Dclose(d_ids);
     if (d_types >= 0) H5Dclose(d_types);
     if (d_len >= 0) H5Dclose(d_len);

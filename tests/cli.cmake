@@ -13,6 +13,22 @@ foreach(case export info predict)
   set_tests_properties(cli_${case} PROPERTIES LABELS unit TIMEOUT 120)
 endforeach()
 
+# Issue 8: help and version (part 3), eval/predict input checks (part 4); each error message
+# checked and nothing written. One CTest per item.
+foreach(case version help train_help config_value usage_flags help_examples info_counts
+        eval_positions eval_vocab eval_labels eval_truncated predict_positions)
+  add_test(NAME cli_${case}
+           COMMAND test_cli ${case} $<TARGET_FILE:distill> ${DISTILL_CLI_VOCAB}
+                   ${CMAKE_CURRENT_BINARY_DIR}/cli_${case})
+  set_tests_properties(cli_${case} PROPERTIES LABELS unit TIMEOUT 120
+                       ENVIRONMENT "DISTILL_SOURCE_DIR=${CMAKE_SOURCE_DIR}")
+endforeach()
+# bash completion (scripts/distill-completion.bash) offers every option of every command's help.
+add_test(NAME cli_completion
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/test_completion.sh $<TARGET_FILE:distill>
+                 ${CMAKE_SOURCE_DIR}/scripts/distill-completion.bash)
+set_tests_properties(cli_completion PROPERTIES LABELS unit TIMEOUT 60)
+
 # predict on a small random classifier against scripts/torch_bert.py: logits, probs, label, input
 # forms (TSV with/without header, CSV, JSONL), batching order, truncation, error paths.
 add_test(NAME cli_predict_outputs

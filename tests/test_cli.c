@@ -3,7 +3,7 @@
  * run as a user runs them: the real binary, in a scratch folder, with exit codes, messages and
  * the files left behind checked.
  *
- *   test_cli CASE DISTILL VOCAB WORKDIR      CASE: export | info | predict
+ *   test_cli CASE DISTILL VOCAB WORKDIR      CASE: export | info | predict | the issue 8 cases below
  *
  * Each case builds its own checkpoint with ckpt_save: a random student (every parameter drawn,
  * biases and LayerNorm included, so bit-exactness is not tested on zeros and ones), projections
@@ -20,6 +20,24 @@
  *            a damaged model.safetensors, a non-HDF5 file, a missing path: exit 1 and a message.
  *   predict  the checkpoint and the folder exported from it give the same bytes (logits and
  *            labels): tokenizer, labels and weights all come through the checkpoint path.
+ * Issue 8, help and version (each: exit code, message, nothing written in the work folder):
+ *   version          --version: version, git commit, backends, optional parts, library versions
+ *   help             `help CMD` = `CMD --help` for every command; help bogus, no arguments
+ *   train_help       --config --help, train --help, ... : --set, --resume, run.overwrite, the
+ *                    shipped configs (which exist in the source tree)
+ *   config_value     --config / --set / --resume without a value: exit 2, "needs a value"
+ *   usage_flags      every option of every command's help is in the top-level usage
+ *   help_examples    the inputs the help examples read are what scripts/demo.sh leaves
+ *   info_counts      info (checkpoint, folder) and eval print exact parameter counts
+ * and eval/predict input checks:
+ *   eval_positions   rows longer than the model's positions: a clear error (not an abort),
+ *                    --max-seq N cuts them and says how many
+ *   eval_vocab       data prepared with another vocabulary: refused, both hashes named;
+ *                    --allow-vocab-mismatch overrides with a warning
+ *   eval_labels      data without labels: "no metrics can be computed", exit 1
+ *   eval_truncated   the rows `distill prepare` truncated are stated (text and JSON)
+ *   predict_positions  --max-seq above the positions: an error, no --out file; truncated rows
+ *                    are counted on stderr
  * Exit 0 when every check passed, 1 otherwise (each failure printed).
  */
 #define _POSIX_C_SOURCE 200809L
@@ -409,7 +427,9 @@ static void case_predict(void) {
     for (int k = 0; k < 3; k++) {
         Run a = run("predict", "--model", ck, "--input", tsv, "--output", kinds[k], "--batch-size",
                     "3", NULL);
-        Run b = run("predict", "--model", hf, "--input", tsv, "--output", kinds[k], NULL);
+        /* the same batching on both sides: a batch's padded length changes the GEMM shapes, and
+         * with them the float rounding (batch 3 vs 4 rows differ in the 7th digit) */
+        Run b = run("predict", "--model", hf, "--input", tsv, "--output", kinds[k], "--batch-size", "3", NULL);
         CHECK(a.rc == 0 && b.rc == 0, "predict %s: exit %d / %d: %s%s", kinds[k], a.rc, b.rc,
               a.err, b.err);
         CHECK(strcmp(a.out, b.out) == 0 && a.out[0],
@@ -427,20 +447,427 @@ static void case_predict(void) {
     free(ck), free(hf), free(tsv);
 }
 
+
+/* ---------------------------------------------------------------- help, version (issue 8, part 3) */
+
+static const char *g_src; /* the source tree (DISTILL_SOURCE_DIR), for the configs and demo.sh */
+
+/* Every command's help: `distill help CMD` and `distill CMD --help` print the same text. */
+static const char *const COMMANDS[] = {"train", "prepare", "eval", "export", "predict", "info", NULL};
+
+static char *help_of(const char *cmd) {
+    Run r = run("help", cmd, NULL);
+    CHECK(r.rc == 0 && r.out[0], "help %s: exit %d: %s", cmd, r.rc, r.err);
+    free(r.err);
+    return r.out;
+}
+
+/* No file appears in the work folder (a failed or informational command writes nothing). */
+static void expect_nothing_written(int before, const char *what) {
+    int after = count_entries(g_work);
+    CHECK(after == before, "%s: the work folder went from %d to %d entries", what, before, after);
+}
+
+static void case_version(void) {
+    int before = count_entries(g_work);
+    Run r = run("--version", NULL);
+    CHECK(r.rc == 0 && !strncmp(r.out, "distill ", 8) && strstr(r.out, "(git ") &&
+              strstr(r.out, "backends:  cpu") && strstr(r.out, "cuda (") && strstr(r.out, "cuDNN") &&
+              strstr(r.out, "libraries: OpenBLAS") && strstr(r.out, "HDF5 ") && strstr(r.out, "libyaml ") &&
+              strstr(r.out, "protobuf-c "),
+          "--version: exit %d\n%s%s", r.rc, r.out, r.err);
+    Run v = run("version", NULL);
+    CHECK(v.rc == 0 && !strcmp(v.out, r.out), "`distill version` differs from --version");
+    run_free(&r);
+    run_free(&v);
+    expect_nothing_written(before, "--version");
+}
+
+static void case_help(void) {
+    int before = count_entries(g_work);
+    for (int i = 0; COMMANDS[i]; i++) {
+        char *h = help_of(COMMANDS[i]);
+        Run r = run(COMMANDS[i], "--help", NULL);
+        CHECK(r.rc == 0 && !strcmp(r.out, h), "`distill %s --help` differs from `distill help %s`", COMMANDS[i],
+              COMMANDS[i]);
+        CHECK(strstr(h, "usage: distill") == h, "help %s does not start with its usage line", COMMANDS[i]);
+        run_free(&r);
+        free(h);
+    }
+    Run b = run("help", "bench", NULL);
+    CHECK(b.rc == 0 && strstr(b.out, "usage: distill bench"), "help bench: exit %d %s", b.rc, b.err);
+    run_free(&b);
+    Run top = run("help", NULL), dash = run("--help", NULL);
+    CHECK(top.rc == 0 && dash.rc == 0 && !strcmp(top.out, dash.out), "`distill help` differs from --help");
+    run_free(&top);
+    run_free(&dash);
+    Run none = run(NULL);
+    CHECK(none.rc == 2 && strstr(none.err, "usage: distill") && !none.out[0], "no arguments: exit %d", none.rc);
+    run_free(&none);
+    expect_error(run("help", "bogus", NULL), 2, "unknown command 'bogus'", "help bogus");
+    expect_error(run("bogus", NULL), 2, "unknown command 'bogus'", "distill bogus");
+    expect_nothing_written(before, "help");
+}
+
+static void case_train_help(void) {
+    int before = count_entries(g_work);
+    char *h = help_of("train");
+    static const char *const want[] = {"--config FILE", "--set KEY=VALUE", "--resume", "auto:", "none:", "PATH:",
+                                       "run.overwrite", "configs/tiny.yaml", "configs/finetune-teacher.yaml",
+                                       "configs/README.md", NULL};
+    for (int i = 0; want[i]; i++) CHECK(strstr(h, want[i]), "train help does not mention '%s'", want[i]);
+    /* the configs it names are shipped */
+    static const char *const shipped[] = {"configs/tiny.yaml", "configs/finetune-teacher.yaml", "configs/README.md",
+                                          NULL};
+    for (int i = 0; shipped[i]; i++) {
+        char p[4096];
+        snprintf(p, sizeof p, "%s/%s", g_src, shipped[i]);
+        CHECK(exists(p), "train help names %s, which is not in the source tree", shipped[i]);
+    }
+    const char *forms[][4] = {{"--config", "--help", NULL}, {"train", "--help", NULL},
+                              {"train", "--config", "--help", NULL}, {"--config", "x.yaml", "--help", NULL},
+                              {"--config", "x.yaml", "--set", "--help"}};
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        Run r = run(forms[i][0], forms[i][1], forms[i][2], forms[i][3], NULL);
+        CHECK(r.rc == 0 && !strcmp(r.out, h), "`distill %s %s %s` is not the train help (exit %d: %s)", forms[i][0],
+              forms[i][1], forms[i][2] ? forms[i][2] : "", r.rc, r.err);
+        run_free(&r);
+    }
+    free(h);
+    expect_nothing_written(before, "train --help");
+}
+
+static void case_config_value(void) {
+    int before = count_entries(g_work);
+    expect_error(run("--config", NULL), 2, "--config needs a value", "distill --config");
+    expect_error(run("train", "--config", NULL), 2, "--config needs a value", "distill train --config");
+    expect_error(run("--config", "--set", "run.seed=1", NULL), 2, "--config needs a value, found the option '--set'",
+                 "--config followed by an option");
+    expect_error(run("--config", "x.yaml", "--set", NULL), 2, "--set needs a value", "--set last");
+    expect_error(run("--config", "x.yaml", "--resume", NULL), 2, "--resume needs a value", "--resume last");
+    CHECK(!exists("runs"), "a usage error created runs/");
+    expect_nothing_written(before, "--config without a value");
+}
+
+/* Every option that a command's help defines (lines "  --opt ...") appears in the top-level usage,
+ * and so do the forms that were missing before (export --model, eval --random). */
+static void case_usage_flags(void) {
+    Run top = run("--help", NULL);
+    const char *cmds[] = {"train", "prepare", "eval", "export", "predict", "info", "bench", NULL};
+    for (int i = 0; cmds[i]; i++) {
+        char *h;
+        if (!strcmp(cmds[i], "bench")) {
+            Run b = run("bench", "--help", NULL);
+            h = b.out;
+            free(b.err);
+        } else {
+            h = help_of(cmds[i]);
+        }
+        for (char *line = h; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+            if (strncmp(line, "  --", 4)) continue;
+            char opt[64];
+            int n = 0;
+            for (const char *p = line + 2; (*p == '-' || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')) && n < 63;
+                 p++)
+                opt[n++] = *p;
+            opt[n] = '\0';
+            /* the option followed by a non-letter, so --text does not match --text-pair only */
+            bool found = false;
+            for (const char *q = strstr(top.out, opt); q && !found; q = strstr(q + 1, opt))
+                found = !(q[n] == '-' || (q[n] >= 'a' && q[n] <= 'z'));
+            CHECK(found, "the top-level usage lacks %s's option %s", cmds[i], opt);
+        }
+        free(h);
+    }
+    CHECK(strstr(top.out, "export (--checkpoint CKPT.h5 | --model DIR)"), "usage lacks export --model");
+    CHECK(strstr(top.out, "eval --random L,H,A,I"), "usage lacks the eval --random form");
+    CHECK(strstr(top.out, "eval --model DIR|CKPT.h5"), "usage lacks the eval --model form");
+    run_free(&top);
+}
+
+/* The paths that examples in --help read exist after `bash scripts/demo.sh`: each is one of the
+ * demo's outputs below, and the demo (and its configs) still make each of them. */
+static void case_help_examples(void) {
+    static const char *const made[][2] = {
+        /* example input path, what in scripts/demo.sh or configs/ makes it */
+        {"runs/data/sst2/test.h5", "--output \"$RUNS/data/sst2/$split.h5\""},
+        {"runs/teacher/best", "run.dir=$RUNS/teacher"},
+        {"runs/tiny/best", "run.dir=$RUNS/tiny"},
+        {"runs/tiny/ckpt-400.h5", "max_steps: 400"},
+        {"../shared/data/sst2/test.tsv", "$SHARED/sst2/$split.tsv"},
+        {"../shared/data/vocab/bert-base-uncased-vocab.txt", "$SHARED/vocab/bert-base-uncased-vocab.txt"},
+        {"configs/tiny.yaml", "configs/tiny.yaml"},
+    };
+    const int n_made = (int)(sizeof made / sizeof made[0]);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/scripts/demo.sh", g_src);
+    char *demo = read_all(p);
+    snprintf(p, sizeof p, "%s/configs/tiny.yaml", g_src);
+    char *tiny = read_all(p);
+    for (int k = 0; k < n_made; k++)
+        CHECK(strstr(demo, made[k][1]) || strstr(tiny, made[k][1]), "demo.sh/tiny.yaml no longer make %s ('%s')",
+              made[k][0], made[k][1]);
+    CHECK(strstr(tiny, "checkpoint_every: 100"), "tiny.yaml: ckpt-400.h5 needs checkpoint_every 100");
+    int inputs = 0;
+    for (int i = 0; COMMANDS[i]; i++) {
+        char *h = help_of(COMMANDS[i]), *ex = strstr(h, "\nExample");
+        for (char *q = ex; q && *q; q++) {
+            /* the value after each reading option, and info's PATH */
+            static const char *const readers[] = {"--model ", "--data ", "--checkpoint ", "--input ", "--vocab ",
+                                                  "--config ", "distill info ", NULL};
+            for (int r = 0; readers[r]; r++) {
+                size_t rl = strlen(readers[r]);
+                if (strncmp(q, readers[r], rl)) continue;
+                char val[256];
+                int n = 0;
+                for (const char *v = q + rl; *v && *v != ' ' && *v != '\n' && n < 255; v++) val[n++] = *v;
+                val[n] = '\0';
+                bool ok = false;
+                for (int k = 0; k < n_made && !ok; k++) ok = !strcmp(val, made[k][0]);
+                CHECK(ok, "help %s: example reads '%s', which scripts/demo.sh does not leave", COMMANDS[i], val);
+                inputs++;
+            }
+        }
+        free(h);
+    }
+    CHECK(inputs >= 10, "only %d example inputs found in the help texts", inputs);
+    free(demo);
+    free(tiny);
+}
+
+/* Exact parameter counts: info (checkpoint and folder) and eval print the count with commas. */
+static char *count_text(const Bert *m) {
+    char raw[32], *out = xmalloc(48);
+    int len = snprintf(raw, sizeof raw, "%zu", params_count(m->params, "")), k = 0;
+    for (int i = 0; i < len; i++) {
+        if (i > 0 && (len - i) % 3 == 0) out[k++] = ',';
+        out[k++] = raw[i];
+    }
+    out[k] = '\0';
+    return out;
+}
+
+/* ---------------------------------------------------------------- eval and predict inputs (part 4) */
+
+/* A checkpoint (40 positions, the vocabulary of VOCAB) exported to work/hf; returns the count text. */
+static char *model_40(void) {
+    char *ck = path_in("ck.h5"), *hf = path_in("hf");
+    Bert *m = make_checkpoint(ck);
+    char *count = count_text(m);
+    bert_free(m);
+    Run r = run("export", "--checkpoint", ck, "--hf", hf, NULL);
+    CHECK(r.rc == 0, "export: %s", r.err);
+    run_free(&r);
+    free(ck), free(hf);
+    return count;
+}
+
+/* `distill prepare` of `rows` (a TSV with a header) into work/NAME.h5; returns prepare's stdout. */
+static char *prepare(const char *name, const char *rows, const char *max_seq, const char *vocab, bool labels) {
+    char tn[64], hn[64];
+    snprintf(tn, sizeof tn, "%s.tsv", name);
+    snprintf(hn, sizeof hn, "%s.h5", name);
+    char *tsv = path_in(tn), *h5 = path_in(hn);
+    write_file(tsv, rows, strlen(rows));
+    Run r = labels ? run("prepare", "--vocab", vocab, "--input", tsv, "--output", h5, "--max-seq", max_seq, NULL)
+                   : run("prepare", "--vocab", vocab, "--input", tsv, "--output", h5, "--max-seq", max_seq,
+                         "--no-label", "--text", "sentence", NULL);
+    CHECK(r.rc == 0, "prepare %s: exit %d: %s", name, r.rc, r.err);
+    free(r.err);
+    free(tsv), free(h5);
+    return r.out;
+}
+
+/* 3 short rows and 2 of about 60 tokens (more than the model's 40 positions). */
+static char *long_rows(void) {
+    size_t cap = 8192;
+    char *s = xmalloc(cap);
+    strcpy(s, "sentence\tlabel\nA fine film.\t1\nAwful.\t0\n");
+    for (int r = 0; r < 2; r++) {
+        for (int w = 0; w < 60; w++) strcat(s, w % 2 ? "good " : "movie ");
+        strcat(s, r ? "\t1\n" : "\t0\n");
+    }
+    strcat(s, "Okay I guess.\t2\n");
+    return s;
+}
+
+static void case_eval_positions(void) {
+    char *count = model_40(), *hf = path_in("hf"), *rows = long_rows();
+    free(prepare("long", rows, "64", g_vocab, true));
+    char *h5 = path_in("long.h5");
+    int before = count_entries(g_work);
+    Run r = run("eval", "--model", hf, "--data", h5, "--no-latency", NULL);
+    CHECK(r.rc == 1, "eval on rows longer than the positions: exit %d (134 = the old abort)", r.rc);
+    CHECK(!strncmp(r.err, "distill: error: ", 16) && strstr(r.err, "rows of up to 62 tokens") &&
+              strstr(r.err, "only 40 positions") && strstr(r.err, "--max-seq 40"),
+          "eval on long rows: %s", r.err);
+    run_free(&r);
+    expect_error(run("eval", "--model", hf, "--data", h5, "--max-seq", "50", "--no-latency", NULL), 1,
+                 "--max-seq 50: expected at most", "--max-seq above the positions");
+    expect_error(run("eval", "--model", hf, "--data", h5, "--max-seq", "2", NULL), 2, "at least 3", "--max-seq 2");
+    r = run("eval", "--model", hf, "--data", h5, "--max-seq", "32", "--no-latency", NULL);
+    CHECK(r.rc == 0 && strstr(r.out, "2 cut to --max-seq 32") && strstr(r.out, "accuracy"),
+          "eval --max-seq 32: exit %d\n%s%s", r.rc, r.out, r.err);
+    /* exact parameter count in eval's report */
+    char want[96];
+    snprintf(want, sizeof want, "; %s parameters)", count);
+    CHECK(strstr(r.out, want) && !strstr(r.out, "M parameters"), "eval: no exact count '%s' in\n%s", want, r.out);
+    run_free(&r);
+    r = run("eval", "--model", hf, "--data", h5, "--max-seq", "32", "--no-latency", "--json", NULL);
+    CHECK(r.rc == 0 && strstr(r.out, "\"cut_rows\":2") && strstr(r.out, "\"max_seq\":32"), "eval --json: %s%s",
+          r.out, r.err);
+    run_free(&r);
+    expect_nothing_written(before, "eval");
+    free(count), free(hf), free(rows), free(h5);
+}
+
+static char *sha256_of(const char *path) {
+    char cmd[4200], *out = xcalloc(1, 65);
+    snprintf(cmd, sizeof cmd, "sha256sum '%s'", path);
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        CHECK(fscanf(p, "%64s", out) == 1, "%s", cmd);
+        pclose(p);
+    }
+    return out;
+}
+
+static void case_eval_vocab(void) {
+    char *count = model_40(), *hf = path_in("hf");
+    free(count);
+    /* the same size, one token changed: another vocabulary */
+    char *text = read_all(g_vocab), *other = path_in("other-vocab.txt");
+    char *at = strstr(text, "\nthe\n");
+    CHECK(at != NULL, "no 'the' line in %s", g_vocab);
+    if (at) memcpy(at + 1, "tHe", 3);
+    write_file(other, text, strlen(text));
+    free(text);
+    const char rows[] = "sentence\tlabel\nthe film.\t1\nAwful.\t0\nOkay I guess.\t2\n";
+    free(prepare("othervocab", rows, "16", other, true));
+    char *h5 = path_in("othervocab.h5"), *data_sha = sha256_of(other), *model_sha = sha256_of(g_vocab);
+    int before = count_entries(g_work);
+    Run r = run("eval", "--model", hf, "--data", h5, "--no-latency", NULL);
+    CHECK(r.rc == 1 && !strncmp(r.err, "distill: error: ", 16) && strstr(r.err, "another vocabulary") &&
+              strstr(r.err, data_sha) && strstr(r.err, model_sha) && strstr(r.err, h5) && strstr(r.err, hf) &&
+              strstr(r.err, "--allow-vocab-mismatch") && !r.out[0],
+          "eval with another vocabulary: exit %d\nstdout: %s\nstderr: %s(want %s and %s)", r.rc, r.out, r.err, data_sha,
+          model_sha);
+    run_free(&r);
+    r = run("eval", "--model", hf, "--data", h5, "--no-latency", "--allow-vocab-mismatch", NULL);
+    CHECK(r.rc == 0 && strstr(r.err, "warning") && strstr(r.out, "accuracy"), "--allow-vocab-mismatch: exit %d %s",
+          r.rc, r.err);
+    run_free(&r);
+    /* the checkpoint's stored vocabulary is checked too */
+    char *ck = path_in("ck.h5");
+    expect_error(run("eval", "--model", ck, "--data", h5, "--no-latency", NULL), 1, "another vocabulary",
+                 "checkpoint with another vocabulary");
+    expect_nothing_written(before, "eval with another vocabulary");
+    free(hf), free(other), free(h5), free(data_sha), free(model_sha), free(ck);
+}
+
+static void case_eval_labels(void) {
+    char *count = model_40(), *hf = path_in("hf");
+    free(count);
+    const char rows[] = "sentence\nA fine film.\nAwful.\n";
+    free(prepare("nolabel", rows, "16", g_vocab, false));
+    char *h5 = path_in("nolabel.h5");
+    int before = count_entries(g_work);
+    Run r = run("eval", "--model", hf, "--data", h5, NULL);
+    CHECK(r.rc == 1 && !r.out[0], "eval without labels: exit %d, stdout '%s'", r.rc, r.out);
+    expect_error(r, 1, "no metrics can be computed", "eval without labels");
+    /* --random needs no labels: latency only */
+    r = run("eval", "--random", "1,8,2,16", "--data", h5, "--latency-rows", "2", NULL);
+    CHECK(r.rc == 0 && strstr(r.out, "latency"), "eval --random without labels: exit %d %s", r.rc, r.err);
+    run_free(&r);
+    expect_nothing_written(before, "eval without labels");
+    free(hf), free(h5);
+}
+
+static void case_eval_truncated(void) {
+    char *count = model_40(), *hf = path_in("hf"), *rows = long_rows();
+    free(count);
+    char *out = prepare("cut", rows, "16", g_vocab, true);
+    CHECK(strstr(out, ", 2 truncated"), "prepare: expected 2 truncated rows: %s", out);
+    free(out);
+    char *h5 = path_in("cut.h5");
+    int before = count_entries(g_work);
+    Run r = run("eval", "--model", hf, "--data", h5, "--no-latency", NULL);
+    CHECK(r.rc == 0 && strstr(r.out, "max_seq 16; 2 truncated by distill prepare"), "eval: exit %d\n%s%s", r.rc,
+          r.out, r.err);
+    run_free(&r);
+    r = run("eval", "--model", hf, "--data", h5, "--no-latency", "--json", NULL);
+    CHECK(r.rc == 0 && strstr(r.out, "\"truncated_rows\":2,\"truncated_rows_exact\":true"), "eval --json: %s",
+          r.out);
+    run_free(&r);
+    expect_nothing_written(before, "eval");
+    free(hf), free(rows), free(h5);
+}
+
+static void case_predict_positions(void) {
+    char *count = model_40(), *hf = path_in("hf"), *rows = long_rows(), *tsv = path_in("long.tsv");
+    free(count);
+    write_file(tsv, rows, strlen(rows));
+    char *out = path_in("pred.jsonl");
+    int before = count_entries(g_work);
+    expect_error(run("predict", "--model", hf, "--input", tsv, "--max-seq", "50", "--out", out, NULL), 1,
+                 "only 40 positions", "predict --max-seq above the positions");
+    CHECK(!exists(out), "a failed predict wrote %s", out);
+    expect_nothing_written(before, "predict --max-seq 50");
+    Run r = run("predict", "--model", hf, "--input", tsv, "--output", "logits", NULL);
+    CHECK(r.rc == 0 && strstr(r.err, "2 of 5 rows were longer than 40 tokens and were truncated"),
+          "predict on long rows: exit %d: %s", r.rc, r.err);
+    run_free(&r);
+    free(hf), free(rows), free(tsv), free(out);
+}
+
+static void case_info_counts(void) {
+    char *count = model_40(), *ck = path_in("ck.h5"), *hf = path_in("hf");
+    Run r = run("info", ck, NULL);
+    CHECK(r.rc == 0 && strstr(r.out, count), "info CKPT: no exact count %s:\n%s", count, r.out);
+    run_free(&r);
+    r = run("info", hf, NULL);
+    char want[96];
+    snprintf(want, sizeof want, "parameters   %s (", count);
+    CHECK(r.rc == 0 && strstr(r.out, want), "info DIR: no '%s':\n%s", want, r.out);
+    run_free(&r);
+    free(count), free(ck), free(hf);
+}
+
 int main(int argc, char **argv) {
     if (argc != 5) {
-        fprintf(stderr, "usage: test_cli export|info|predict DISTILL VOCAB WORKDIR\n");
+        fprintf(stderr, "usage: test_cli CASE DISTILL VOCAB WORKDIR (DISTILL_SOURCE_DIR in the environment)\n");
         return 2;
     }
     g_distill = argv[2], g_vocab = argv[3], g_work = argv[4];
+    g_src = getenv("DISTILL_SOURCE_DIR") ? getenv("DISTILL_SOURCE_DIR") : ".";
     char *cmd = xmalloc(2 * strlen(g_work) + 32);
     sprintf(cmd, "rm -rf '%s' && mkdir -p '%s'", g_work, g_work);
     if (system(cmd) != 0) return 2;
     free(cmd);
-    if (!strcmp(argv[1], "export")) case_export();
-    else if (!strcmp(argv[1], "info")) case_info();
-    else if (!strcmp(argv[1], "predict")) case_predict();
-    else return 2;
+    if (chdir(g_work) != 0) return 2; /* relative paths a command might write land here */
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } cases[] = {{"export", case_export},
+                 {"info", case_info},
+                 {"predict", case_predict},
+                 {"version", case_version},
+                 {"help", case_help},
+                 {"train_help", case_train_help},
+                 {"config_value", case_config_value},
+                 {"usage_flags", case_usage_flags},
+                 {"help_examples", case_help_examples},
+                 {"info_counts", case_info_counts},
+                 {"eval_positions", case_eval_positions},
+                 {"eval_vocab", case_eval_vocab},
+                 {"eval_labels", case_eval_labels},
+                 {"eval_truncated", case_eval_truncated},
+                 {"predict_positions", case_predict_positions},
+                 {NULL, NULL}};
+    int k = 0;
+    while (cases[k].name && strcmp(cases[k].name, argv[1])) k++;
+    if (!cases[k].name) return 2;
+    cases[k].fn();
     if (g_failures) {
         fprintf(stderr, "test_cli %s: %d check(s) failed\n", argv[1], g_failures);
         return 1;

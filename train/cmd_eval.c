@@ -7,6 +7,14 @@
  * repetitions of (wall time of the batch forward) / (rows in the batch). `--random L,H,A,I` times
  * a randomly initialised model of that shape (e.g. BERT-base 12,768,12,3072) instead: for latency
  * only, its accuracy is meaningless and not printed.
+ *
+ * Inputs are checked as training checks them, before anything runs (exit 1, nothing written):
+ * a model needs labels in the file and a classifier (else no metric can be computed); the file's
+ * vocabulary hash must be the model's (--allow-vocab-mismatch overrides: the ids would mean other
+ * words); every row must fit the model's position table, or `--max-seq N` cuts the longer rows
+ * (longest segment first, [SEP]s kept, as `distill prepare --max-seq N` cuts) and the report
+ * says how many. The report also says how many rows `distill prepare` truncated (the file's
+ * truncated_rows attribute; older files: the rows at max_seq, an upper bound).
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -15,27 +23,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../data/h5util.h"
 #include "../data/loader.h"
+#include "../data/tokenizer.h"
 #include "../engine/ops.h"
 #include "cli.h"
 #include "model_io.h"
 #include "runtime.h"
 #include "trainer.h"
-
-static int usage(FILE *f, int rc) {
-    fprintf(f,
-            "usage: distill eval (--model DIR|CKPT.h5 | --random L,H,A,I) --data FILE.h5 [options]\n"
-            "  --model PATH        a Hugging Face folder or a training checkpoint\n"
-            "  --random L,H,A,I    a random model of that shape (layers, hidden, heads, FFN): latency only\n"
-            "  --data FILE.h5      a prepared file with labels (distill prepare)\n"
-            "  --batch-size N      evaluation batch (default 32)\n"
-            "  --latency-rows N    rows timed at batch 1 (default 64; batch 32 times 4 batches)\n"
-            "  --no-latency        skip the latency measurement\n"
-            "  --threads N         CPU threads (default: all cores)\n"
-            "  --device D          cpu | cuda | auto (default cpu)\n"
-            "  --json              one JSON object on stdout instead of the text report\n");
-    return rc;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -87,29 +82,221 @@ static long long file_size(const char *path) {
     return stat(path, &st) == 0 ? (long long)st.st_size : -1;
 }
 
-int cmd_eval(int argc, char **argv) {
-    const char *model_path = NULL, *data_path = NULL, *random_shape = NULL, *device_name = "cpu";
-    int batch = 32, latency_rows = 64, threads = 0;
-    bool latency = true, json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (!strcmp(a, "--model") && has) model_path = argv[++i];
-        else if (!strcmp(a, "--random") && has) random_shape = argv[++i];
-        else if (!strcmp(a, "--data") && has) data_path = argv[++i];
-        else if (!strcmp(a, "--batch-size") && has) batch = atoi(argv[++i]);
-        else if (!strcmp(a, "--latency-rows") && has) latency_rows = atoi(argv[++i]);
-        else if (!strcmp(a, "--threads") && has) threads = atoi(argv[++i]);
-        else if (!strcmp(a, "--device") && has) device_name = argv[++i];
-        else if (!strcmp(a, "--no-latency")) latency = false;
-        else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "-h") || !strcmp(a, "--help")) return usage(stdout, 0);
-        else {
-            fprintf(stderr, "distill: error: eval: unexpected argument '%s'\n", a);
-            return usage(stderr, 2);
+/* Rows `distill prepare` truncated: the truncated_rows attribute (*exact true); files written
+ * before it was recorded: the rows at max_seq, an upper bound (*exact false). */
+static int64_t prepare_truncated(const Dataset *ds, bool *exact) {
+    long long v = -1;
+    h5u_quiet();
+    hid_t f = H5Fopen(ds->path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (f >= 0) {
+        if (h5u_attr_exists(f, "truncated_rows") && h5u_attr_read_int(f, "truncated_rows", &v) != DISTILL_OK) v = -1;
+        H5Fclose(f);
+    }
+    *exact = v >= 0;
+    if (v >= 0) return (int64_t)v;
+    int64_t full = 0;
+    for (int64_t i = 0; i < ds->rows; i++) full += ds->lengths[i] == ds->max_seq;
+    return full;
+}
+
+static int longest_row(const Dataset *ds) {
+    int n = 0;
+    for (int64_t i = 0; i < ds->rows; i++) n = ds->lengths[i] > n ? ds->lengths[i] : n;
+    return n;
+}
+
+/* Cuts, in place, every row longer than n tokens to n, as the tokenizer truncates (tokenizers'
+ * LongestFirst over the two segments, data/tokenizer.c), keeping [CLS] and the [SEP]s: a row is
+ * [CLS] a [SEP] or [CLS] a [SEP] b [SEP], the segments told apart by the token types. A row that
+ * `prepare` already truncated with a pair can differ by one token between its two segments from
+ * what `prepare --max-seq n` would give (the kept lengths, not the originals, are cut). n >= 3.
+ * Returns the rows cut; ds->max_seq becomes n. */
+static int64_t cut_rows(Dataset *ds, int n) {
+    int32_t *ids = xmalloc((size_t)ds->max_seq * sizeof *ids);
+    uint8_t *types = xmalloc((size_t)ds->max_seq);
+    int64_t cut = 0, w = 0;
+    for (int64_t r = 0; r < ds->rows; r++) {
+        int L = ds->lengths[r];
+        const int64_t at = ds->offsets[r];
+        memcpy(ids, ds->ids + at, (size_t)L * sizeof *ids);
+        memcpy(types, ds->types + at, (size_t)L);
+        ds->offsets[r] = w;
+        if (L <= n) {
+            memmove(ds->ids + w, ids, (size_t)L * sizeof *ids);
+            memmove(ds->types + w, types, (size_t)L);
+            w += L;
+            continue;
+        }
+        int t1 = 0;
+        for (int j = 0; j < L; j++) t1 += types[j] != 0;
+        bool pair = t1 > 0;
+        int n1 = L - t1 - 2, n2 = pair ? t1 - 1 : 0, budget = n - (pair ? 3 : 2);
+        int k1 = n1, k2 = n2;
+        if (!pair) {
+            k1 = budget;
+        } else { /* tokenizers' LongestFirst, as tokenizer_encode */
+            bool swap = n1 > n2;
+            int s1 = swap ? n2 : n1, s2;
+            if (s1 > budget) s2 = s1;
+            else s2 = s1 > budget - s1 ? s1 : budget - s1;
+            if (s1 + s2 > budget) {
+                s1 = budget / 2;
+                s2 = s1 + budget % 2;
+            }
+            int c1 = swap ? s2 : s1, c2 = swap ? s1 : s2;
+            if (c1 < k1) k1 = c1;
+            if (c2 < k2) k2 = c2;
+        }
+        int32_t *oi = ds->ids + w;
+        uint8_t *ot = ds->types + w;
+        int k = 0;
+        oi[k] = ids[0], ot[k++] = 0;                                /* [CLS] */
+        for (int j = 0; j < k1; j++) oi[k] = ids[1 + j], ot[k++] = 0;
+        oi[k] = ids[1 + n1], ot[k++] = 0;                           /* [SEP] */
+        if (pair) {
+            for (int j = 0; j < k2; j++) oi[k] = ids[2 + n1 + j], ot[k++] = types[2 + n1 + j];
+            oi[k] = ids[L - 1], ot[k++] = types[L - 1];             /* [SEP] */
+        }
+        ds->lengths[r] = k;
+        w += k;
+        cut++;
+    }
+    ds->offsets[ds->rows] = w;
+    ds->max_seq = n;
+    free(ids);
+    free(types);
+    return cut;
+}
+
+/* The SHA-256 of the model's vocabulary, as `distill prepare` records it for a data file
+ * (tokenizer_vocab_sha256), and its token count. DISTILL_ERR when the model has none. */
+static Status model_vocab_sha(const LoadedModel *lm, char out[65], int *ntok) {
+    Tokenizer *t = NULL;
+    TokenizerOptions to = tokenizer_default_options();
+    Status st = DISTILL_ERR;
+    if (lm->vocab_path[0]) st = tokenizer_load(&t, lm->vocab_path, &to);
+    else if (lm->n_vocab > 0) st = tokenizer_from_tokens(&t, (const char *const *)lm->vocab, lm->n_vocab, &to);
+    if (st != DISTILL_OK) return DISTILL_ERR;
+    memcpy(out, tokenizer_vocab_sha256(t), 65);
+    *ntok = tokenizer_vocab_size(t);
+    tokenizer_free(t);
+    return DISTILL_OK;
+}
+
+/* The checks a model's evaluation needs (see the top of the file); `lm` NULL for --random. */
+static Status check_inputs(const LoadedModel *lm, const Bert *m, const Dataset *ds, const char *model_name,
+                           bool allow_vocab) {
+    if (lm && m->cfg.num_labels < 1) {
+        distill_set_error("eval: %s has no classifier (a BertModel: embeddings only): no metrics can be computed "
+                          "(distill predict --output embedding runs it)", model_name);
+        return DISTILL_ERR;
+    }
+    if (lm) {
+        char sha[65];
+        int ntok = 0;
+        if (model_vocab_sha(lm, sha, &ntok) != DISTILL_OK) {
+            fprintf(stderr, "distill: warning: %s has no readable vocabulary: cannot check that %s was prepared "
+                            "with it\n", model_name, ds->path);
+        } else if (strcmp(sha, ds->vocab_sha256) != 0) {
+            if (!allow_vocab) {
+                distill_set_error("eval: %s was prepared with another vocabulary than the model's: data %d tokens, "
+                                  "sha256 %s; model %s: %d tokens, sha256 %s. The same ids would mean other "
+                                  "words; prepare the data again with the model's vocabulary, or pass "
+                                  "--allow-vocab-mismatch to score it anyway",
+                                  ds->path, ds->vocab_size, ds->vocab_sha256, model_name, ntok, sha);
+                return DISTILL_ERR;
+            }
+            fprintf(stderr, "distill: warning: %s was prepared with another vocabulary (sha256 %.12s...) than %s's "
+                            "(sha256 %.12s...); scoring it anyway (--allow-vocab-mismatch)\n",
+                    ds->path, ds->vocab_sha256, model_name, sha);
         }
     }
-    if ((!model_path) == (!random_shape) || !data_path || batch < 1 || latency_rows < 1) return usage(stderr, 2);
+    if (ds->vocab_size > m->cfg.vocab_size) {
+        distill_set_error("eval: %s holds token ids up to %d but %s has only %d rows in its word embedding",
+                          ds->path, ds->vocab_size - 1, model_name, m->cfg.vocab_size);
+        return DISTILL_ERR;
+    }
+    return DISTILL_OK;
+}
+
+/* 14350248 -> "14,350,248" */
+static const char *commas(unsigned long long v, char *buf, size_t n) {
+    char raw[32];
+    int len = snprintf(raw, sizeof raw, "%llu", v), k = 0;
+    for (int i = 0; i < len && (size_t)k + 2 < n; i++) {
+        if (i > 0 && (len - i) % 3 == 0) buf[k++] = ',';
+        buf[k++] = raw[i];
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
+/* A positive integer option value; -1 when malformed. */
+static int parse_count(const char *s) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    return end == s || *end || v < 1 || v > (1 << 24) ? -1 : (int)v;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model_path = NULL, *data_path = NULL, *random_shape = NULL, *device_name = "cpu";
+    int batch = 32, latency_rows = 64, threads = 0, max_seq = 0;
+    bool latency = true, json = false, allow_vocab = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) return help_eval(stdout, 0);
+        if (!strcmp(a, "--no-latency")) {
+            latency = false;
+            continue;
+        }
+        if (!strcmp(a, "--json")) {
+            json = true;
+            continue;
+        }
+        if (!strcmp(a, "--allow-vocab-mismatch")) {
+            allow_vocab = true;
+            continue;
+        }
+        static const char *const with_value[] = {"--model", "--random", "--data", "--batch-size", "--latency-rows",
+                                                 "--threads", "--device", "--max-seq"};
+        bool known = false;
+        for (size_t j = 0; j < sizeof with_value / sizeof with_value[0]; j++) known |= !strcmp(a, with_value[j]);
+        if (!known) {
+            fprintf(stderr, "distill: error: eval: unexpected argument '%s'\n(see distill eval --help)\n", a);
+            return 2;
+        }
+        if (i + 1 >= argc) {
+            fprintf(stderr, "distill: error: eval: %s needs a value\n(see distill eval --help)\n", a);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (!strcmp(a, "--model")) model_path = v;
+        else if (!strcmp(a, "--random")) random_shape = v;
+        else if (!strcmp(a, "--data")) data_path = v;
+        else if (!strcmp(a, "--device")) device_name = v;
+        else {
+            int n = parse_count(v);
+            if (n < 0 || (!strcmp(a, "--max-seq") && n < 3)) {
+                fprintf(stderr, "distill: error: eval: %s: expected %s, found '%s'\n", a,
+                        !strcmp(a, "--max-seq") ? "an integer of at least 3 ([CLS] a [SEP] b [SEP])"
+                                                : "a positive integer", v);
+                return 2;
+            }
+            if (!strcmp(a, "--batch-size")) batch = n;
+            else if (!strcmp(a, "--latency-rows")) latency_rows = n;
+            else if (!strcmp(a, "--threads")) threads = n;
+            else max_seq = n;
+        }
+    }
+    if ((!model_path) == (!random_shape)) {
+        fprintf(stderr, "distill: error: eval: give the model: --model DIR|CKPT.h5 or --random L,H,A,I (one of "
+                        "them)\n(see distill eval --help)\n");
+        return 2;
+    }
+    if (!data_path) {
+        fprintf(stderr, "distill: error: eval: --data FILE.h5 is required\n(see distill eval --help)\n");
+        return 2;
+    }
     runtime_set_threads(threads);
     Device dev;
     if (runtime_pick_device(device_name, &dev) != DISTILL_OK) {
@@ -122,6 +309,12 @@ int cmd_eval(int argc, char **argv) {
     Bert *m = NULL;
     int rc = 1;
     if (dataset_open(&ds, data_path, true) != DISTILL_OK) goto done;
+    if (model_path && ds->label_kind == LABELS_NONE) {
+        distill_set_error("eval: %s has no labels (prepared with --no-label?): no metrics can be computed "
+                          "(prepare it with its label column; `distill eval --random L,H,A,I` times latency "
+                          "without labels)", data_path);
+        goto done;
+    }
     long long size_bytes = -1;
     if (model_path) {
         ModelOpenOptions mo = {.device = dev, .quiet = true, .need_tokenizer = false};
@@ -149,10 +342,29 @@ int cmd_eval(int argc, char **argv) {
         bert_init(m, 1234);
         size_bytes = (long long)bert_config_param_count(&c) * 4; /* what an F32 safetensors holds */
     }
+    if (check_inputs(model_path ? &lm : NULL, m, ds, model_path ? model_path : random_shape, allow_vocab) != DISTILL_OK)
+        goto done;
+    const int positions = m->cfg.max_position_embeddings, longest = longest_row(ds);
+    if (max_seq > positions) {
+        distill_set_error("eval: --max-seq %d: expected at most %s's %d positions (max_position_embeddings)", max_seq,
+                          model_path ? model_path : random_shape, positions);
+        goto done;
+    }
+    if (!max_seq && longest > positions) {
+        distill_set_error("eval: %s has rows of up to %d tokens but %s has only %d positions "
+                          "(max_position_embeddings): pass --max-seq %d to cut the longer rows, or prepare the "
+                          "data with --max-seq %d", data_path, longest, model_path ? model_path : random_shape,
+                          positions, positions, positions);
+        goto done;
+    }
+    bool trunc_exact;
+    const int64_t truncated = prepare_truncated(ds, &trunc_exact);
+    const int file_max_seq = ds->max_seq;
+    int64_t cut = max_seq && longest > max_seq ? cut_rows(ds, max_seq) : 0;
     Ctx *c = ctx_new(dev, 0);
     MetricValues v;
     memset(&v, 0, sizeof v);
-    bool have_metrics = model_path != NULL && ds->label_kind != LABELS_NONE && m->cfg.num_labels > 0;
+    bool have_metrics = model_path != NULL; /* labels and classifier checked above */
     if (have_metrics && evaluate_model(c, m, ds, batch, &v) != DISTILL_OK) {
         ctx_free(c);
         goto done;
@@ -174,13 +386,20 @@ int cmd_eval(int argc, char **argv) {
             printf(",\"loss\":%.6g,\"mse\":%.6g,\"pearson\":%.6g,\"spearman\":%.6g", v.loss, v.mse, v.pearson, v.spearman);
         else if (have_metrics)
             printf(",\"loss\":%.6g,\"accuracy\":%.6g,\"f1\":%.6g,\"mcc\":%.6g", v.loss, v.accuracy, v.f1, v.mcc);
+        printf(",\"max_seq\":%d,\"truncated_rows\":%lld,\"truncated_rows_exact\":%s,\"cut_rows\":%lld", ds->max_seq,
+               (long long)truncated, trunc_exact ? "true" : "false", (long long)cut);
         if (latency) printf(",\"latency_ms_b1\":%.4f,\"latency_ms_b32\":%.4f", lat1 * 1e3, lat32 * 1e3);
         printf("}\n");
     } else {
-        printf("model      %s (%d layers, hidden %d, %d heads, FFN %d; %.2fM parameters)\n",
+        char b[32];
+        printf("model      %s (%d layers, hidden %d, %d heads, FFN %d; %s parameters)\n",
                model_path ? model_path : random_shape, m->cfg.num_hidden_layers, m->cfg.hidden_size,
-               m->cfg.num_attention_heads, m->cfg.intermediate_size, (double)nparams / 1e6);
-        printf("data       %s (%lld rows)\n", data_path, (long long)ds->rows);
+               m->cfg.num_attention_heads, m->cfg.intermediate_size, commas(nparams, b, sizeof b));
+        printf("data       %s (%lld rows, max_seq %d; %s%lld truncated by distill prepare%s", data_path,
+               (long long)ds->rows, file_max_seq, trunc_exact ? "" : "at most ", (long long)truncated,
+               trunc_exact ? "" : ": the rows at max_seq, the file does not record it");
+        if (max_seq) printf("; %lld cut to --max-seq %d", (long long)cut, max_seq);
+        printf(")\n");
         if (have_metrics && m->cfg.num_labels == 1)
             printf("loss %.4f  mse %.4f  pearson %.4f  spearman %.4f\n", v.loss, v.mse, v.pearson, v.spearman);
         else if (have_metrics)

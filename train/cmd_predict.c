@@ -38,56 +38,6 @@
 #define WINDOW_BATCHES 16    /* rows sorted by length within this many batches ... */
 #define WINDOW_MAX_ROWS 8192 /* ... or this many rows (memory: rows x max_seq x 5 bytes) */
 
-static const char HELP[] =
-    "usage: distill predict --model DIR|CKPT.h5 (--text T [--text-pair T2] | --input FILE)\n"
-    "                       [options]\n"
-    "\n"
-    "Runs a model on text and writes one JSON object per input row (JSONL), in input order.\n"
-    "\n"
-    "The model:\n"
-    "  --model PATH        a Hugging Face folder (config.json, model.safetensors, vocab.txt,\n"
-    "                      tokenizer_config.json) or a training checkpoint (.h5); the text is\n"
-    "                      tokenised as `distill prepare` does for it (the folder's vocab.txt and\n"
-    "                      do_lower_case, or the vocabulary stored in the checkpoint)\n"
-    "  --device DEV        cpu (default), cuda or cuda:N\n"
-    "  --threads N         CPU threads (default: all cores)\n"
-    "\n"
-    "The text, either inline:\n"
-    "  --text T            one sentence\n"
-    "  --text-pair T2      and its second segment ([CLS] T [SEP] T2 [SEP])\n"
-    "or from a file:\n"
-    "  --input FILE        TSV (with or without a header), CSV (RFC 4180) or JSONL\n"
-    "  --format F          tsv|csv|jsonl (default: from the extension)\n"
-    "  --text COL          the text column, by name or 0-based index (default: sentence, text or\n"
-    "                      sentence1 with a header, else column 0; JSONL: \"sentence\" or \"text\")\n"
-    "  --text-pair COL     the second-segment column (default: sentence2 when the text column is\n"
-    "                      sentence1, else none)\n"
-    "\n"
-    "What to write:\n"
-    "  --output KIND       logits      {\"logits\":[...]}\n"
-    "                      probs       {\"probs\":[...]}  softmax of the logits (sigmoid for\n"
-    "                                  multi_label_classification)\n"
-    "                      label       {\"label\":\"positive\",\"id\":1,\"score\":0.97}  the argmax\n"
-    "                                  class, named by the model's id2label, and its probability\n"
-    "                      embedding   {\"embedding\":[...]}  the sentence vector\n"
-    "                      (default: label with a classifier, embedding without one; a model with\n"
-    "                      no classifier supports only embedding; a regression model only logits)\n"
-    "  --pooling P         embedding: cls (last hidden state at [CLS]) or mean (default: the mean\n"
-    "                      over the attention mask, as sentence-transformers)\n"
-    "  --normalize         embedding: divide by its L2 norm\n"
-    "  --out FILE          write here instead of standard output (atomically: complete or not at\n"
-    "                      all)\n"
-    "\n"
-    "Batching:\n"
-    "  --batch-size N      rows per forward pass (default 32)\n"
-    "  --max-seq N         tokens per row, [CLS] and [SEP] included; longer rows are truncated,\n"
-    "                      longest segment first (default 128, at most max_position_embeddings)\n"
-    "\n"
-    "Example:\n"
-    "  distill predict --model runs/tiny/student --input data/sst2/dev.tsv --output label\n"
-    "  distill predict --model all-MiniLM-L6-v2/ --text 'A man plays guitar.' \\\n"
-    "                  --output embedding --pooling mean --normalize\n";
-
 typedef enum { OUT_DEFAULT = 0, OUT_LOGITS, OUT_PROBS, OUT_LABEL, OUT_EMBEDDING } OutKind;
 
 typedef struct {
@@ -127,7 +77,7 @@ static int parse_args(int argc, char **argv, PredictArgs *a) {
     for (int i = 1; i < argc; i++) {
         const char *k = argv[i];
         if (!strcmp(k, "-h") || !strcmp(k, "--help")) {
-            fputs(HELP, stdout);
+            help_predict(stdout, 0);
             return -1;
         }
         if (!strcmp(k, "--normalize")) {
@@ -259,6 +209,7 @@ static Status write_row(FILE *f, const OutSpec *o, const float *v) {
 
 typedef struct {
     int cap, S;          /* rows per window, max_seq */
+    long rows, truncated; /* rows tokenised so far, and those cut to S */
     int n;               /* rows held */
     int32_t *ids;        /* (cap, S) */
     uint8_t *types;      /* (cap, S) */
@@ -407,13 +358,16 @@ static Status add_row(const Tokenizer *tok, TokenizerState *ts, Window *w, const
     int len;
     uint8_t *types = w->types + (size_t)w->n * w->S;
     int32_t *ids = w->ids + (size_t)w->n * w->S;
-    if (tokenizer_encode(tok, ts, t, tl, p, pl, w->S, ids, types, &len, NULL)) {
+    bool cut = false;
+    if (tokenizer_encode(tok, ts, t, tl, p, pl, w->S, ids, types, &len, &cut)) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", distill_error());
         distill_set_error("%s: %s", where, msg);
         return DISTILL_ERR;
     }
     w->len[w->n++] = len;
+    w->rows++;
+    w->truncated += cut;
     return DISTILL_OK;
 }
 
@@ -462,6 +416,10 @@ static Status predict(const PredictArgs *a, const LoadedModel *lm, TextReader *r
         }
     }
     if (s == DISTILL_OK) s = flush_window(c, m, &o, a->batch, &w, f);
+    if (s == DISTILL_OK && w.truncated > 0)
+        fprintf(stderr, "distill: note: predict: %ld of %ld rows were longer than %d tokens and were truncated "
+                        "(--max-seq %d%s)\n", w.truncated, w.rows, w.S, w.S,
+                a->max_seq_set ? "" : ": the default, or the model's position table if smaller");
     ctx_free(c);
     tokenizer_state_free(ts);
     free(w.ids);
