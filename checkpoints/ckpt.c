@@ -36,11 +36,14 @@ void ckpt_init(TrainCheckpoint *ck) {
 
 void ckpt_free(TrainCheckpoint *ck) {
     if (ck->owned) {
-        const Backend *be = backend_for(ck->device.type);
-        if (ck->m_student) be->free(ck->m_student);
-        if (ck->v_student) be->free(ck->v_student);
-        if (ck->m_proj) be->free(ck->m_proj);
-        if (ck->v_proj) be->free(ck->v_proj);
+        if (ck->student) {
+            params_buffer_free(ck->student->params, ck->m_student);
+            params_buffer_free(ck->student->params, ck->v_student);
+        }
+        if (ck->projections) {
+            params_buffer_free(ck->projections, ck->m_proj);
+            params_buffer_free(ck->projections, ck->v_proj);
+        }
         if (ck->student) bert_free(ck->student);
         if (ck->projections) params_free(ck->projections);
         free(ck->config_yaml);
@@ -50,17 +53,17 @@ void ckpt_free(TrainCheckpoint *ck) {
     ckpt_init(ck);
 }
 
-/* A host view of n floats at `dev` on backend be: the pointer itself on the CPU, else a copy in
- * *scratch (grown as needed). */
-static const float *host_view(const Backend *be, const float *dev, size_t n, float **scratch,
+/* A host view of n floats at `dev`, a buffer laid out like store ps: the pointer itself on the
+ * CPU, else a copy in *scratch (grown as needed). */
+static const float *host_view(const ParamStore *ps, const float *dev, size_t n, float **scratch,
                               size_t *cap) {
-    if (be->type == DEV_CPU) return dev;
+    if (ps->device.type == DEV_CPU) return dev;
     if (*cap < n) {
         free(*scratch);
         *scratch = xmalloc(n * sizeof(float));
         *cap = n;
     }
-    be->copy(*scratch, dev, n * sizeof(float), COPY_D2H);
+    params_buffer_to_host(ps, dev, *scratch, n);
     return *scratch;
 }
 
@@ -75,10 +78,10 @@ typedef struct Writer {
 } Writer;
 
 static Status write_tensor(Writer *w, hid_t g, const char *gpath, const Tensor *t,
-                           const Backend *be, const float *dev) {
+                           const ParamStore *ps, const float *dev) {
     hsize_t dims[TENSOR_MAX_DIMS];
     for (int i = 0; i < t->ndim; i++) dims[i] = (hsize_t)t->shape[i];
-    const float *host = host_view(be, dev, t->numel, &w->scratch, &w->cap);
+    const float *host = host_view(ps, dev, t->numel, &w->scratch, &w->cap);
     hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
     hid_t d = H5Dcreate2(g, t->name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, host);
@@ -135,7 +138,7 @@ static Status write_store(Writer *w, const char *gpath, const ParamStore *ps, co
         free(nd);
     }
     for (int i = 0; i < ps->n && st == DISTILL_OK; i++)
-        st = write_tensor(w, g, gpath, ps->tensors[i], ps->be, data + ps->offsets[i]);
+        st = write_tensor(w, g, gpath, ps->tensors[i], ps, data + ps->offsets[i]);
     H5Gclose(g);
     return st;
 }
@@ -324,9 +327,9 @@ static bool path_exists(hid_t f, const char *p) {
     return true;
 }
 
-/* Reads dataset gpath/<like->name> (f32, like's shape) into `dst` on backend be (dst NULL: read
- * and hash only), checking its own sha256 attribute; records its digest. */
-static Status read_tensor(Reader *r, const char *gpath, const Tensor *like, const Backend *be,
+/* Reads dataset gpath/<like->name> (f32, like's shape) into `dst`, in a buffer laid out like store
+ * ps (dst NULL: read and hash only), checking its own sha256 attribute; records its digest. */
+static Status read_tensor(Reader *r, const char *gpath, const Tensor *like, const ParamStore *ps,
                           float *dst) {
     char dpath[1024], want[96], got[96];
     snprintf(dpath, sizeof dpath, "%s/%s", gpath, like->name);
@@ -363,7 +366,7 @@ static Status read_tensor(Reader *r, const char *gpath, const Tensor *like, cons
         goto out;
     }
     float *host;
-    if (dst && be->type == DEV_CPU) {
+    if (dst && ps->device.type == DEV_CPU) {
         host = dst;
     } else {
         if (r->cap < like->numel) {
@@ -393,7 +396,7 @@ static Status read_tensor(Reader *r, const char *gpath, const Tensor *like, cons
                           "gives %.16s... (the file is corrupted)", r->path, dpath, stored, hex);
     free(stored);
     if (!match) goto out;
-    if (dst && be->type != DEV_CPU) be->copy(dst, host, like->numel * sizeof(float), COPY_H2D);
+    if (dst && ps->device.type != DEV_CPU) params_buffer_from_host(ps, dst, host, like->numel);
     digests_add(&r->dl, dpath, like->ndim, like->shape, digest);
     st = DISTILL_OK;
 out:
@@ -446,7 +449,7 @@ static Status load_student(Reader *r, Device device, TrainCheckpoint *out, BertC
     if (st != DISTILL_OK) return st;
     ParamStore *ps = out->student->params;
     for (int i = 0; i < ps->n; i++)
-        if (read_tensor(r, "/student", ps->tensors[i], ps->be, ps->data + ps->offsets[i]))
+        if (read_tensor(r, "/student", ps->tensors[i], ps, ps->data + ps->offsets[i]))
             return DISTILL_ERR;
     return DISTILL_OK;
 }
@@ -505,7 +508,7 @@ static Status load_projections(Reader *r, Device device, TrainCheckpoint *out) {
     if (st != DISTILL_OK) return st;
     params_finalize(ps);
     for (int i = 0; i < ps->n; i++)
-        if (read_tensor(r, "/projections", ps->tensors[i], ps->be, ps->data + ps->offsets[i]))
+        if (read_tensor(r, "/projections", ps->tensors[i], ps, ps->data + ps->offsets[i]))
             return DISTILL_ERR;
     return DISTILL_OK;
 }
@@ -523,14 +526,12 @@ static Status load_moments(Reader *r, const char *which, const ParamStore *ps, f
                           ps ? "" : " with their parameters", hm ? gm : gv);
         return DISTILL_ERR;
     }
-    size_t bytes = (ps->total ? ps->total : 1) * sizeof(float);
     float **dst[2] = {m, v};
     const char *gp[2] = {gm, gv};
     for (int k = 0; k < 2; k++) {
-        *dst[k] = ps->be->alloc(bytes);
-        ps->be->zero(*dst[k], bytes); /* alignment padding between tensors stays 0 */
+        *dst[k] = params_buffer_new(ps); /* zeroed: alignment padding between tensors stays 0 */
         for (int i = 0; i < ps->n; i++)
-            if (read_tensor(r, gp[k], ps->tensors[i], ps->be, *dst[k] + ps->offsets[i]))
+            if (read_tensor(r, gp[k], ps->tensors[i], ps, *dst[k] + ps->offsets[i]))
                 return DISTILL_ERR;
     }
     return DISTILL_OK;
@@ -641,16 +642,6 @@ Status ckpt_verify(const char *path) {
 
 /* ================================================================ copy into existing stores */
 
-/* n floats from src (backend sb) to dst (backend db), through the host when neither is the CPU. */
-static void copy_floats(const Backend *db, float *dst, const Backend *sb, const float *src,
-                        size_t n, float **scratch, size_t *cap) {
-    size_t bytes = n * sizeof(float);
-    if (sb->type == DEV_CPU && db->type == DEV_CPU) memcpy(dst, src, bytes);
-    else if (sb->type == DEV_CPU) db->copy(dst, src, bytes, COPY_H2D);
-    else if (db->type == DEV_CPU) sb->copy(dst, src, bytes, COPY_D2H);
-    else db->copy(dst, host_view(sb, src, n, scratch, cap), bytes, COPY_H2D);
-}
-
 Status ckpt_copy_store(ParamStore *dst, float *dst_m, float *dst_v, const ParamStore *src,
                        const float *src_m, const float *src_v) {
     DCHECK(dst->finalized && src->finalized);
@@ -674,20 +665,16 @@ Status ckpt_copy_store(ParamStore *dst, float *dst_m, float *dst_v, const ParamS
             return DISTILL_ERR;
         }
     }
-    float *scratch = NULL;
-    size_t cap = 0, bytes = (dst->total ? dst->total : 1) * sizeof(float);
     float *dm[2] = {dst_m, dst_v};
     const float *sm[2] = {src_m, src_v};
     for (int k = 0; k < 2; k++)
-        if (dm[k]) dst->be->zero(dm[k], bytes);
+        if (dm[k]) params_buffer_zero(dst, dm[k], dst->total ? dst->total : 1);
     for (int i = 0; i < dst->n; i++) {
         int j = params_index(src, dst->tensors[i]->name);
         size_t n = dst->tensors[i]->numel, od = dst->offsets[i], os = src->offsets[j];
-        copy_floats(dst->be, dst->data + od, src->be, src->data + os, n, &scratch, &cap);
+        params_buffer_copy(dst, dst->data + od, src, src->data + os, n);
         for (int k = 0; k < 2; k++)
-            if (dm[k] && sm[k])
-                copy_floats(dst->be, dm[k] + od, src->be, sm[k] + os, n, &scratch, &cap);
+            if (dm[k] && sm[k]) params_buffer_copy(dst, dm[k] + od, src, sm[k] + os, n);
     }
-    free(scratch);
     return DISTILL_OK;
 }

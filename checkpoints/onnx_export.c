@@ -450,7 +450,7 @@ Status onnx_export(const Bert *m, const char *path, const OnnxExportOptions *opt
     const ParamStore *ps = m->params;
     if (ps->device.type != DEV_CPU) {
         host = xmalloc(ps->total * sizeof *host);
-        ps->be->copy(host, ps->data, ps->total * sizeof *host, COPY_D2H);
+        params_buffer_to_host(ps, ps->data, host, ps->total);
         x.host = host;
     }
 

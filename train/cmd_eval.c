@@ -63,7 +63,7 @@ static double time_latency(Ctx *c, Bert *m, const Dataset *ds, int bs, int rows,
             BertOutput o;
             bert_forward(c, m, &in, &req, &o);
             (void)o;
-            c->be->sync(); /* waits for the device */
+            ctx_sync(c); /* waits for the device */
             double dt = now_seconds() - t0;
             if (rep >= 0) samples[ns++] = dt / b.rows;
         }
@@ -219,17 +219,6 @@ static Status check_inputs(const LoadedModel *lm, const Bert *m, const Dataset *
     return DISTILL_OK;
 }
 
-/* 14350248 -> "14,350,248" */
-static const char *commas(unsigned long long v, char *buf, size_t n) {
-    char raw[32];
-    int len = snprintf(raw, sizeof raw, "%llu", v), k = 0;
-    for (int i = 0; i < len && (size_t)k + 2 < n; i++) {
-        if (i > 0 && (len - i) % 3 == 0) buf[k++] = ',';
-        buf[k++] = raw[i];
-    }
-    buf[k] = '\0';
-    return buf;
-}
 
 /* A positive integer option value; -1 when malformed. */
 static int parse_count(const char *s) {
@@ -394,7 +383,7 @@ int cmd_eval(int argc, char **argv) {
         char b[32];
         printf("model      %s (%d layers, hidden %d, %d heads, FFN %d; %s parameters)\n",
                model_path ? model_path : random_shape, m->cfg.num_hidden_layers, m->cfg.hidden_size,
-               m->cfg.num_attention_heads, m->cfg.intermediate_size, commas(nparams, b, sizeof b));
+               m->cfg.num_attention_heads, m->cfg.intermediate_size, fmt_count(nparams, b, sizeof b));
         printf("data       %s (%lld rows, max_seq %d; %s%lld truncated by distill prepare%s", data_path,
                (long long)ds->rows, file_max_seq, trunc_exact ? "" : "at most ", (long long)truncated,
                trunc_exact ? "" : ": the rows at max_seq, the file does not record it");

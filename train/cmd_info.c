@@ -31,17 +31,6 @@ static int fail(void) {
     return 1;
 }
 
-/* 14350248 -> "14,350,248" */
-static const char *commas(unsigned long long v, char *buf, size_t n) {
-    char raw[32];
-    int len = snprintf(raw, sizeof raw, "%llu", v), k = 0;
-    for (int i = 0; i < len && (size_t)k + 2 < n; i++) {
-        if (i > 0 && (len - i) % 3 == 0) buf[k++] = ',';
-        buf[k++] = raw[i];
-    }
-    buf[k] = '\0';
-    return buf;
-}
 
 static void print_config(const BertConfig *c, bool has_cls) {
     printf("model        %d layers, hidden %d, %d heads, intermediate %d, vocab %d, max positions "
@@ -113,7 +102,7 @@ static int info_folder(const char *dir, bool list) {
     if (rep.vocab_tokens >= 0) {
         char b[32];
         printf("vocab        %s tokens (vocab.txt), do_lower_case %s\n",
-               commas((unsigned long long)rep.vocab_tokens, b, sizeof b),
+               fmt_count((unsigned long long)rep.vocab_tokens, b, sizeof b),
                rep.do_lower_case < 0 ? "true (default: no tokenizer_config.json)"
                : rep.do_lower_case   ? "true" : "false");
     } else {
@@ -137,10 +126,10 @@ static int info_folder(const char *dir, bool list) {
                                             {"classifier", "classifier."}};
     char b[32];
     /* the tensors' own sizes: ps->total also counts the alignment padding between them */
-    printf("parameters   %s (", commas(params_count(ps, ""), b, sizeof b));
+    printf("parameters   %s (", fmt_count(params_count(ps, ""), b, sizeof b));
     for (int g = 0; g < 4; g++) {
         size_t n = params_count(ps, groups[g][1]);
-        if (n) printf("%s%s %s", g ? ", " : "", groups[g][0], commas(n, b, sizeof b));
+        if (n) printf("%s%s %s", g ? ", " : "", groups[g][0], fmt_count(n, b, sizeof b));
     }
     printf(")\n");
     printf("load         ok\n");

@@ -37,20 +37,6 @@ typedef struct Run {
     int evals_without_improvement;
 } Run;
 
-static char *config_to_string(const Config *cfg) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    DCHECK(f != NULL);
-    Status st = config_write_yaml(cfg, f);
-    fclose(f);
-    if (st != DISTILL_OK) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 /* Rank 0's status, known to every rank (a failed write on rank 0 stops all of them). */
 static Status agree(Run *r, Status st, const char *what) {
     if (r->comm->world == 1) return st;
@@ -95,9 +81,10 @@ static Status do_eval(Run *r) {
 }
 
 static void print_model(const char *role, const Bert *m) {
-    printf("%s: %d layers, hidden %d, %d heads, FFN %d, vocab %d, %d labels — %zu parameters\n", role,
+    char b[32];
+    printf("%s: %d layers, hidden %d, %d heads, FFN %d, vocab %d, %d labels — %s parameters\n", role,
            m->cfg.num_hidden_layers, m->cfg.hidden_size, m->cfg.num_attention_heads, m->cfg.intermediate_size,
-           m->cfg.vocab_size, m->cfg.num_labels, params_count(m->params, ""));
+           m->cfg.vocab_size, m->cfg.num_labels, fmt_count(params_count(m->params, ""), b, sizeof b));
 }
 
 static void print_run(Run *r) {
@@ -115,7 +102,8 @@ static void print_run(Run *r) {
         printf("world: 1 rank; device: %s, %d threads\n", devname, runtime_threads());
     if (t->teacher) print_model("teacher", t->teacher);
     print_model("student", t->student);
-    if (t->stores[1]) printf("projections: %zu parameters\n", params_count(t->stores[1], ""));
+    char b[32];
+    if (t->stores[1]) printf("projections: %s parameters\n", fmt_count(params_count(t->stores[1], ""), b, sizeof b));
     printf("losses:\n");
     loss_set_print(t->losses, stdout);
     int64_t spe = loader_steps_per_epoch(t->loader);
@@ -337,7 +325,7 @@ int cmd_train(int argc, char **argv) {
     }
 
     /* ---- the run directory (rank 0) ---- */
-    r->config_yaml = config_to_string(&t->cfg);
+    r->config_yaml = config_yaml_string(&t->cfg);
     st = r->config_yaml ? DISTILL_OK : DISTILL_ERR;
     if (st == DISTILL_OK && r->rank0) st = write_run_dir(r);
     if (agree(r, st, "writing the run directory") != DISTILL_OK) goto fail;

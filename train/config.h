@@ -199,6 +199,8 @@ Status config_check_models(const Config *cfg, const ConfigFacts *facts);
 /* Prints the fully resolved config as YAML: every key, defaults included. DISTILL_ERR (with a
  * message) if the stream fails. */
 Status config_write_yaml(const Config *cfg, FILE *f);
+/* The same as a string (malloc'd; NULL with an error). */
+char *config_yaml_string(const Config *cfg);
 
 /* "FILE:LINE:COLUMN" (or "--set ...") where `key` (e.g. "student.heads", "losses[1]") or its
  * nearest enclosing key was set; the config file's name when none was. Valid while cfg lives. */

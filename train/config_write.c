@@ -301,3 +301,17 @@ Status config_write_yaml(const Config *c, FILE *f) {
     yaml_emitter_delete(&w.em);
     return st;
 }
+
+char *config_yaml_string(const Config *cfg) {
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    DCHECK(f != NULL);
+    Status st = config_write_yaml(cfg, f);
+    fclose(f);
+    if (st != DISTILL_OK) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}

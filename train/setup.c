@@ -194,12 +194,3 @@ ConfigModelFacts setup_facts(const Bert *m) {
     f.num_labels = m->cfg.num_labels;
     return f;
 }
-
-/* Kept for callers not yet switched: cfg->losses already are the LossSpecs (layers: last is
- * LOSS_MAP_LAST, resolved by loss_set_build), so this is a copy. */
-Status setup_loss_specs(const Config *cfg, const Bert *student, const Bert *teacher, LossSpec *specs) {
-    (void)student;
-    (void)teacher;
-    memcpy(specs, cfg->losses, (size_t)cfg->n_losses * sizeof *specs);
-    return DISTILL_OK;
-}

@@ -28,10 +28,6 @@ Status setup_teacher(const Config *cfg, Device device, const SetupData *data, Be
 Status setup_student(const Config *cfg, Device device, const SetupData *data, const Bert *teacher,
                      Bert **out);
 
-/* DEPRECATED, a copy: cfg->losses are losses/' own LossSpecs, so pass them straight to
- * loss_set_build(cfg->losses, cfg->n_losses, ...). Kept until trainer.c and cmd_bench.c switch. */
-Status setup_loss_specs(const Config *cfg, const Bert *student, const Bert *teacher, LossSpec *specs);
-
 /* The facts config_check_models wants, from a built model. */
 ConfigModelFacts setup_facts(const Bert *m);
 

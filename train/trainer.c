@@ -154,24 +154,10 @@ static Status hash_file(const char *path, uint64_t *h) {
     return DISTILL_OK;
 }
 
-static char *config_text(const Config *cfg) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    DCHECK(f != NULL);
-    Status st = config_write_yaml(cfg, f);
-    fclose(f);
-    if (st != DISTILL_OK) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
 /* Every rank must train the same job: the resolved config and the data files, hashed. */
 static Status check_same_job(Trainer *t) {
     if (t->comm->world == 1) return DISTILL_OK;
-    char *text = config_text(&t->cfg);
+    char *text = config_yaml_string(&t->cfg);
     uint64_t h = 0xcbf29ce484222325ull;
     Status st = text ? DISTILL_OK : DISTILL_ERR;
     if (text) h = fnv1a(h, text, strlen(text));
@@ -299,15 +285,9 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
                           config_where(cfg, "data.batch_size"), cfg->data.batch_size, R);
         goto fail;
     }
-    {
-        LossSpec *specs = xcalloc((size_t)cfg->n_losses, sizeof *specs);
-        Status st = setup_loss_specs(cfg, t->student, t->teacher, specs);
-        if (st == DISTILL_OK)
-            st = loss_set_build(specs, cfg->n_losses, &t->student->cfg, t->teacher ? &t->teacher->cfg : NULL,
-                                t->device, cfg->run.seed ^ 0x9B0Full, &t->losses);
-        free(specs);
-        if (st != DISTILL_OK) goto fail;
-    }
+    if (loss_set_build(cfg->losses, cfg->n_losses, &t->student->cfg, t->teacher ? &t->teacher->cfg : NULL, t->device,
+                       cfg->run.seed ^ 0x9B0Full, &t->losses) != DISTILL_OK)
+        goto fail;
     t->stores[0] = t->student->params;
     t->stores[1] = loss_set_params(t->losses);
     t->n_stores = t->stores[1] ? 2 : 1;
