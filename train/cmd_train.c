@@ -93,13 +93,15 @@ static void print_run(Run *r) {
     Comm *comm = r->comm;
     char devname[32];
     device_str(t->device, devname, sizeof devname);
-    printf("# distill: resolved config (%s)\n%s", cfg->source, r->config_yaml);
+    /* the world first: how many processes, how they talk, on what */
     if (comm->world > 1)
-        printf("world: %d ranks (%s), %d on this node, gradients reduced with %s; rank 0 on %s, %d threads per rank\n",
-               comm->world, comm_describe(comm), comm->local_world, comm_kind_name(comm->kind), devname,
-               runtime_threads());
+        printf("world: %d ranks (launcher variable %s), %d on this node; gradients all-reduced with %s; "
+               "devices: %s on every rank (rank 0: %s), %d threads per rank\n",
+               comm->world, comm_describe(comm), comm->local_world, comm_kind_name(comm->kind),
+               t->device.type == DEV_CUDA ? "cuda:<local rank>" : "cpu", devname, runtime_threads());
     else
         printf("world: 1 rank; device: %s, %d threads\n", devname, runtime_threads());
+    printf("# distill: resolved config (%s)\n%s", cfg->source, r->config_yaml);
     if (t->teacher) print_model("teacher", t->teacher);
     print_model("student", t->student);
     char b[32];
