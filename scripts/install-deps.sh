@@ -39,7 +39,7 @@ APT_PACKAGES=(
   build-essential cmake pkg-config
   libopenblas-dev libopenblas-openmp-dev libhdf5-dev libyaml-dev libutf8proc-dev libcjson-dev
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-  libopenmpi-dev openmpi-bin libssl-dev
+  libopenmpi-dev openmpi-bin libssl-dev libdnnl-dev
   python3-torch python3-numpy python3-h5py python3-venv python3-pip python3-matplotlib
 )
 PIP_PACKAGES=(tokenizers safetensors onnxruntime onnx)

@@ -12,7 +12,7 @@ target_link_libraries(test_config PRIVATE distill_train)
 
 set(DISTILL_CONFIG_BAD_FIXTURES
   beta_range
-  bf16_on_cpu
+  precision_model_enum
   bool_wrong_type
   data_dev_not_found
   data_train_absent
@@ -112,7 +112,7 @@ set(DISTILL_CONFIG_CASES
   models_pair_student_layer models_pair_teacher_layer models_logits_no_classifier
   models_logits_label_count models_hard_ce_no_labels models_hard_ce_regression_labels
   models_mse_class_labels models_too_many_classes
-  models_metric_dev_unlabelled models_metric_regression models_world_size models_bf16_cpu
+  models_metric_dev_unlabelled models_metric_regression models_world_size models_bf16_cpu models_bf16_cuda models_bf16_teacher_cuda
   models_student_shape_mismatch models_teacher_shape_mismatch models_teacher_layers_too_deep
 )
 add_test(NAME config_readme_example COMMAND test_config readme_example ${CMAKE_SOURCE_DIR}/configs/README.md)

@@ -799,9 +799,13 @@ static const ModelsCase MODELS_CASES[] = {
      "--set train.metric=f1: train.metric: expected pearson, spearman or loss for regression labels, found f1"},
     {"models_world_size", NULL, {NULL},
      "cfg.yaml:3:7: data.batch_size: expected a multiple of the 3 ranks (it is the global batch), found 32"},
-    {"models_bf16_cpu", NULL, {"device=auto", "precision=bf16"},
-     "--set precision=bf16: precision: expected fp32 when the run is on the CPU (device: auto resolved to cpu), "
+    {"models_bf16_cuda", NULL, {"device=auto", "precision=bf16"},
+     "cfg.yaml:2:10: student.precision: expected fp32 on a CUDA device (the CUDA backend has no bf16 GEMMs yet), "
      "found bf16"},
+    {"models_bf16_teacher_cuda", NULL, {"device=auto", "teacher.precision=bf16"},
+     "--set teacher.precision=bf16: teacher.precision: expected fp32 on a CUDA device (the CUDA backend has no bf16 "
+     "GEMMs yet), found bf16"},
+    {"models_bf16_cpu", NULL, {"device=auto", "precision=bf16"}, NULL},
     {"models_student_shape_mismatch",
      "teacher: {path: teacher}\nstudent: {init: ckpt.h5, hidden: 312}\ndata: {train: data/train.h5}\n", {NULL},
      "cfg.yaml:2:34: student.hidden: expected 384 as the student checkpoint has (or auto), found 312"},
@@ -834,6 +838,7 @@ static void case_facts(const char *name, ConfigFacts *f) {
     if (!strcmp(name, "models_metric_dev_unlabelled")) f->dev_has_labels = false;
     if (!strcmp(name, "models_metric_regression")) f->data_regression = true;
     if (!strcmp(name, "models_world_size")) f->world_size = 3;
+    if (!strncmp(name, "models_bf16_", 12) && strstr(name, "cuda")) f->on_cuda = true;
     if (!strcmp(name, "models_student_shape_mismatch")) f->student = (ConfigModelFacts){6, 384, 12, 1536, 512, 30522, 2, 2};
 }
 

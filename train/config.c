@@ -30,10 +30,10 @@ static const char *const TOP_KEYS[] = {"task", "run", "device", "precision", "th
 static const char *const RUN_KEYS[] = {"name", "dir", "seed", "overwrite", NULL};
 static const char *const TEACHER_KEYS[] = {"path", "init", "layers", "hidden", "heads", "intermediate",
                                            "max_position", "vocab_size", "type_vocab_size", "num_labels",
-                                           "layer_norm_eps", "initializer_range", NULL};
+                                           "layer_norm_eps", "initializer_range", "precision", NULL};
 static const char *const STUDENT_KEYS[] = {"init", "layers", "hidden", "heads", "intermediate", "max_position",
                                            "vocab_size", "type_vocab_size", "num_labels", "dropout",
-                                           "attention_dropout", "layer_norm_eps", "initializer_range", NULL};
+                                           "attention_dropout", "layer_norm_eps", "initializer_range", "precision", NULL};
 static const char *const DATA_KEYS[] = {"train", "dev", "test", "batch_size", "eval_batch_size", "shuffle",
                                         "drop_last", "max_seq", NULL};
 static const char *const SCHEDULE_KEYS[] = {"start", "end", "over", NULL};
@@ -287,6 +287,7 @@ static void model_defaults(ConfigModel *m, ConfigInit init) {
     m->max_position = m->vocab_size = m->type_vocab_size = m->num_labels = CONFIG_AUTO;
     m->dropout = m->attention_dropout = CONFIG_AUTO;
     m->layer_norm_eps = m->initializer_range = CONFIG_AUTO;
+    m->precision = CONFIG_AUTO;
 }
 
 static void config_defaults(Config *c, const char *path) {
@@ -484,6 +485,7 @@ static Status rd_model(Rd *r, const YNode *node, const char *sec, bool teacher) 
         rd_num(r, node, sec, "layer_norm_eps", 0, true, 1, true, true, &m->layer_norm_eps) ||
         rd_num(r, node, sec, "initializer_range", 0, true, INFINITY, false, true, &m->initializer_range))
         return DISTILL_ERR;
+    RD_ENUM(r, node, sec, "precision", CONFIG_PRECISION_NAMES, m->precision);
     if (!teacher && (rd_num(r, node, sec, "dropout", 0, false, 1, true, true, &m->dropout) ||
                      rd_num(r, node, sec, "attention_dropout", 0, false, 1, true, true, &m->attention_dropout)))
         return DISTILL_ERR;
@@ -779,9 +781,6 @@ static Status check_combinations(Rd *r, const YNode *root) {
     if (c->student.init == CONFIG_INIT_TEACHER_LAYERS && c->teacher.init == CONFIG_INIT_NONE)
         return yfail(&r->src, at_key(ymap_get(root, "student", NULL), "init"), "student.init",
                      "expected random or a path without a teacher, found teacher_layers");
-    if (c->device == CONFIG_DEVICE_CPU && c->precision == CONFIG_PRECISION_BF16)
-        return yfail(&r->src, at_key(root, "precision"), "precision", "expected fp32 on device: cpu (the CPU "
-                     "backend computes in fp32), found bf16");
 
     bool any_teacher_loss = false, has_hard = false, has_mse = false;
     double total = 0;
@@ -870,6 +869,9 @@ static Status decode(Rd *r, const YNode *root) {
     if (rd_model(r, v, "teacher", true)) return DISTILL_ERR;
     v = value_of(r, root, "", "student", kp, sizeof kp);
     if (rd_model(r, v, "student", false)) return DISTILL_ERR;
+    /* teacher.precision and student.precision override the top-level precision */
+    if (c->teacher.precision == CONFIG_AUTO) c->teacher.precision = c->precision;
+    if (c->student.precision == CONFIG_AUTO) c->student.precision = c->precision;
     v = value_of(r, root, "", "data", kp, sizeof kp);
     if (rd_data(r, v)) return DISTILL_ERR;
     v = value_of(r, root, "", "losses", kp, sizeof kp);

@@ -78,6 +78,9 @@ typedef struct ConfigModel {
     double attention_dropout; /* attention_probs_dropout_prob, [0, 1) */
     double layer_norm_eps;  /* > 0 */
     double initializer_range; /* std of the normal initialisation, > 0 */
+    /* ConfigPrecision of this model's GEMMs; after loading never CONFIG_AUTO: an absent key takes
+     * the top-level `precision` (teacher.precision / student.precision override it). */
+    int precision;
 } ConfigModel;
 
 typedef struct ConfigRun {

@@ -1,0 +1,217 @@
+/*
+ * cpu_dnnl.c — bf16 GEMMs on the CPU through oneDNN's matmul (DESIGN §2, §8: "bf16 = bf16 GEMM
+ * inputs with fp32 accumulation").
+ *
+ * cpu_gemm_bf16 has the gemm kernel's contract (backend.h): C_b = alpha * op(A_b) op(B_b) +
+ * beta * C_b for b < batch, with A, B and C fp32 in memory. A and B are rounded to bf16 (round to
+ * nearest even, as torch's .to(torch.bfloat16)) into packed row-major scratch buffers
+ * (op(A): [batch_a, m, k], op(B): [batch_b, k, n], batch_x = 1 when its stride is 0, which
+ * oneDNN broadcasts); the product accumulates in fp32 and C stays fp32. Each shape's primitive is
+ * created once and kept in a small cache (key: every size, stride and scalar that shapes the
+ * primitive), so a training step creates none after the first.
+ *
+ * oneDNN uses AMX where the CPU has it and AVX512-BF16 otherwise; below that it would emulate
+ * bf16, slowly, so cpu_bf16_supported refuses instead. The library runs on OpenMP (Debian's
+ * build), the engine's own thread pool.
+ */
+#include <dnnl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu_dnnl.h"
+
+static dnnl_engine_t g_engine;
+static dnnl_stream_t g_stream;
+
+static void dnnl_check(dnnl_status_t s, const char *what) {
+    if (s != dnnl_success) {
+        fprintf(stderr, "distill: internal error: oneDNN %s failed (status %d)\n", what, (int)s);
+        abort();
+    }
+}
+
+static void ensure_engine(void) {
+    if (g_engine) return;
+    dnnl_check(dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine creation");
+    dnnl_check(dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags), "stream creation");
+}
+
+const char *cpu_gemm_isa_name(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_sse41: return "sse41";
+    default: return "other";
+    }
+}
+
+bool cpu_bf16_supported(char *why, size_t n) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    bool ok = isa == dnnl_cpu_isa_avx512_core_bf16 || isa == dnnl_cpu_isa_avx512_core_amx;
+    if (!ok && why)
+        snprintf(why, n, "this CPU has no bf16 instructions (oneDNN's best ISA here is %s; bf16 needs "
+                 "AVX512-BF16 or AMX), and emulating them would be slower than fp32", cpu_gemm_isa_name());
+    return ok;
+}
+
+/* ------------------------------------------------------------------ fp32 -> bf16 packing */
+
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+/* dst[r][c] (rows x cols, row-major) = src element (r, c) of a matrix stored with leading
+ * dimension ld, transposed when t (element (r, c) at src[c * ld + r]). */
+static void pack(uint16_t *dst, const float *src, int rows, int cols, int ld, int t) {
+    if (!t) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = to_bf16(src[(size_t)r * ld + c]);
+    } else {
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = to_bf16(src[(size_t)c * ld + r]);
+    }
+}
+
+static uint16_t *scratch(uint16_t **buf, size_t *cap, size_t n) {
+    if (*cap < n) {
+        free(*buf);
+        *buf = malloc(n * sizeof(uint16_t));
+        if (!*buf) {
+            fprintf(stderr, "distill: out of memory (%zu bytes for bf16 GEMM inputs)\n", n * sizeof(uint16_t));
+            abort();
+        }
+        *cap = n;
+    }
+    return *buf;
+}
+
+/* ------------------------------------------------------------------ primitive cache */
+
+typedef struct {
+    int m, n, k, batch, ba, bb, ldc;
+    long long sc;
+    float alpha, beta;
+} Key;
+
+typedef struct {
+    Key key;
+    bool used;
+    unsigned long long last;
+    dnnl_primitive_t prim;
+    dnnl_memory_t src, wei, dst;
+} Entry;
+
+#define CACHE_SIZE 96
+static Entry g_cache[CACHE_SIZE];
+static unsigned long long g_tick;
+
+static bool key_eq(const Key *a, const Key *b) {
+    return a->m == b->m && a->n == b->n && a->k == b->k && a->batch == b->batch && a->ba == b->ba &&
+           a->bb == b->bb && a->ldc == b->ldc && a->sc == b->sc && a->alpha == b->alpha && a->beta == b->beta;
+}
+
+static void entry_free(Entry *e) {
+    if (!e->used) return;
+    dnnl_primitive_destroy(e->prim);
+    dnnl_memory_destroy(e->src);
+    dnnl_memory_destroy(e->wei);
+    dnnl_memory_destroy(e->dst);
+    e->used = false;
+}
+
+static Entry *get_entry(const Key *k) {
+    Entry *victim = &g_cache[0];
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        Entry *e = &g_cache[i];
+        if (e->used && key_eq(&e->key, k)) {
+            e->last = ++g_tick;
+            return e;
+        }
+        if (!e->used || (victim->used && e->last < victim->last)) victim = e;
+    }
+    entry_free(victim);
+    ensure_engine();
+    dnnl_dims_t sd = {k->ba, k->m, k->k}, wd = {k->bb, k->k, k->n}, dd = {k->batch, k->m, k->n};
+    dnnl_dims_t dstr = {k->sc, k->ldc, 1};
+    dnnl_memory_desc_t smd, wmd, dmd;
+    dnnl_check(dnnl_memory_desc_init_by_tag(&smd, 3, sd, dnnl_bf16, dnnl_abc), "src desc");
+    dnnl_check(dnnl_memory_desc_init_by_tag(&wmd, 3, wd, dnnl_bf16, dnnl_abc), "weights desc");
+    dnnl_check(dnnl_memory_desc_init_by_strides(&dmd, 3, dd, dnnl_f32, dstr), "dst desc");
+    dnnl_matmul_desc_t md;
+    dnnl_check(dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd), "matmul desc");
+    dnnl_primitive_attr_t attr;
+    dnnl_check(dnnl_primitive_attr_create(&attr), "attr");
+    if (k->alpha != 1.0f) dnnl_check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha), "output scale");
+    if (k->beta != 0.0f) {
+        dnnl_post_ops_t po;
+        dnnl_check(dnnl_post_ops_create(&po), "post-ops");
+        dnnl_check(dnnl_post_ops_append_sum(po, k->beta), "sum post-op");
+        dnnl_check(dnnl_primitive_attr_set_post_ops(attr, po), "set post-ops");
+        dnnl_post_ops_destroy(po);
+    }
+    dnnl_primitive_desc_t pd;
+    dnnl_check(dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL), "matmul primitive desc");
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_check(dnnl_primitive_create(&victim->prim, pd), "matmul primitive");
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_check(dnnl_memory_create(&victim->src, &smd, g_engine, DNNL_MEMORY_NONE), "src memory");
+    dnnl_check(dnnl_memory_create(&victim->wei, &wmd, g_engine, DNNL_MEMORY_NONE), "weights memory");
+    dnnl_check(dnnl_memory_create(&victim->dst, &dmd, g_engine, DNNL_MEMORY_NONE), "dst memory");
+    victim->key = *k;
+    victim->used = true;
+    victim->last = ++g_tick;
+    return victim;
+}
+
+/* ------------------------------------------------------------------ the GEMM */
+
+static uint16_t *g_abuf, *g_bbuf;
+static size_t g_acap, g_bcap;
+
+void cpu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
+                   const float *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc, int batch) {
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    if (batch > 1 && sc == 0) {
+        /* every product accumulates into the same C: one batch at a time */
+        for (int i = 0; i < batch; i++)
+            cpu_gemm_bf16(ta, tb, m, n, k, alpha, a + i * sa, lda, 0, b + i * sb, ldb, 0, i == 0 ? beta : 1.0f, c,
+                          ldc, 0, 1);
+        return;
+    }
+    if (k <= 0) { /* an empty product: C = beta * C */
+        for (int i = 0; i < batch; i++)
+            for (int r = 0; r < m; r++)
+                for (int j = 0; j < n; j++) {
+                    float *p = c + i * sc + (size_t)r * ldc + j;
+                    *p = beta == 0.0f ? 0.0f : beta * *p;
+                }
+        return;
+    }
+    int ba = batch > 1 && sa != 0 ? batch : 1, bb = batch > 1 && sb != 0 ? batch : 1;
+    uint16_t *ap = scratch(&g_abuf, &g_acap, (size_t)ba * m * k);
+    uint16_t *bp = scratch(&g_bbuf, &g_bcap, (size_t)bb * k * n);
+    for (int i = 0; i < ba; i++) pack(ap + (size_t)i * m * k, a + i * sa, m, k, lda, ta);
+    for (int i = 0; i < bb; i++) pack(bp + (size_t)i * k * n, b + i * sb, k, n, ldb, tb);
+    Key key = {.m = m, .n = n, .k = k, .batch = batch, .ba = ba, .bb = bb, .ldc = ldc, .sc = batch > 1 ? sc : (long long)m * ldc,
+               .alpha = alpha, .beta = beta};
+    Entry *e = get_entry(&key);
+    dnnl_check(dnnl_memory_set_data_handle(e->src, ap), "src handle");
+    dnnl_check(dnnl_memory_set_data_handle(e->wei, bp), "weights handle");
+    dnnl_check(dnnl_memory_set_data_handle(e->dst, c), "dst handle");
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst}};
+    dnnl_check(dnnl_primitive_execute(e->prim, g_stream, 3, args), "matmul");
+    dnnl_check(dnnl_stream_wait(g_stream), "stream wait");
+}
