@@ -15,7 +15,8 @@
 #    torch is reused. PyPI's default Linux wheel depends on the CUDA libraries, so the first install
 #    downloads ~3 GB and takes ~5.3 GB on disk; only this script uses it — distill never does.
 #    If the install fails (no network), the PyPI columns read n/a with the reason.
-# 3. Runs bench_gemm (SGEMM and oneDNN bf16 at M = batch*seq of each row), then the alternation.
+# 3. Runs the alternation, with bench_gemm (SGEMM and oneDNN bf16 at M = batch*seq of each row)
+#    before and after it.
 #
 # --smoke: tiny models, one tiny row, one round, Debian's PyTorch only, no venv, no build when
 # DISTILL/BENCH_GEMM are given (tests/bench.cmake runs it so; ~10 s). --no-pypi: skip step 2.
@@ -31,14 +32,12 @@ DEBIAN_PYTHON=${DEBIAN_PYTHON:-/usr/bin/python3}
 THREADS=${THREADS:-$(nproc)}
 SMOKE=0
 PYPI=1
-ROWS=8x128,32x128,8x32
 PASS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1; PYPI=0; PASS+=(--smoke) ;;
         --no-pypi) PYPI=0 ;;
-        --rows) ROWS=$2; PASS+=(--rows "$2"); shift ;;
-        --rounds|--steps|--json-out) PASS+=("$1" "$2"); shift ;;
+        --rows|--rounds|--steps|--json-out) PASS+=("$1" "$2"); shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench_vs_torch.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
@@ -75,17 +74,9 @@ if [ "$PYPI" = 1 ]; then
     fi
 fi
 
-# 3. GEMM peaks, then the alternation
+# 3. the alternation, with the GEMM rates measured before and after it
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
-GEMM_JSON=$(mktemp)
-trap 'rm -f "$GEMM_JSON"' EXIT
-if [ "$SMOKE" = 1 ]; then
-    "$BENCH_GEMM" --smoke >"$GEMM_JSON"
-else
-    TOKENS=$(echo "$ROWS" | tr ',' '\n' | awk -Fx '{print $1*$2}' | sort -nu | paste -sd,)
-    log "GEMM rates at M = $TOKENS (load $(cut -d' ' -f1-3 /proc/loadavg))"
-    "$BENCH_GEMM" --tokens "$TOKENS" >"$GEMM_JSON"
-fi
-python3 "$ROOT/scripts/bench_vs_torch.py" --distill "$DISTILL" --gemm-json "$GEMM_JSON" \
+log "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 "$ROOT/scripts/bench_vs_torch.py" --distill "$DISTILL" --bench-gemm "$BENCH_GEMM" \
     --pypi-python "$PYPI_PY" --pypi-reason "$PYPI_REASON" --debian-python "$DEBIAN_PYTHON" \
     --threads "$THREADS" "${PASS[@]}"
