@@ -10,15 +10,19 @@
 #
 # Usage: bash scripts/demo.sh
 # Environment:
-#   DISTILL_TEACHER_STEPS / DISTILL_STUDENT_STEPS   optimizer steps (defaults: the configs' values)
+#   DISTILL_TEACHER_STEPS / DISTILL_STUDENT_STEPS   optimizer steps (defaults: the configs' values;
+#                                                   the README test runs 20 of each)
 #   DISTILL_SKIP_INSTALL=1                          skip scripts/install-deps.sh
-#   DISTILL_RUNS                                    where runs go (default: runs)
+#   DISTILL_RUNS                                    where runs go (default: runs/demo: data/, teacher/,
+#                                                   tiny/, eval.jsonl, results.md; the configs' own
+#                                                   run.dir, runs/teacher and runs/tiny, stay free
+#                                                   for the README's quick start)
 #   DISTILL_EXTRA_SETS                              more "key=value" overrides for both runs
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 SHARED="${DISTILL_SHARED_DATA:-$ROOT/../shared/data}"
-RUNS="${DISTILL_RUNS:-runs}"
+RUNS="${DISTILL_RUNS:-runs/demo}"
 t0=$(date +%s)
 say() { printf '\n== demo: %s (%ds)\n' "$*" "$(($(date +%s) - t0))"; }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """plot_metrics.py — draw a run's metrics.jsonl: loss terms and dev metrics against the step.
 
-    python3 scripts/plot_metrics.py RUN_DIR [--out FILE.png] [--linear]
+    .venv/bin/python scripts/plot_metrics.py RUN_DIR [--out FILE.png] [--linear]
 
 Reads RUN_DIR/metrics.jsonl (written by `distill --config ...`: one JSON object per logged step,
 {"step", "epoch", "loss", <one key per loss term>, "lr", "grad_norm", "tokens_per_s", "time_s"},
@@ -11,7 +11,8 @@ and one per evaluation, {"step", "split", "eval_loss", <metrics>, "n", "best"}) 
           optimizer step; log scale when the values span more than a factor 30 (--linear: never);
   bottom  the dev metrics against the step: accuracy, F1 and MCC for classification, Pearson and
           Spearman for regression; the best evaluations ringed; a test evaluation as a star.
-Needs matplotlib (Debian's python3-matplotlib); draws with the Agg backend, no display needed.
+Needs matplotlib (Debian's python3-matplotlib, seen by the project's .venv; another python3 without
+it re-runs the script with .venv/bin/python); draws with the Agg backend, no display needed.
 Errors (no metrics.jsonl, a line that is not JSON, no step records) go to stderr with exit 1, and
 nothing is written; the PNG is written to a temporary name and renamed, so it is whole or absent.
 """
@@ -87,7 +88,15 @@ def main():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        fail("matplotlib is not installed (Debian: apt-get install python3-matplotlib)")
+        # Run by another Python (a pyenv or conda python3): the project's venv sees Debian's
+        # python3-matplotlib, so re-run there once when it exists.
+        venv_py = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".venv", "bin", "python")
+        if os.path.exists(venv_py) and not os.environ.get("DISTILL_PLOT_REEXEC"):
+            os.environ["DISTILL_PLOT_REEXEC"] = "1"
+            os.execv(venv_py, [venv_py, os.path.abspath(__file__)] + sys.argv[1:])
+        fail("matplotlib is not importable by %s; run this script with the project's venv, "
+             ".venv/bin/python scripts/plot_metrics.py (bash scripts/install-deps.sh makes it, with "
+             "Debian's python3-matplotlib)" % sys.executable)
 
     fig, (ax_loss, ax_eval) = plt.subplots(2, 1, figsize=(9, 7.5), sharex=True,
                                            gridspec_kw={"height_ratios": [3, 2]})
