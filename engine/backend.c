@@ -25,3 +25,17 @@ bool backend_cuda_available(void) {
 const Backend *backend_for(DeviceType type) {
     return type == DEV_CPU ? backend_cpu() : backend_cuda();
 }
+
+const char *backend_missing_entry(const Backend *be) {
+    if (!be->device_count) return "device_count";
+    if (!be->init) return "init";
+    if (!be->device_name) return "device_name";
+    if (!be->alloc) return "alloc";
+    if (!be->free) return "free";
+    if (!be->zero) return "zero";
+    if (!be->copy) return "copy";
+    if (!be->sync) return "sync";
+#define DISTILL_KERNEL(ret, name, params) if (!be->name) return #name;
+#include "kernels.def"
+    return NULL;
+}

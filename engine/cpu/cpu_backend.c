@@ -3,8 +3,9 @@
  * OpenBLAS, the deterministic f64 sum of squares, AdamW, and the kernels of cpu_kernels.c and
  * cpu_losses.c.
  *
- * Promises: every entry of the table is filled. GEMM is called from the host thread only (never
- * inside an OpenMP region, so OpenBLAS's own threads never nest with ours). sumsq sums fixed chunks
+ * Promises: every entry of the table is filled (the kernel entries are generated from
+ * engine/kernels.def). GEMM is called from the host thread only (never inside an OpenMP region, so
+ * OpenBLAS's own threads never nest with ours). sumsq sums fixed chunks
  * of CPU_SUM_CHUNK elements in f64 and adds the chunk sums in order, so its result does not depend
  * on the thread count. AdamW follows torch.optim.AdamW exactly (decoupled weight decay applied
  * before the moment update, bias corrections supplied by the caller).
@@ -89,10 +90,10 @@ static void cpu_sync(void) {}
 /* C_b = alpha op(A_b) op(B_b) + beta C_b for each b, row-major, one cblas_sgemm per batch entry.
  * A batch entry with stride_c == 0 accumulates into the same C in order (used by callers that sum
  * a shared operand's gradient over the batch). */
-static void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha,
-                     const float *a, int lda, long long stride_a,
-                     const float *b, int ldb, long long stride_b,
-                     float beta, float *c, int ldc, long long stride_c, int batch) {
+void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha,
+              const float *a, int lda, long long stride_a,
+              const float *b, int ldb, long long stride_b,
+              float beta, float *c, int ldc, long long stride_c, int batch) {
     if (m <= 0 || n <= 0 || batch <= 0) return;
     for (int i = 0; i < batch; i++) {
         float *ci = c + (long long)i * stride_c;
@@ -111,7 +112,7 @@ static void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha,
 
 /* ---------------------------------------------------------------- reductions, optimizer */
 
-static double cpu_sumsq(const float *x, size_t n) {
+double cpu_sumsq(const float *x, size_t n) {
     if (n == 0) return 0.0;
     size_t nch = (n + CPU_SUM_CHUNK - 1) / CPU_SUM_CHUNK;
     double *part = cpu_scratch(nch * sizeof(double));
@@ -132,8 +133,8 @@ static double cpu_sumsq(const float *x, size_t n) {
  *   p = p * (1 - lr*wd)
  *   m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g^2
  *   p = p - (lr/bc1) * m / (sqrt(v)/sqrt(bc2) + eps)          */
-static void cpu_adamw(float *p, float *m, float *v, const float *g, size_t n, float lr, float beta1,
-                      float beta2, float eps, float wd, float bc1, float bc2, float grad_scale) {
+void cpu_adamw(float *p, float *m, float *v, const float *g, size_t n, float lr, float beta1,
+               float beta2, float eps, float wd, float bc1, float bc2, float grad_scale) {
     const float decay = 1.0f - lr * wd;
     const float step = lr / bc1;
     const float sqrt_bc2 = sqrtf(bc2);
@@ -162,40 +163,9 @@ static const Backend g_cpu = {
     .zero = cpu_zero,
     .copy = cpu_copy,
     .sync = cpu_sync,
-    .gemm = cpu_gemm,
-    .embedding_fwd = cpu_embedding_fwd,
-    .embedding_bwd = cpu_embedding_bwd,
-    .bias_add = cpu_bias_add,
-    .bias_bwd = cpu_bias_bwd,
-    .add = cpu_add,
-    .axpy = cpu_axpy,
-    .scale = cpu_scale,
-    .layernorm_fwd = cpu_layernorm_fwd,
-    .layernorm_bwd = cpu_layernorm_bwd,
-    .gelu_fwd = cpu_gelu_fwd,
-    .gelu_bwd = cpu_gelu_bwd,
-    .tanh_fwd = cpu_tanh_fwd,
-    .tanh_bwd = cpu_tanh_bwd,
-    .scale_mask = cpu_scale_mask,
-    .softmax_fwd = cpu_softmax_fwd,
-    .softmax_bwd = cpu_softmax_bwd,
-    .scale_mask_softmax_fwd = cpu_scale_mask_softmax_fwd,
-    .dropout_fwd = cpu_dropout_fwd,
-    .dropout_bwd = cpu_dropout_bwd,
-    .take_token_fwd = cpu_take_token_fwd,
-    .take_token_bwd = cpu_take_token_bwd,
-    .mean_pool_fwd = cpu_mean_pool_fwd,
-    .mean_pool_bwd = cpu_mean_pool_bwd,
-    .xent_fwd = cpu_xent_fwd,
-    .xent_bwd = cpu_xent_bwd,
-    .mse_fwd = cpu_mse_fwd,
-    .mse_bwd = cpu_mse_bwd,
-    .cosine_fwd = cpu_cosine_fwd,
-    .cosine_bwd = cpu_cosine_bwd,
-    .kl_probs_fwd = cpu_kl_probs_fwd,
-    .kl_probs_bwd = cpu_kl_probs_bwd,
-    .sumsq = cpu_sumsq,
-    .adamw = cpu_adamw,
+    /* every kernel of engine/kernels.def, each as cpu_<name> */
+#define DISTILL_KERNEL(ret, name, params) .name = cpu_##name,
+#include "engine/kernels.def"
 };
 
 const Backend *distill_cpu_backend(void) { return &g_cpu; }

@@ -15,7 +15,8 @@
  *   - gemm has the CPU backend's exact contract: row-major, per batch entry
  *     C_b = alpha op(A_b) op(B_b) + beta C_b, including stride_c == 0 (entries accumulate into one
  *     C in batch order) and k == 0 (C = beta C, 0 when beta == 0).
- *   - Entries not written for CUDA stay NULL; the op layer reports them as not supported.
+ *   - Every entry is filled: the kernel entries are generated from engine/kernels.def, each as
+ *     cu_<name>, and the table is complete without a device (tests/test_cuda_backend.c checks it).
  * One process drives one device (one process per GPU, see DESIGN.md §8).
  */
 #include "engine/cuda/cuda_internal.h"
@@ -201,10 +202,10 @@ static __global__ void gemm_scale_c_kernel(float *c, int m, int n, int ldc, floa
 /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: a row-major X stored with
  * leading dim ldX is, read column-major, X^T with the same leading dim. So cuBLAS gets B first,
  * A second, with m and n swapped and the same transpose flags. */
-static void cuda_gemm(int ta, int tb, int m, int n, int k, float alpha,
-                      const float *a, int lda, long long stride_a,
-                      const float *b, int ldb, long long stride_b,
-                      float beta, float *c, int ldc, long long stride_c, int batch) {
+void cu_gemm(int ta, int tb, int m, int n, int k, float alpha,
+             const float *a, int lda, long long stride_a,
+             const float *b, int ldb, long long stride_b,
+             float beta, float *c, int ldc, long long stride_c, int batch) {
     if (m <= 0 || n <= 0 || batch <= 0) return;
     cudaStream_t st = cuda_stream();
     if (k <= 0) {
@@ -250,43 +251,12 @@ extern "C" const Backend *distill_cuda_backend(void) {
     t->zero = cuda_zero;
     t->copy = cuda_copy;
     t->sync = cuda_sync;
-    t->gemm = cuda_gemm;
-
-    t->embedding_fwd = cu_embedding_fwd;
-    t->embedding_bwd = cu_embedding_bwd;
-    t->bias_add = cu_bias_add;
-    t->bias_bwd = cu_bias_bwd;
-    t->add = cu_add;
-    t->axpy = cu_axpy;
-    t->scale = cu_scale;
-    t->layernorm_fwd = cu_layernorm_fwd;
-    t->layernorm_bwd = cu_layernorm_bwd;
-    t->gelu_fwd = cu_gelu_fwd;
-    t->gelu_bwd = cu_gelu_bwd;
-    t->tanh_fwd = cu_tanh_fwd;
-    t->tanh_bwd = cu_tanh_bwd;
-    t->scale_mask = cu_scale_mask;
-    t->softmax_fwd = cu_softmax_fwd;
-    t->softmax_bwd = cu_softmax_bwd;
-    t->scale_mask_softmax_fwd = cu_scale_mask_softmax_fwd;
-    t->dropout_fwd = cu_dropout_fwd;
-    t->dropout_bwd = cu_dropout_bwd;
-    t->take_token_fwd = cu_take_token_fwd;
-    t->take_token_bwd = cu_take_token_bwd;
-    t->mean_pool_fwd = cu_mean_pool_fwd;
-    t->mean_pool_bwd = cu_mean_pool_bwd;
-
-    t->xent_fwd = cu_xent_fwd;
-    t->xent_bwd = cu_xent_bwd;
-    t->mse_fwd = cu_mse_fwd;
-    t->mse_bwd = cu_mse_bwd;
-    t->cosine_fwd = cu_cosine_fwd;
-    t->cosine_bwd = cu_cosine_bwd;
-    t->kl_probs_fwd = cu_kl_probs_fwd;
-    t->kl_probs_bwd = cu_kl_probs_bwd;
-
-    t->sumsq = cu_sumsq;
-    t->adamw = cu_adamw;
+    /* every kernel of engine/kernels.def, each as cu_<name> (C++ has no designated initialisers
+     * before C++20, so the table is filled here, once) */
+#define DISTILL_KERNEL(ret, name, params) t->name = cu_##name;
+#include "engine/kernels.def"
     filled = true;
     return &g_cuda;
 }
+
+#include "engine/cuda/cuda_entry_check.h"

@@ -3,7 +3,7 @@
  * device scratch buffer, launch-size helpers, warp reductions, and the kernel entry points that
  * cuda_backend.cu puts in its Backend table. Internal to engine/cuda/ (C++/CUDA only).
  *
- * Conventions: every entry point has exactly the contract of its field in engine/backend.h
+ * Conventions: every entry point has exactly the contract of its line in engine/kernels.def
  * (outputs first, inputs next, sizes last; backward kernels accumulate with +=). All work is
  * queued on cuda_stream(), so entries run in call order; an entry returns before its kernel has
  * finished unless its contract says it is synchronous (copy to/from the host, sumsq, sync).
@@ -63,51 +63,11 @@ static __device__ __forceinline__ float warp_max(float v) {
     return v;
 }
 
-/* ---- cuda_kernels.cu ---- */
-void cu_embedding_fwd(float *out, const float *w, const int32_t *ids, int n, int h);
-void cu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int padding_idx, int n, int h);
-void cu_bias_add(float *out, const float *x, const float *bias, int rows, int cols);
-void cu_bias_bwd(float *dbias, const float *dout, int rows, int cols);
-void cu_add(float *out, const float *a, const float *b, size_t n);
-void cu_axpy(float *y, float alpha, const float *x, size_t n);
-void cu_scale(float *out, const float *x, float s, size_t n);
-void cu_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *gamma,
-                      const float *beta, int rows, int cols, float eps);
-void cu_layernorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dout, const float *x,
-                      const float *mean, const float *rstd, const float *gamma, int rows, int cols);
-void cu_gelu_fwd(float *out, const float *x, const float *bias, int rows, int cols);
-void cu_gelu_bwd(float *dx, float *dbias, const float *dout, const float *x, const float *bias,
-                 int rows, int cols);
-void cu_tanh_fwd(float *out, const float *x, size_t n);
-void cu_tanh_bwd(float *dx, const float *dout, const float *out, size_t n);
-void cu_scale_mask(float *out, const float *x, const float *mask_add, float scale,
-                   int B, int H, int R, int C);
-void cu_softmax_fwd(float *probs, const float *x, size_t rows, int cols);
-void cu_softmax_bwd(float *dx, const float *dprobs, const float *probs, size_t rows, int cols);
-void cu_scale_mask_softmax_fwd(float *probs, const float *x, const float *mask_add, float scale,
-                               int B, int H, int R, int C);
-void cu_dropout_fwd(float *out, const float *x, float p, uint64_t seed, uint64_t offset, size_t n);
-void cu_dropout_bwd(float *dx, const float *dout, float p, uint64_t seed, uint64_t offset, size_t n);
-void cu_take_token_fwd(float *out, const float *x, int pos, int B, int S, int H);
-void cu_take_token_bwd(float *dx, const float *dout, int pos, int B, int S, int H);
-void cu_mean_pool_fwd(float *out, const float *x, const int32_t *lengths, int B, int S, int H);
-void cu_mean_pool_bwd(float *dx, const float *dout, const int32_t *lengths, int B, int S, int H);
-double cu_sumsq(const float *x, size_t n);
-void cu_adamw(float *p, float *m, float *v, const float *g, size_t n, float lr, float beta1,
-              float beta2, float eps, float wd, float bc1, float bc2, float grad_scale);
-
-/* ---- cuda_losses.cu ---- */
-void cu_xent_fwd(float *out, float *probs, const float *logits, const int32_t *labels,
-                 const float *target, float inv_t, int with_entropy, int rows, int cols);
-void cu_xent_bwd(float *dlogits, const float *dout, const float *probs, const int32_t *labels,
-                 const float *target, float inv_t, int rows, int cols);
-void cu_mse_fwd(float *out, const float *a, const float *b, float ignore_below, size_t n);
-void cu_mse_bwd(float *da, float *db, const float *dout, const float *a, const float *b,
-                float ignore_below, size_t n);
-void cu_cosine_fwd(float *out, const float *a, const float *b, int rows, int cols);
-void cu_cosine_bwd(float *da, float *db, const float *dout, const float *a, const float *b,
-                   int rows, int cols);
-void cu_kl_probs_fwd(float *out, const float *s, const float *t, int rows, int cols);
-void cu_kl_probs_bwd(float *ds, const float *dout, const float *s, const float *t, int rows, int cols);
+/* ---- the entry points: every kernel of engine/kernels.def as cu_<name> (C++ linkage: only the
+ * .cu files of this folder call them); GEMM in cuda_backend.cu, the losses in cuda_losses.cu, the
+ * rest in cuda_kernels.cu. A C++ definition whose parameters differ from these would be a silent
+ * overload, so every .cu file that defines entries ends with #include "cuda_entry_check.h". */
+#define DISTILL_KERNEL(ret, name, params) ret cu_##name params;
+#include "engine/kernels.def"
 
 #endif

@@ -600,3 +600,5 @@ void cu_adamw(float *p, float *m, float *v, const float *g, size_t n, float lr, 
         p, m, v, g, n, beta1, beta2, eps, decay, step, sqrt_bc2, grad_scale);
     CUDA_CHECK_LAUNCH();
 }
+
+#include "engine/cuda/cuda_entry_check.h"

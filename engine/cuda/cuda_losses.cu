@@ -296,3 +296,5 @@ void cu_kl_probs_bwd(float *ds, const float *dout, const float *s, const float *
                                                                                 total, rows);
     CUDA_CHECK_LAUNCH();
 }
+
+#include "engine/cuda/cuda_entry_check.h"
