@@ -2,6 +2,8 @@
  * whether CUDA was compiled in. */
 #include "backend.h"
 
+#include <stdio.h>
+
 const Backend *distill_cpu_backend(void);
 #ifdef DISTILL_HAVE_CUDA
 const Backend *distill_cuda_backend(void);
@@ -35,7 +37,18 @@ const char *backend_missing_entry(const Backend *be) {
     if (!be->zero) return "zero";
     if (!be->copy) return "copy";
     if (!be->sync) return "sync";
+    if (!be->bf16_supported) return "bf16_supported";
+    if (!be->gemm_library) return "gemm_library";
 #define DISTILL_KERNEL(ret, name, params) if (!be->name) return #name;
 #include "kernels.def"
     return NULL;
+}
+
+bool backend_bf16_supported(Device d, char *why, size_t n) {
+    const Backend *be = backend_for(d.type);
+    if (!be) {
+        if (why) snprintf(why, n, "this build has no backend for the device");
+        return false;
+    }
+    return be->bf16_supported(why, n);
 }

@@ -34,6 +34,11 @@ typedef struct Backend {
     void (*zero)(void *p, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes, CopyKind kind);
     void (*sync)(void);
+    /* Whether gemm_bf16 runs natively on this device (false: why, into why[n]). */
+    bool (*bf16_supported)(char *why, size_t n);
+    /* What multiplies matrices here, for logs and benchmarks: "OpenBLAS 0.3.21 + oneDNN 2.6.3
+     * (avx512_core_bf16)", "cuBLAS 12.4". Static text. */
+    const char *(*gemm_library)(void);
 
     /* ---- kernels: one field per line of engine/kernels.def, where each one's contract is ---- */
 #define DISTILL_KERNEL(ret, name, params) ret(*name) params;
@@ -44,6 +49,8 @@ typedef struct Backend {
 const Backend *backend_for(DeviceType type);
 const Backend *backend_cpu(void);
 const Backend *backend_cuda(void); /* NULL when built without CUDA */
+/* Whether `precision: bf16` can run on device d; when not, why (into why[n]). */
+bool backend_bf16_supported(Device d, char *why, size_t n);
 /* True when the CUDA backend was compiled in and a device is present. */
 bool backend_cuda_available(void);
 /* The name of the first NULL entry of a table ("alloc", "gemm", ...: the device and memory

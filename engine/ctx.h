@@ -46,6 +46,7 @@ typedef struct Ctx {
     Tape tape;
     bool record;        /* append to the tape */
     bool training;      /* dropout active */
+    bool bf16;          /* matrix products (forward and backward) with bf16 inputs, fp32 accumulation */
     uint64_t seed;      /* dropout RNG seed */
     uint64_t rng_counter; /* next unused counter value; advanced by each dropout */
     /* Row window for dropout (see ctx_set_rows). rows_total == 0: off, each dropout draws

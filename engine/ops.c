@@ -61,6 +61,8 @@ static void need_kernel(Ctx *c, const void *fn, const char *op) {
 }
 /* The backend entry `fn`, or abort naming op and device. */
 #define BE(c, fn, op) (need_kernel((c), (const void *)(c)->be->fn, (op)), (c)->be->fn)
+/* The matrix product at the context's precision: bf16 inputs with fp32 accumulation when c->bf16. */
+#define GEMM(c, op) ((c)->bf16 ? BE(c, gemm_bf16, op) : BE(c, gemm, op))
 
 static void check_tensor(Ctx *c, const char *op, const char *what, const Tensor *t, DType dt) {
     OP_CHECK(t != NULL, op, "%s must not be NULL", what);
@@ -126,11 +128,11 @@ static void gemm_acc(Ctx *c, const char *op, int ta, int tb, int m, int n, int k
                      float *cc, int ldc, long long sc, int batch) {
     if (sc == 0 && batch > 1) {
         for (int i = 0; i < batch; i++)
-            BE(c, gemm, op)(ta, tb, m, n, k, 1.0f, a + i * sa, lda, 0, b + i * sb, ldb, 0, 1.0f, cc,
+            GEMM(c, op)(ta, tb, m, n, k, 1.0f, a + i * sa, lda, 0, b + i * sb, ldb, 0, 1.0f, cc,
                             ldc, 0, 1);
         return;
     }
-    BE(c, gemm, op)(ta, tb, m, n, k, 1.0f, a, lda, sa, b, ldb, sb, 1.0f, cc, ldc, sc, batch);
+    GEMM(c, op)(ta, tb, m, n, k, 1.0f, a, lda, sa, b, ldb, sb, 1.0f, cc, ldc, sc, batch);
 }
 
 /* ---------------------------------------------------------------- embedding */
@@ -202,7 +204,7 @@ Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     check_linear(c, op, x, w, b);
     int in = w->shape[1], outf = w->shape[0], rows = (int)tensor_rows(x);
     Tensor *y = new_out_last(c, x, outf, rg(x) || rg(w) || rg(b)); /* (..., out) */
-    BE(c, gemm, op)(0, 1, rows, outf, in, 1.0f, F(x), in, 0, F(w), in, 0, 0.0f, F(y), outf, 0, 1);
+    GEMM(c, op)(0, 1, rows, outf, in, 1.0f, F(x), in, 0, F(w), in, 0, 0.0f, F(y), outf, 0, 1);
     if (b) BE(c, bias_add, op)(F(y), F(y), F(b), rows, outf);
     if (y->requires_grad) {
         TapeEntry *e = ctx_push(c, op, bw_linear, y);
@@ -228,12 +230,12 @@ Tensor *op_linear_gelu(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     Tensor *y = new_out_last(c, x, outf, rg(x) || rg(w) || rg(b)); /* (..., out) */
     if (!y->requires_grad) {
         /* Nothing to save: GEMM into y, then bias + GELU in place. */
-        BE(c, gemm, op)(0, 1, rows, outf, in, 1.0f, F(x), in, 0, F(w), in, 0, 0.0f, F(y), outf, 0, 1);
+        GEMM(c, op)(0, 1, rows, outf, in, 1.0f, F(x), in, 0, F(w), in, 0, 0.0f, F(y), outf, 0, 1);
         BE(c, gelu_fwd, op)(F(y), F(y), F(b), rows, outf);
         return y;
     }
     Tensor *pre = new_out_last(c, x, outf, false); /* (..., out): x w^T, before bias and GELU */
-    BE(c, gemm, op)(0, 1, rows, outf, in, 1.0f, F(x), in, 0, F(w), in, 0, 0.0f, F(pre), outf, 0, 1);
+    GEMM(c, op)(0, 1, rows, outf, in, 1.0f, F(x), in, 0, F(w), in, 0, 0.0f, F(pre), outf, 0, 1);
     BE(c, gelu_fwd, op)(F(y), F(pre), F(b), rows, outf);
     TapeEntry *e = ctx_push(c, op, bw_linear_gelu, y);
     e->in[0] = x;
@@ -312,7 +314,7 @@ Tensor *op_matmul(Ctx *c, Tensor *a, Tensor *b, bool ta, bool tb) {
     shape[ndim++] = M;
     shape[ndim++] = d.N;
     Tensor *out = new_out(c, ndim, shape, rg(a) || rg(b)); /* (Bt?, M, N) */
-    BE(c, gemm, op)(ta, tb, d.M, d.N, d.K, 1.0f, F(a), d.lda, d.sa, F(b), d.ldb, d.sb, 0.0f,
+    GEMM(c, op)(ta, tb, d.M, d.N, d.K, 1.0f, F(a), d.lda, d.sa, F(b), d.ldb, d.sb, 0.0f,
                     F(out), d.N, d.sc, d.batch);
     if (out->requires_grad) {
         TapeEntry *e = ctx_push(c, op, bw_matmul, out);
@@ -670,7 +672,7 @@ Tensor *op_attention_qk(Ctx *c, Tensor *q, Tensor *k, int heads) {
     int shape[4] = {B, heads, Sq, Sk};
     Tensor *out = new_out(c, 4, shape, rg(q) || rg(k)); /* (B, heads, Sq, Sk) */
     for (int b = 0; b < B; b++)
-        BE(c, gemm, op)(0, 1, Sq, Sk, d, 1.0f, F(q) + (size_t)b * Sq * hd, hd, d,
+        GEMM(c, op)(0, 1, Sq, Sk, d, 1.0f, F(q) + (size_t)b * Sq * hd, hd, d,
                         F(k) + (size_t)b * Sk * hd, hd, d, 0.0f,
                         F(out) + (size_t)b * heads * Sq * Sk, Sk, (long long)Sq * Sk, heads);
     if (out->requires_grad) {
@@ -714,7 +716,7 @@ Tensor *op_attention_pv(Ctx *c, Tensor *probs, Tensor *v, int heads) {
     int shape[3] = {B, Sq, hd};
     Tensor *out = new_out(c, 3, shape, rg(probs) || rg(v)); /* (B, Sq, heads*d) */
     for (int b = 0; b < B; b++)
-        BE(c, gemm, op)(0, 0, Sq, d, Sk, 1.0f, F(probs) + (size_t)b * heads * Sq * Sk, Sk,
+        GEMM(c, op)(0, 0, Sq, d, Sk, 1.0f, F(probs) + (size_t)b * heads * Sq * Sk, Sk,
                         (long long)Sq * Sk, F(v) + (size_t)b * Sk * hd, hd, d, 0.0f,
                         F(out) + (size_t)b * Sq * hd, hd, d, heads);
     if (out->requires_grad) {

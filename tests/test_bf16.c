@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "engine/cpu/cpu_dnnl.h"
+#include "engine/cpu/cpu_kernels.h"
 #include "engine/rng.h"
 
 static float round_bf16(float f) {

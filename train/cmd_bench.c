@@ -18,11 +18,13 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "../engine/backend.h"
 #include "../engine/ops.h"
 #include "../engine/rng.h"
 #include "../losses/losses.h"
 #include "cli.h"
 #include "config.h"
+#include "config_tree.h"
 #include "runtime.h"
 #include "trainer.h"
 
@@ -161,14 +163,17 @@ int cmd_bench(int argc, char **argv) {
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
     char devname[32];
     device_str(t->device, devname, sizeof devname);
+    const char *prec_t = teacher ? CONFIG_PRECISION_NAMES[t->cfg.teacher.precision] : "none";
+    const char *prec_s = CONFIG_PRECISION_NAMES[t->cfg.student.precision];
+    const char *gemm = backend_for(t->device.type)->gemm_library();
     if (json) {
         printf("{\"config\":\"%s\",\"device\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"steps\":%d,"
                "\"data\":\"%s\",\"step_ms\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},\"tokens_per_s\":%.1f,"
                "\"teacher_ms\":%.3f,\"student_ms\":%.3f,\"gflops_per_s\":%.2f,\"peak_rss_mb\":%.1f,"
-               "\"first_loss\":%.9g,",
+               "\"first_loss\":%.9g,\"precision\":{\"teacher\":\"%s\",\"student\":\"%s\"},\"gemm\":\"%s\",",
                config_path, devname, runtime_threads(), B, Seff, steps, from_data ? "train" : "random", med * 1e3,
                t_step[0] * 1e3, t_step[steps - 1] * 1e3, tok_per_step / med, med_teacher * 1e3,
-               (med - med_teacher) * 1e3, flops / med / 1e9, rss_mb, first_loss);
+               (med - med_teacher) * 1e3, flops / med / 1e9, rss_mb, first_loss, prec_t, prec_s, gemm);
         if (teacher)
             printf("\"teacher\":{\"layers\":%d,\"hidden\":%d,\"heads\":%d,\"intermediate\":%d},",
                    teacher->cfg.num_hidden_layers, teacher->cfg.hidden_size, teacher->cfg.num_attention_heads,
@@ -186,6 +191,7 @@ int cmd_bench(int argc, char **argv) {
         printf("compute    %.1f GFLOP/s (%.1f GFLOP per step)\nmemory     %.0f MB peak resident\n",
                flops / med / 1e9, flops / 1e9, rss_mb);
         printf("loss       %.6g at the first step\n", first_loss);
+        printf("precision  teacher %s, student %s; GEMMs: %s\n", prec_t, prec_s, gemm);
     }
     rc = 0;
 done:

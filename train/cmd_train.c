@@ -17,12 +17,14 @@
 #include <unistd.h>
 
 #include "../checkpoints/ckpt.h"
+#include "../engine/backend.h"
 #include "../checkpoints/hf.h"
 #include "../io/atomic.h"
 #include "../losses/losses.h"
 #include "cli.h"
 #include "comm.h"
 #include "config.h"
+#include "config_tree.h"
 #include "progress.h"
 #include "runtime.h"
 #include "trainer.h"
@@ -101,6 +103,8 @@ static void print_run(Run *r) {
                t->device.type == DEV_CUDA ? "cuda:<local rank>" : "cpu", devname, runtime_threads());
     else
         printf("world: 1 rank; device: %s, %d threads\n", devname, runtime_threads());
+    printf("precision: teacher %s, student %s (GEMMs: %s)\n", t->teacher ? CONFIG_PRECISION_NAMES[cfg->teacher.precision] : "none",
+           CONFIG_PRECISION_NAMES[cfg->student.precision], backend_for(t->device.type)->gemm_library());
     printf("# distill: resolved config (%s)\n%s", cfg->source, r->config_yaml);
     if (t->teacher) print_model("teacher", t->teacher);
     print_model("student", t->student);

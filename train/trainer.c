@@ -129,7 +129,12 @@ Status evaluate_model(Ctx *c, Bert *m, const Dataset *ds, int batch, MetricValue
 }
 
 Status trainer_evaluate(Trainer *t, Bert *m, const Dataset *ds, MetricValues *out) {
-    return evaluate_split(t->c, t->comm, m ? m : t->student, ds, t->cfg.data.eval_batch_size, out);
+    /* the student is evaluated at its training precision */
+    bool old = t->c->bf16;
+    t->c->bf16 = t->cfg.student.precision == CONFIG_PRECISION_BF16;
+    Status st = evaluate_split(t->c, t->comm, m ? m : t->student, ds, t->cfg.data.eval_batch_size, out);
+    t->c->bf16 = old;
+    return st;
 }
 
 /* ------------------------------------------------------------------ construction */
@@ -274,16 +279,16 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
         facts.on_cuda = t->device.type == DEV_CUDA;
         if (config_check_models(cfg, &facts) != DISTILL_OK) goto fail;
     }
-    if (cfg->precision == CONFIG_PRECISION_BF16) {
-        /* Honest refusal: no bf16 kernels yet; silently training in fp32 would misreport what ran. */
-        distill_set_error("%s: precision: bf16 is not implemented yet (the CUDA backend computes in fp32/TF32); "
-                          "use precision: fp32", config_where(cfg, "precision"));
-        goto fail;
-    }
-    if (cfg->data.batch_size % R != 0) {
-        distill_set_error("%s: data.batch_size %d is the global batch and must divide evenly over the %d ranks",
-                          config_where(cfg, "data.batch_size"), cfg->data.batch_size, R);
-        goto fail;
+    {
+        /* bf16 where the hardware runs it natively, else a clear refusal (no silent emulation) */
+        bool want = cfg->student.precision == CONFIG_PRECISION_BF16 ||
+                    (t->teacher && cfg->teacher.precision == CONFIG_PRECISION_BF16);
+        char why[256];
+        if (want && !backend_bf16_supported(t->device, why, sizeof why)) {
+            const char *key = cfg->student.precision == CONFIG_PRECISION_BF16 ? "student.precision" : "teacher.precision";
+            distill_set_error("%s: %s: bf16 cannot run here: %s; use fp32", config_where(cfg, key), key, why);
+            goto fail;
+        }
     }
     if (loss_set_build(cfg->losses, cfg->n_losses, &t->student->cfg, t->teacher ? &t->teacher->cfg : NULL, t->device,
                        cfg->run.seed ^ 0x9B0Full, &t->losses) != DISTILL_OK)
@@ -360,12 +365,15 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
         double t0 = now_seconds();
         ctx_set_record(c, false);
         c->training = false;
+        c->bf16 = t->cfg.teacher.precision == CONFIG_PRECISION_BF16;
         bert_forward(c, t->teacher, &in, &t->treq, &to);
         ctx_sync(c);
         acc->teacher_s += now_seconds() - t0;
     }
     ctx_set_record(c, true);
     c->training = true;
+    /* the student's forward, losses (projections included) and backward */
+    c->bf16 = t->cfg.student.precision == CONFIG_PRECISION_BF16;
     bert_forward(c, t->student, &in, &t->sreq, &so);
     LossLabels lk = loss_set_labels(t->losses);
     Tensor *labels = NULL;

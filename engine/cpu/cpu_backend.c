@@ -12,6 +12,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "engine/cpu/cpu_kernels.h"
+#include "engine/cpu/cpu_dnnl.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -152,6 +153,16 @@ void cpu_adamw(float *p, float *m, float *v, const float *g, size_t n, float lr,
 
 /* ---------------------------------------------------------------- the table */
 
+static const char *cpu_gemm_library(void) {
+    static char text[160];
+    if (!text[0]) {
+        char why[8];
+        snprintf(text, sizeof text, "OpenBLAS (fp32)%s%s%s", cpu_bf16_supported(why, sizeof why) ? " + oneDNN (bf16, " : "",
+                 cpu_bf16_supported(why, sizeof why) ? cpu_gemm_isa_name() : "", cpu_bf16_supported(why, sizeof why) ? ")" : "");
+    }
+    return text;
+}
+
 static const Backend g_cpu = {
     .name = "cpu",
     .type = DEV_CPU,
@@ -163,6 +174,8 @@ static const Backend g_cpu = {
     .zero = cpu_zero,
     .copy = cpu_copy,
     .sync = cpu_sync,
+    .bf16_supported = cpu_bf16_supported,
+    .gemm_library = cpu_gemm_library,
     /* every kernel of engine/kernels.def, each as cpu_<name> */
 #define DISTILL_KERNEL(ret, name, params) .name = cpu_##name,
 #include "engine/kernels.def"

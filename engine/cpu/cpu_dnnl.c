@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cpu_dnnl.h"
+#include "engine/cpu/cpu_dnnl.h"
+#include "engine/cpu/cpu_kernels.h"
 
 static dnnl_engine_t g_engine;
 static dnnl_stream_t g_stream;

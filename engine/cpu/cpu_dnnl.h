@@ -8,10 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The gemm kernel's contract (engine/backend.h) with A and B rounded to bf16 (round to nearest
- * even) and fp32 accumulation and output. */
-void cpu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
-                   const float *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc, int batch);
+/* cpu_gemm_bf16 itself is declared from engine/kernels.def (engine/cpu/cpu_kernels.h). */
 /* Whether bf16 GEMMs run natively here (AVX512-BF16 or AMX); when not, why, into why[n]. */
 bool cpu_bf16_supported(char *why, size_t n);
 /* The instruction set oneDNN dispatches to ("avx512_core_bf16", ...), or "none" without oneDNN. */

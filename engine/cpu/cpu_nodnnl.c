@@ -3,7 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "cpu_dnnl.h"
+#include "engine/cpu/cpu_dnnl.h"
+#include "engine/cpu/cpu_kernels.h"
 
 bool cpu_bf16_supported(char *why, size_t n) {
     if (why) snprintf(why, n, "this build has no oneDNN (install libdnnl-dev and rebuild)");

@@ -21,6 +21,7 @@
  */
 #include "engine/cuda/cuda_internal.h"
 
+#include <cuda_bf16.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -232,6 +233,73 @@ void cu_gemm(int ta, int tb, int m, int n, int k, float alpha,
                                            a, lda, stride_a, &beta, c, ldc, stride_c, batch));
 }
 
+/* fp32 -> bf16, round to nearest even (as the CPU backend and torch's .to(torch.bfloat16)). */
+__global__ static void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
+    CUDA_GRID_STRIDE(i, n) { dst[i] = __float2bfloat16_rn(src[i]); }
+}
+
+/* Elements a strided batch of X reads: the last entry's offset plus one matrix's span. */
+static size_t span(long long stride, int batch, int rows, int cols, int ld) {
+    return (stride ? (size_t)stride * (size_t)(batch - 1) : 0) + (size_t)(rows - 1) * ld + (size_t)cols;
+}
+
+/* cu_gemm with A and B rounded to bf16 into scratch copies (same layout and strides) and cuBLAS's
+ * bf16 GEMM with fp32 accumulation (CUBLAS_COMPUTE_32F) and fp32 C. */
+void cu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha,
+                  const float *a, int lda, long long stride_a,
+                  const float *b, int ldb, long long stride_b,
+                  float beta, float *c, int ldc, long long stride_c, int batch) {
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    if (k <= 0) { /* no products: only C = beta * C, as cu_gemm does it */
+        cu_gemm(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+        return;
+    }
+    if (stride_c == 0 && batch > 1) {
+        for (int i = 0; i < batch; i++)
+            cu_gemm_bf16(ta, tb, m, n, k, alpha, a + (long long)i * stride_a, lda, 0, b + (long long)i * stride_b, ldb,
+                         0, i == 0 ? beta : 1.0f, c, ldc, 0, 1);
+        return;
+    }
+    cudaStream_t st = cuda_stream();
+    size_t na = ta ? span(stride_a, batch, k, m, lda) : span(stride_a, batch, m, k, lda);
+    size_t nb = tb ? span(stride_b, batch, n, k, ldb) : span(stride_b, batch, k, n, ldb);
+    __nv_bfloat16 *ab = (__nv_bfloat16 *)cuda_scratch((na + nb) * sizeof(__nv_bfloat16));
+    __nv_bfloat16 *bb = ab + na;
+    f32_to_bf16_kernel<<<cuda_blocks(na), CUDA_THREADS, 0, st>>>(ab, a, na);
+    CUDA_CHECK_LAUNCH();
+    f32_to_bf16_kernel<<<cuda_blocks(nb), CUDA_THREADS, 0, st>>>(bb, b, nb);
+    CUDA_CHECK_LAUNCH();
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(g_cublas, opb, opa, n, m, k, &alpha, bb, CUDA_R_16BF, ldb, stride_b, ab,
+                                            CUDA_R_16BF, lda, stride_a, &beta, c, CUDA_R_32F, ldc, stride_c, batch,
+                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
+/* bf16 tensor-core GEMMs need compute capability 8.0 (Ampere) or newer. */
+static bool cuda_bf16_supported(char *why, size_t n) {
+    int dev = g_device >= 0 ? g_device : 0, major = 0;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess) {
+        if (why) snprintf(why, n, "no CUDA device to ask");
+        return false;
+    }
+    if (major < 8) {
+        if (why) snprintf(why, n, "cuda:%d has compute capability %d.x; bf16 GEMMs need 8.0 or newer", dev, major);
+        return false;
+    }
+    return true;
+}
+
+static const char *cuda_gemm_library(void) {
+    static char text[64];
+    if (!text[0]) {
+        int v = 0;
+        cublasGetVersion(g_cublas, &v);
+        snprintf(text, sizeof text, "cuBLAS %d.%d.%d (fp32, bf16)", v / 10000, (v / 100) % 100, v % 100);
+    }
+    return text;
+}
+
 /* ---------------------------------------------------------------- the table */
 
 static Backend g_cuda;
@@ -251,6 +319,8 @@ extern "C" const Backend *distill_cuda_backend(void) {
     t->zero = cuda_zero;
     t->copy = cuda_copy;
     t->sync = cuda_sync;
+    t->bf16_supported = cuda_bf16_supported;
+    t->gemm_library = cuda_gemm_library;
     /* every kernel of engine/kernels.def, each as cu_<name> (C++ has no designated initialisers
      * before C++20, so the table is filled here, once) */
 #define DISTILL_KERNEL(ret, name, params) t->name = cu_##name;
