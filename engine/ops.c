@@ -64,6 +64,18 @@ static void need_kernel(Ctx *c, const void *fn, const char *op) {
 /* The matrix product at the context's precision: bf16 inputs with fp32 accumulation when c->bf16. */
 #define GEMM(c, op) ((c)->bf16 ? BE(c, gemm_bf16, op) : BE(c, gemm, op))
 
+/* y = x W^T (rows x outf) at the context's precision; at bf16 a frozen weight's bf16 copy
+ * (params_make_bf16) is read as it is instead of being rounded again. */
+static void linear_gemm(Ctx *c, const char *op, int rows, int outf, int in, const Tensor *x, const Tensor *w,
+                        float *y) {
+    if (c->bf16 && w->bf16)
+        BE(c, gemm_bf16_b16, op)(0, 1, rows, outf, in, 1.0f, (const float *)x->data, in, 0, w->bf16, in, 0, 0.0f, y,
+                                 outf, 0, 1);
+    else
+        GEMM(c, op)(0, 1, rows, outf, in, 1.0f, (const float *)x->data, in, 0, (const float *)w->data, in, 0, 0.0f, y,
+                    outf, 0, 1);
+}
+
 static void check_tensor(Ctx *c, const char *op, const char *what, const Tensor *t, DType dt) {
     OP_CHECK(t != NULL, op, "%s must not be NULL", what);
     char d1[32], d2[32];
@@ -204,7 +216,7 @@ Tensor *op_linear(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     check_linear(c, op, x, w, b);
     int in = w->shape[1], outf = w->shape[0], rows = (int)tensor_rows(x);
     Tensor *y = new_out_last(c, x, outf, rg(x) || rg(w) || rg(b)); /* (..., out) */
-    GEMM(c, op)(0, 1, rows, outf, in, 1.0f, F(x), in, 0, F(w), in, 0, 0.0f, F(y), outf, 0, 1);
+    linear_gemm(c, op, rows, outf, in, x, w, F(y));
     if (b) BE(c, bias_add, op)(F(y), F(y), F(b), rows, outf);
     if (y->requires_grad) {
         TapeEntry *e = ctx_push(c, op, bw_linear, y);
@@ -230,12 +242,12 @@ Tensor *op_linear_gelu(Ctx *c, Tensor *x, Tensor *w, Tensor *b) {
     Tensor *y = new_out_last(c, x, outf, rg(x) || rg(w) || rg(b)); /* (..., out) */
     if (!y->requires_grad) {
         /* Nothing to save: GEMM into y, then bias + GELU in place. */
-        GEMM(c, op)(0, 1, rows, outf, in, 1.0f, F(x), in, 0, F(w), in, 0, 0.0f, F(y), outf, 0, 1);
+        linear_gemm(c, op, rows, outf, in, x, w, F(y));
         BE(c, gelu_fwd, op)(F(y), F(y), F(b), rows, outf);
         return y;
     }
     Tensor *pre = new_out_last(c, x, outf, false); /* (..., out): x w^T, before bias and GELU */
-    GEMM(c, op)(0, 1, rows, outf, in, 1.0f, F(x), in, 0, F(w), in, 0, 0.0f, F(pre), outf, 0, 1);
+    linear_gemm(c, op, rows, outf, in, x, w, F(pre));
     BE(c, gelu_fwd, op)(F(y), F(pre), F(b), rows, outf);
     TapeEntry *e = ctx_push(c, op, bw_linear_gelu, y);
     e->in[0] = x;

@@ -19,6 +19,7 @@ AdamW *adamw_new(ParamStore *ps, float beta1, float beta2, float eps, float weig
 
 void adamw_step(AdamW *o, float lr, float grad_scale) {
     ParamStore *ps = o->ps;
+    DCHECK(ps->bf16 == NULL); /* a store with a bf16 copy is frozen (params_make_bf16) */
     o->t++;
     float bc1 = 1.0f - powf(o->beta1, (float)o->t);
     float bc2 = 1.0f - powf(o->beta2, (float)o->t);

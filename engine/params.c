@@ -88,6 +88,7 @@ void params_free(ParamStore *ps) {
     if (ps->finalized) {
         ps->be->free(ps->data);
         ps->be->free(ps->grad);
+        if (ps->bf16) ps->be->free(ps->bf16);
     }
     free(ps->tensors);
     free(ps->grads);
@@ -130,4 +131,11 @@ void params_buffer_copy(const ParamStore *dst_ps, float *dst, const ParamStore *
         dst_ps->be->copy(dst, h, bytes, COPY_H2D);
         free(h);
     }
+}
+
+void params_make_bf16(ParamStore *ps) {
+    DCHECK(ps->finalized);
+    if (!ps->bf16) ps->bf16 = ps->be->alloc((ps->total ? ps->total : 1) * sizeof(uint16_t));
+    ps->be->to_bf16(ps->bf16, ps->data, ps->total);
+    for (int i = 0; i < ps->n; i++) ps->tensors[i]->bf16 = ps->bf16 + ps->offsets[i];
 }

@@ -23,6 +23,7 @@ typedef struct ParamStore {
     size_t total;       /* elements in each buffer */
     float *data;        /* (total) on the device */
     float *grad;        /* (total) on the device */
+    uint16_t *bf16;     /* (total) bf16 copy of data, or NULL (params_make_bf16) */
     bool finalized;
 } ParamStore;
 
@@ -38,6 +39,11 @@ void params_zero_grad(ParamStore *ps);
 void params_free(ParamStore *ps);
 /* Total number of elements of tensors whose name starts with prefix ("" for all). */
 size_t params_count(const ParamStore *ps, const char *prefix);
+
+/* Rounds every parameter to bf16 once, into a copy each tensor's `bf16` points into: GEMMs at bf16
+ * then read the weights as they are instead of rounding them at every product. For a store whose
+ * data no longer changes (a teacher): the copy is not updated, so AdamW refuses such a store. */
+void params_make_bf16(ParamStore *ps);
 
 /* Buffers laid out like the store's (ps->total floats on its device: optimizer moments and the
  * like), so code above the engine never touches a backend. */

@@ -31,6 +31,7 @@ typedef struct Tensor {
     struct Tensor *grad; /* same shape, f32; NULL until needed */
     bool requires_grad;
     const char *name; /* parameters only (Hugging Face name); NULL for activations */
+    const uint16_t *bf16; /* parameters of a frozen store: the bf16 copy (params_make_bf16), else NULL */
 } Tensor;
 
 size_t dtype_size(DType dt);

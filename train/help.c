@@ -304,6 +304,12 @@ int help_version(FILE *f) {
         fprintf(f, ", cuda (not compiled in)");
     }
     fprintf(f, "\n");
+    {
+        char why[256];
+        bool bf16 = backend_cpu()->bf16_supported(why, sizeof why);
+        fprintf(f, "GEMMs:     cpu: %s; bf16 %s%s\n", backend_cpu()->gemm_library(), bf16 ? "available" : "not available: ",
+                bf16 ? "" : why);
+    }
     fprintf(f, "optional:  cuDNN %s, NCCL %s, MPI %s\n",
 #ifdef DISTILL_BUILT_CUDNN
             "linked (unused)",

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../checkpoints/ckpt.h"
+#include "../engine/backend.h"
 #include "../engine/ops.h"
 #include "../losses/losses.h"
 #include "config.h"
@@ -262,6 +263,10 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
     /* ---- models and losses (all checks before anything is written) ---- */
     if (setup_teacher(cfg, t->device, &sd, &t->teacher) != DISTILL_OK) goto fail;
     if (setup_student(cfg, t->device, &sd, t->teacher, &t->student) != DISTILL_OK) goto fail;
+    /* a bf16 teacher's weights are rounded once, here (it never changes) */
+    if (t->teacher && cfg->teacher.precision == CONFIG_PRECISION_BF16 &&
+        backend_bf16_supported(t->device, NULL, 0))
+        params_make_bf16(t->teacher->params);
     if (with_data) {
         ConfigFacts facts;
         memset(&facts, 0, sizeof facts);

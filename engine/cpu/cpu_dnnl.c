@@ -2,13 +2,14 @@
  * cpu_dnnl.c — bf16 GEMMs on the CPU through oneDNN's matmul (DESIGN §2, §8: "bf16 = bf16 GEMM
  * inputs with fp32 accumulation").
  *
- * cpu_gemm_bf16 has the gemm kernel's contract (backend.h): C_b = alpha * op(A_b) op(B_b) +
- * beta * C_b for b < batch, with A, B and C fp32 in memory. A and B are rounded to bf16 (round to
- * nearest even, as torch's .to(torch.bfloat16)) into packed row-major scratch buffers
- * (op(A): [batch_a, m, k], op(B): [batch_b, k, n], batch_x = 1 when its stride is 0, which
- * oneDNN broadcasts); the product accumulates in fp32 and C stays fp32. Each shape's primitive is
- * created once and kept in a small cache (key: every size, stride and scalar that shapes the
- * primitive), so a training step creates none after the first.
+ * cpu_gemm_bf16 has the gemm kernel's contract (engine/kernels.def): C_b = alpha * op(A_b)
+ * op(B_b) + beta * C_b for b < batch, with A, B and C fp32 in memory. A and B are rounded to bf16
+ * (round to nearest even, as torch's .to(torch.bfloat16)) into scratch copies in their stored
+ * layouts, which oneDNN reads through strided descriptors (no transposed copy; a batch stride of 0
+ * is a broadcast); the product accumulates in fp32 and C stays fp32. cpu_gemm_bf16_b16 takes B
+ * already in bf16 (a frozen model's weights, rounded once: params_make_bf16). Each shape's
+ * primitive is created once and kept in a small cache (key: every size, stride and scalar that
+ * shapes it), so a training step creates none after the first.
  *
  * oneDNN uses AMX where the CPU has it and AVX512-BF16 otherwise; below that it would emulate
  * bf16, slowly, so cpu_bf16_supported refuses instead. The library runs on OpenMP (Debian's
@@ -62,29 +63,9 @@ bool cpu_bf16_supported(char *why, size_t n) {
     return ok;
 }
 
-/* ------------------------------------------------------------------ fp32 -> bf16 packing */
+/* ------------------------------------------------------------------ fp32 -> bf16 */
 
-static inline uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
-    return (uint16_t)(u >> 16);
-}
-
-/* dst[r][c] (rows x cols, row-major) = src element (r, c) of a matrix stored with leading
- * dimension ld, transposed when t (element (r, c) at src[c * ld + r]). */
-static void pack(uint16_t *dst, const float *src, int rows, int cols, int ld, int t) {
-    if (!t) {
-#pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = to_bf16(src[(size_t)r * ld + c]);
-    } else {
-#pragma omp parallel for schedule(static) if ((size_t)rows * cols > 16384)
-        for (int r = 0; r < rows; r++)
-            for (int c = 0; c < cols; c++) dst[(size_t)r * cols + c] = to_bf16(src[(size_t)c * ld + r]);
-    }
-}
+/* cpu_to_bf16 (engine/cpu/cpu_kernels.c) rounds to nearest even, NaN kept quiet. */
 
 static uint16_t *scratch(uint16_t **buf, size_t *cap, size_t n) {
     if (*cap < n) {
@@ -99,11 +80,18 @@ static uint16_t *scratch(uint16_t **buf, size_t *cap, size_t n) {
     return *buf;
 }
 
+/* Elements a strided batch of a stored rows x cols matrix spans. */
+static size_t span(long long stride, int batch, int rows, int cols, int ld) {
+    return (stride ? (size_t)stride * (size_t)(batch - 1) : 0) + (size_t)(rows - 1) * ld + (size_t)cols;
+}
+
 /* ------------------------------------------------------------------ primitive cache */
 
+/* Everything that shapes a primitive: the operands are described in their stored layouts
+ * (strides), so no transposed copy is ever made. */
 typedef struct {
-    int m, n, k, batch, ba, bb, ldc;
-    long long sc;
+    int ta, tb, m, n, k, batch, ba, bb, lda, ldb, ldc;
+    long long sa, sb, sc;
     float alpha, beta;
 } Key;
 
@@ -119,11 +107,6 @@ typedef struct {
 static Entry g_cache[CACHE_SIZE];
 static unsigned long long g_tick;
 
-static bool key_eq(const Key *a, const Key *b) {
-    return a->m == b->m && a->n == b->n && a->k == b->k && a->batch == b->batch && a->ba == b->ba &&
-           a->bb == b->bb && a->ldc == b->ldc && a->sc == b->sc && a->alpha == b->alpha && a->beta == b->beta;
-}
-
 static void entry_free(Entry *e) {
     if (!e->used) return;
     dnnl_primitive_destroy(e->prim);
@@ -137,7 +120,7 @@ static Entry *get_entry(const Key *k) {
     Entry *victim = &g_cache[0];
     for (int i = 0; i < CACHE_SIZE; i++) {
         Entry *e = &g_cache[i];
-        if (e->used && key_eq(&e->key, k)) {
+        if (e->used && !memcmp(&e->key, k, sizeof *k)) {
             e->last = ++g_tick;
             return e;
         }
@@ -145,12 +128,15 @@ static Entry *get_entry(const Key *k) {
     }
     entry_free(victim);
     ensure_engine();
+    /* op(A) is m x k: stored m x k (row stride lda) or k x m (transposed: element (i, p) at p*lda + i) */
     dnnl_dims_t sd = {k->ba, k->m, k->k}, wd = {k->bb, k->k, k->n}, dd = {k->batch, k->m, k->n};
-    dnnl_dims_t dstr = {k->sc, k->ldc, 1};
+    dnnl_dims_t sst = {k->ba > 1 ? k->sa : (long long)k->m * k->k, k->ta ? 1 : k->lda, k->ta ? k->lda : 1};
+    dnnl_dims_t wst = {k->bb > 1 ? k->sb : (long long)k->k * k->n, k->tb ? 1 : k->ldb, k->tb ? k->ldb : 1};
+    dnnl_dims_t dst = {k->batch > 1 ? k->sc : (long long)k->m * k->ldc, k->ldc, 1};
     dnnl_memory_desc_t smd, wmd, dmd;
-    dnnl_check(dnnl_memory_desc_init_by_tag(&smd, 3, sd, dnnl_bf16, dnnl_abc), "src desc");
-    dnnl_check(dnnl_memory_desc_init_by_tag(&wmd, 3, wd, dnnl_bf16, dnnl_abc), "weights desc");
-    dnnl_check(dnnl_memory_desc_init_by_strides(&dmd, 3, dd, dnnl_f32, dstr), "dst desc");
+    dnnl_check(dnnl_memory_desc_init_by_strides(&smd, 3, sd, dnnl_bf16, sst), "src desc");
+    dnnl_check(dnnl_memory_desc_init_by_strides(&wmd, 3, wd, dnnl_bf16, wst), "weights desc");
+    dnnl_check(dnnl_memory_desc_init_by_strides(&dmd, 3, dd, dnnl_f32, dst), "dst desc");
     dnnl_matmul_desc_t md;
     dnnl_check(dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd), "matmul desc");
     dnnl_primitive_attr_t attr;
@@ -171,25 +157,27 @@ static Entry *get_entry(const Key *k) {
     dnnl_check(dnnl_memory_create(&victim->src, &smd, g_engine, DNNL_MEMORY_NONE), "src memory");
     dnnl_check(dnnl_memory_create(&victim->wei, &wmd, g_engine, DNNL_MEMORY_NONE), "weights memory");
     dnnl_check(dnnl_memory_create(&victim->dst, &dmd, g_engine, DNNL_MEMORY_NONE), "dst memory");
-    victim->key = *k;
+    memcpy(&victim->key, k, sizeof *k); /* byte for byte: keys are compared with memcmp */
     victim->used = true;
     victim->last = ++g_tick;
     return victim;
 }
 
-/* ------------------------------------------------------------------ the GEMM */
+/* ------------------------------------------------------------------ the GEMMs */
 
 static uint16_t *g_abuf, *g_bbuf;
 static size_t g_acap, g_bcap;
 
-void cpu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
-                   const float *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc, int batch) {
+/* The product with B either fp32 (b32, rounded here) or already bf16 (b16). */
+static void gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
+                      const float *b32, const uint16_t *b16, int ldb, long long sb, float beta, float *c, int ldc,
+                      long long sc, int batch) {
     if (m <= 0 || n <= 0 || batch <= 0) return;
     if (batch > 1 && sc == 0) {
         /* every product accumulates into the same C: one batch at a time */
         for (int i = 0; i < batch; i++)
-            cpu_gemm_bf16(ta, tb, m, n, k, alpha, a + i * sa, lda, 0, b + i * sb, ldb, 0, i == 0 ? beta : 1.0f, c,
-                          ldc, 0, 1);
+            gemm_bf16(ta, tb, m, n, k, alpha, a + i * sa, lda, 0, b32 ? b32 + i * sb : NULL, b16 ? b16 + i * sb : NULL,
+                      ldb, 0, i == 0 ? beta : 1.0f, c, ldc, 0, 1);
         return;
     }
     if (k <= 0) { /* an empty product: C = beta * C */
@@ -202,17 +190,38 @@ void cpu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float
         return;
     }
     int ba = batch > 1 && sa != 0 ? batch : 1, bb = batch > 1 && sb != 0 ? batch : 1;
-    uint16_t *ap = scratch(&g_abuf, &g_acap, (size_t)ba * m * k);
-    uint16_t *bp = scratch(&g_bbuf, &g_bcap, (size_t)bb * k * n);
-    for (int i = 0; i < ba; i++) pack(ap + (size_t)i * m * k, a + i * sa, m, k, lda, ta);
-    for (int i = 0; i < bb; i++) pack(bp + (size_t)i * k * n, b + i * sb, k, n, ldb, tb);
-    Key key = {.m = m, .n = n, .k = k, .batch = batch, .ba = ba, .bb = bb, .ldc = ldc, .sc = batch > 1 ? sc : (long long)m * ldc,
-               .alpha = alpha, .beta = beta};
+    /* round each operand once, in its stored layout */
+    size_t na = ta ? span(sa, ba, k, m, lda) : span(sa, ba, m, k, lda);
+    uint16_t *ap = scratch(&g_abuf, &g_acap, na);
+    cpu_to_bf16(ap, a, na);
+    const uint16_t *bp = b16;
+    if (!bp) {
+        size_t nb = tb ? span(sb, bb, n, k, ldb) : span(sb, bb, k, n, ldb);
+        uint16_t *w = scratch(&g_bbuf, &g_bcap, nb);
+        cpu_to_bf16(w, b32, nb);
+        bp = w;
+    }
+    Key key;
+    memset(&key, 0, sizeof key); /* the padding too: keys are compared with memcmp */
+    key.ta = ta, key.tb = tb, key.m = m, key.n = n, key.k = k, key.batch = batch, key.ba = ba, key.bb = bb;
+    key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.sa = ba > 1 ? sa : 0, key.sb = bb > 1 ? sb : 0;
+    key.sc = batch > 1 ? sc : 0, key.alpha = alpha, key.beta = beta;
     Entry *e = get_entry(&key);
     dnnl_check(dnnl_memory_set_data_handle(e->src, ap), "src handle");
-    dnnl_check(dnnl_memory_set_data_handle(e->wei, bp), "weights handle");
+    dnnl_check(dnnl_memory_set_data_handle(e->wei, (void *)bp), "weights handle");
     dnnl_check(dnnl_memory_set_data_handle(e->dst, c), "dst handle");
     dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst}};
     dnnl_check(dnnl_primitive_execute(e->prim, g_stream, 3, args), "matmul");
     dnnl_check(dnnl_stream_wait(g_stream), "stream wait");
+}
+
+void cpu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
+                   const float *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc, int batch) {
+    gemm_bf16(ta, tb, m, n, k, alpha, a, lda, sa, b, NULL, ldb, sb, beta, c, ldc, sc, batch);
+}
+
+void cpu_gemm_bf16_b16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
+                       const uint16_t *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc,
+                       int batch) {
+    gemm_bf16(ta, tb, m, n, k, alpha, a, lda, sa, NULL, b, ldb, sb, beta, c, ldc, sc, batch);
 }

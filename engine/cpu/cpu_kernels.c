@@ -403,3 +403,18 @@ void cpu_mean_pool_bwd(float *dx, const float *dout, const int32_t *lengths, int
         }
     }
 }
+
+/* ---------------------------------------------------------------- bf16 */
+
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu)) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+void cpu_to_bf16(uint16_t *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 32768)
+    for (size_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]);
+}

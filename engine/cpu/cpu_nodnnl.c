@@ -18,3 +18,10 @@ void cpu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float
     fprintf(stderr, "distill: internal error: a bf16 GEMM in a build without oneDNN\n");
     abort();
 }
+
+void cpu_gemm_bf16_b16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
+                       const uint16_t *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc,
+                       int batch) {
+    fprintf(stderr, "distill: internal error: a bf16 GEMM in a build without oneDNN\n");
+    abort();
+}

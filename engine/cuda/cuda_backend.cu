@@ -276,6 +276,40 @@ void cu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha,
                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
+void cu_to_bf16(uint16_t *dst, const float *src, size_t n) {
+    if (n == 0) return;
+    f32_to_bf16_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream()>>>((__nv_bfloat16 *)dst, src, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* cu_gemm_bf16 with B already bf16: only A is rounded. */
+void cu_gemm_bf16_b16(int ta, int tb, int m, int n, int k, float alpha,
+                      const float *a, int lda, long long stride_a,
+                      const uint16_t *b, int ldb, long long stride_b,
+                      float beta, float *c, int ldc, long long stride_c, int batch) {
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    if (k <= 0) {
+        cu_gemm(ta, tb, m, n, k, alpha, a, lda, stride_a, NULL, ldb, stride_b, beta, c, ldc, stride_c, batch);
+        return;
+    }
+    if (stride_c == 0 && batch > 1) {
+        for (int i = 0; i < batch; i++)
+            cu_gemm_bf16_b16(ta, tb, m, n, k, alpha, a + (long long)i * stride_a, lda, 0, b + (long long)i * stride_b,
+                             ldb, 0, i == 0 ? beta : 1.0f, c, ldc, 0, 1);
+        return;
+    }
+    cudaStream_t st = cuda_stream();
+    size_t na = ta ? span(stride_a, batch, k, m, lda) : span(stride_a, batch, m, k, lda);
+    __nv_bfloat16 *ab = (__nv_bfloat16 *)cuda_scratch(na * sizeof(__nv_bfloat16));
+    f32_to_bf16_kernel<<<cuda_blocks(na), CUDA_THREADS, 0, st>>>(ab, a, na);
+    CUDA_CHECK_LAUNCH();
+    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
+    CUBLAS_CHECK(cublasGemmStridedBatchedEx(g_cublas, opb, opa, n, m, k, &alpha, b, CUDA_R_16BF, ldb, stride_b, ab,
+                                            CUDA_R_16BF, lda, stride_a, &beta, c, CUDA_R_32F, ldc, stride_c, batch,
+                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+}
+
 /* bf16 tensor-core GEMMs need compute capability 8.0 (Ampere) or newer. */
 static bool cuda_bf16_supported(char *why, size_t n) {
     int dev = g_device >= 0 ? g_device : 0, major = 0;
