@@ -137,6 +137,31 @@ int main(void) {
                cs->tb, cs->m, cs->n, cs->k, cs->batch, (double)cs->alpha, (double)cs->beta);
         failed += bad != 0;
     }
+    /* B rounded once (a frozen teacher's weights, params_make_bf16) gives exactly the product that
+     * rounds B at every call: the same bits go in, the same primitive runs. x W^T, W stored [n][k]. */
+    {
+        const int m = 40, n = 24, k = 56;
+        float *x = malloc(sizeof(float) * m * k), *w = malloc(sizeof(float) * n * k);
+        float *c1 = malloc(sizeof(float) * m * n), *c2 = malloc(sizeof(float) * m * n);
+        uint16_t *w16 = malloc(sizeof(uint16_t) * n * k);
+        for (int i = 0; i < m * k; i++) x[i] = (float)(rng_next_double(&rng) * 2 - 1);
+        for (int i = 0; i < n * k; i++) w[i] = (float)(rng_next_double(&rng) * 2 - 1);
+        cpu_to_bf16(w16, w, (size_t)n * k);
+        int exact = 1;
+        for (int i = 0; i < n * k; i++) {
+            float r = round_bf16(w[i]);
+            uint32_t u;
+            memcpy(&u, &r, 4);
+            exact &= (uint16_t)(u >> 16) == w16[i];
+        }
+        cpu_gemm_bf16(0, 1, m, n, k, 1.0f, x, k, 0, w, k, 0, 0.0f, c1, n, 0, 1);
+        cpu_gemm_bf16_b16(0, 1, m, n, k, 1.0f, x, k, 0, w16, k, 0, 0.0f, c2, n, 0, 1);
+        bool same = memcmp(c1, c2, sizeof(float) * m * n) == 0;
+        printf("%s to_bf16 rounds to nearest even; gemm_bf16_b16 on pre-rounded weights = gemm_bf16, bitwise\n",
+               exact && same ? "ok  " : "FAIL");
+        failed += !(exact && same);
+        free(x), free(w), free(c1), free(c2), free(w16);
+    }
     /* bf16 really ran: the results sit far closer to the bf16-input product than to the fp32 one */
     bool real = eb * 20 < ef;
     printf("%s total error vs the bf16-input product %.3g, vs the fp32 product %.3g (bf16 ran: %s)\n",
