@@ -22,17 +22,6 @@ bool ckpt_is_checkpoint(const char *path) {
     return yes;
 }
 
-/* 14350248 -> "14,350,248" */
-static const char *commas(unsigned long long v, char *buf, size_t n) {
-    char raw[32];
-    int len = snprintf(raw, sizeof raw, "%llu", v), k = 0;
-    for (int i = 0; i < len && (size_t)k + 2 < n; i++) {
-        if (i > 0 && (len - i) % 3 == 0) buf[k++] = ',';
-        buf[k++] = raw[i];
-    }
-    buf[k] = '\0';
-    return buf;
-}
 
 /* Elements of dataset `dpath`, or -1 when absent or unreadable. */
 static long long dset_elems(hid_t f, const char *dpath) {
@@ -81,12 +70,12 @@ static void print_student_counts(FILE *out, hid_t f, const char *path) {
         total += (unsigned long long)e;
     }
     char b[32];
-    fprintf(out, "parameters   student %s in %d tensors (", commas(total, b, sizeof b), n);
+    fprintf(out, "parameters   student %s in %d tensors (", fmt_count(total, b, sizeof b), n);
     bool first = true;
     for (int k = 0; k <= NG; k++) {
         if (!count[k]) continue;
         fprintf(out, "%s%s %s", first ? "" : ", ", k < NG ? groups[k][0] : "other",
-                commas(count[k], b, sizeof b));
+                fmt_count(count[k], b, sizeof b));
         first = false;
     }
     fprintf(out, ")%s\n", missing ? ", SOME TENSORS MISSING" : "");
@@ -115,7 +104,7 @@ static void print_projection_counts(FILE *out, hid_t f, const char *path) {
         if (e > 0) total += (unsigned long long)e;
     }
     char b[32];
-    fprintf(out, "projections  %s parameters in %d tensors%s%s\n", commas(total, b, sizeof b), n,
+    fprintf(out, "projections  %s parameters in %d tensors%s%s\n", fmt_count(total, b, sizeof b), n,
             n ? ", first " : "", n ? names[0] : "");
     h5_strs_free(names, n);
     H5Gclose(g);

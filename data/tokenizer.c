@@ -675,22 +675,8 @@ Status tokenizer_encode(const Tokenizer *t, TokenizerState *st, const char *a, s
     int budget = max_seq - added;
     if (n1 + n2 > budget) {
         if (truncated) *truncated = true;
-        if (!pair) {
-            n1 = budget;
-        } else {
-            bool swap = n1 > n2;
-            int s1 = swap ? n2 : n1; /* the shorter */
-            int s2;
-            if (s1 > budget) s2 = s1;
-            else s2 = s1 > budget - s1 ? s1 : budget - s1;
-            if (s1 + s2 > budget) {
-                s1 = budget / 2;
-                s2 = s1 + budget % 2;
-            }
-            int k1 = swap ? s2 : s1, k2 = swap ? s1 : s2;
-            if (k1 < n1) n1 = k1;
-            if (k2 < n2) n2 = k2;
-        }
+        if (!pair) n1 = budget;
+        else tokenizer_truncate_pair(&n1, &n2, budget);
     }
     int k = 0;
     ids[k] = t->cls_id, types[k++] = 0;
@@ -702,4 +688,19 @@ Status tokenizer_encode(const Tokenizer *t, TokenizerState *st, const char *a, s
     }
     *length = k;
     return DISTILL_OK;
+}
+
+void tokenizer_truncate_pair(int *n1, int *n2, int budget) {
+    bool swap = *n1 > *n2;
+    int s1 = swap ? *n2 : *n1; /* the shorter */
+    int s2;
+    if (s1 > budget) s2 = s1;
+    else s2 = s1 > budget - s1 ? s1 : budget - s1;
+    if (s1 + s2 > budget) {
+        s1 = budget / 2;
+        s2 = s1 + budget % 2;
+    }
+    int k1 = swap ? s2 : s1, k2 = swap ? s1 : s2;
+    if (k1 < *n1) *n1 = k1;
+    if (k2 < *n2) *n2 = k2;
 }

@@ -87,4 +87,8 @@ Status tokenizer_words(const Tokenizer *t, TokenizerState *st, const char *text,
 /* Byte offset of the first invalid UTF-8 sequence in s[0..len), or -1 when it is all valid. */
 long utf8_invalid_at(const char *s, size_t len);
 
+/* Cuts a pair of pieces of n1 and n2 tokens to at most `budget` tokens together, as `tokenizers`'
+ * TruncationStrategy::LongestFirst does (what tokenizer_encode and `eval --max-seq` use). */
+void tokenizer_truncate_pair(int *n1, int *n2, int budget);
+
 #endif

@@ -33,4 +33,7 @@ void distill_print_error(const char *msg);
 /* Monotonic wall clock in seconds. */
 double now_seconds(void);
 
+/* 14350248 -> "14,350,248" in buf (n >= 32 holds any value); returns buf. */
+const char *fmt_count(unsigned long long v, char *buf, size_t n);
+
 #endif

@@ -33,8 +33,4 @@ int help_command(const char *name, FILE *f);
  * parts, library versions. Returns 0. */
 int help_version(FILE *f);
 
-/* 14350248 -> "14,350,248" in buf (n >= 32 holds any value); returns buf. */
-#include <stddef.h>
-const char *fmt_count(unsigned long long v, char *buf, size_t n);
-
 #endif

@@ -135,17 +135,7 @@ static int64_t cut_rows(Dataset *ds, int n) {
         if (!pair) {
             k1 = budget;
         } else { /* tokenizers' LongestFirst, as tokenizer_encode */
-            bool swap = n1 > n2;
-            int s1 = swap ? n2 : n1, s2;
-            if (s1 > budget) s2 = s1;
-            else s2 = s1 > budget - s1 ? s1 : budget - s1;
-            if (s1 + s2 > budget) {
-                s1 = budget / 2;
-                s2 = s1 + budget % 2;
-            }
-            int c1 = swap ? s2 : s1, c2 = swap ? s1 : s2;
-            if (c1 < k1) k1 = c1;
-            if (c2 < k2) k2 = c2;
+            tokenizer_truncate_pair(&k1, &k2, budget);
         }
         int32_t *oi = ds->ids + w;
         uint8_t *ot = ds->types + w;
