@@ -198,6 +198,11 @@ static Status open_dataset(Dataset **out, const char *path, bool with_tokens) {
         goto done;
     }
     ds->max_seq = (int)v;
+    ds->truncated_rows = -1;
+    if (h5a_has(f, "truncated_rows")) {
+        if (attr_int(f, path, "truncated_rows", &v) != DISTILL_OK) goto done;
+        ds->truncated_rows = v;
+    }
     if (attr_int(f, path, "vocab_size", &v) != DISTILL_OK) goto done;
     if (v < 1 || v > INT32_MAX) {
         distill_set_error("%s: the vocab_size attribute is %lld: expected a positive count", path, v);

@@ -26,6 +26,8 @@ typedef struct {
     char *path;
     int64_t rows;        /* N */
     int max_seq;         /* S */
+    int64_t truncated_rows; /* rows `distill prepare` truncated (its truncated_rows attribute);
+                             * -1 in files written before it was recorded */
     int vocab_size;
     char vocab_sha256[65];
     bool do_lower_case;

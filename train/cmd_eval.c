@@ -23,7 +23,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "../data/h5util.h"
 #include "../data/loader.h"
 #include "../data/tokenizer.h"
 #include "../engine/ops.h"
@@ -85,13 +84,7 @@ static long long file_size(const char *path) {
 /* Rows `distill prepare` truncated: the truncated_rows attribute (*exact true); files written
  * before it was recorded: the rows at max_seq, an upper bound (*exact false). */
 static int64_t prepare_truncated(const Dataset *ds, bool *exact) {
-    long long v = -1;
-    h5u_quiet();
-    hid_t f = H5Fopen(ds->path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (f >= 0) {
-        if (h5u_attr_exists(f, "truncated_rows") && h5u_attr_read_int(f, "truncated_rows", &v) != DISTILL_OK) v = -1;
-        H5Fclose(f);
-    }
+    long long v = ds->truncated_rows;
     *exact = v >= 0;
     if (v >= 0) return (int64_t)v;
     int64_t full = 0;
