@@ -590,10 +590,10 @@ static void case_usage_flags(void) {
 static void case_help_examples(void) {
     static const char *const made[][2] = {
         /* example input path, what in scripts/demo.sh or configs/ makes it */
-        {"runs/data/sst2/test.h5", "--output \"$RUNS/data/sst2/$split.h5\""},
-        {"runs/teacher/best", "run.dir=$RUNS/teacher"},
-        {"runs/tiny/best", "run.dir=$RUNS/tiny"},
-        {"runs/tiny/ckpt-400.h5", "max_steps: 400"},
+        {"runs/demo/data/sst2/test.h5", "--output \"$RUNS/data/sst2/$split.h5\""},
+        {"runs/demo/teacher/best", "run.dir=$RUNS/teacher"},
+        {"runs/demo/tiny/best", "run.dir=$RUNS/tiny"},
+        {"runs/demo/tiny/ckpt-400.h5", "max_steps: 400"},
         {"../shared/data/sst2/test.tsv", "$SHARED/sst2/$split.tsv"},
         {"../shared/data/vocab/bert-base-uncased-vocab.txt", "$SHARED/vocab/bert-base-uncased-vocab.txt"},
         {"configs/tiny.yaml", "configs/tiny.yaml"},
@@ -608,6 +608,7 @@ static void case_help_examples(void) {
         CHECK(strstr(demo, made[k][1]) || strstr(tiny, made[k][1]), "demo.sh/tiny.yaml no longer make %s ('%s')",
               made[k][0], made[k][1]);
     CHECK(strstr(tiny, "checkpoint_every: 100"), "tiny.yaml: ckpt-400.h5 needs checkpoint_every 100");
+    CHECK(strstr(demo, "RUNS=\"${DISTILL_RUNS:-runs/demo}\""), "demo.sh no longer writes runs/demo/ by default");
     int inputs = 0;
     for (int i = 0; COMMANDS[i]; i++) {
         char *h = help_of(COMMANDS[i]), *ex = strstr(h, "\nExample");

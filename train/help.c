@@ -4,10 +4,10 @@
  * One place for the texts, so the top-level usage and each command's --help cannot drift apart:
  * the top-level usage lists every command with all its current flags; each help_X prints the full
  * help of one command. Examples use the paths that `bash scripts/demo.sh` leaves behind:
- *   runs/data/sst2/{train,dev,test}.h5   prepared SST-2 (vocabulary: bert-base-uncased)
- *   runs/teacher/{best,final}/           the fine-tuned teacher (Hugging Face folders)
- *   runs/tiny/{best,final}/              the distilled student; runs/tiny/ckpt-400.h5 its last
- *                                        checkpoint (checkpoint_every 100, keep_last 2)
+ *   runs/demo/data/sst2/{train,dev,test}.h5   prepared SST-2 (vocabulary: bert-base-uncased)
+ *   runs/demo/teacher/{best,final}/      the fine-tuned teacher (Hugging Face folders)
+ *   runs/demo/tiny/{best,final}/         the distilled student; runs/demo/tiny/ckpt-400.h5 its
+ *                                        last checkpoint (checkpoint_every 100, keep_last 2)
  *   ../shared/data/sst2/test.tsv         the raw text the test file was prepared from
  * Each help_X(f, rc) writes to f and returns rc, so callers can `return help_X(stderr, 2);`.
  */
@@ -58,8 +58,8 @@ int help_usage(FILE *f, int rc) {
           "  distill --version\n"
           "\n"
           "After `bash scripts/demo.sh`, for example:\n"
-          "  distill eval --model runs/tiny/best --data runs/data/sst2/test.h5\n"
-          "  distill predict --model runs/tiny/best --text 'A gripping, funny film.'\n",
+          "  distill eval --model runs/demo/tiny/best --data runs/demo/data/sst2/test.h5\n"
+          "  distill predict --model runs/demo/tiny/best --text 'A gripping, funny film.'\n",
           f);
     return rc;
 }
@@ -95,7 +95,7 @@ int help_train(FILE *f, int rc) {
           "\n"
           "Examples (from the source tree, after `bash scripts/demo.sh` has prepared the data):\n"
           "  distill --config configs/tiny.yaml --set run.dir=runs/tiny2 \\\n"
-          "          --set teacher.path=runs/teacher/best --set train.max_steps=50\n"
+          "          --set teacher.path=runs/demo/teacher/best --set train.max_steps=50\n"
           "  distill --config configs/tiny.yaml --set run.dir=runs/tiny2 --resume auto\n",
           f);
     return rc;
@@ -120,7 +120,7 @@ int help_prepare(FILE *f, int rc) {
           "\n"
           "Example (what scripts/demo.sh runs):\n"
           "  distill prepare --vocab ../shared/data/vocab/bert-base-uncased-vocab.txt \\\n"
-          "                  --input ../shared/data/sst2/test.tsv --output runs/data/sst2/test.h5 \\\n"
+          "                  --input ../shared/data/sst2/test.tsv --output runs/demo/data/sst2/test.h5 \\\n"
           "                  --max-seq 128 --labels 0,1\n",
           f);
     return rc;
@@ -153,9 +153,9 @@ int help_eval(FILE *f, int rc) {
           "table. The report says how many rows `distill prepare` truncated.\n"
           "\n"
           "Examples (after `bash scripts/demo.sh`):\n"
-          "  distill eval --model runs/tiny/best --data runs/data/sst2/test.h5\n"
-          "  distill eval --model runs/tiny/ckpt-400.h5 --data runs/data/sst2/test.h5 --no-latency\n"
-          "  distill eval --random 12,768,12,3072 --data runs/data/sst2/test.h5 --latency-rows 16\n",
+          "  distill eval --model runs/demo/tiny/best --data runs/demo/data/sst2/test.h5\n"
+          "  distill eval --model runs/demo/tiny/ckpt-400.h5 --data runs/demo/data/sst2/test.h5 --no-latency\n"
+          "  distill eval --random 12,768,12,3072 --data runs/demo/data/sst2/test.h5 --latency-rows 16\n",
           f);
     return rc;
 }
@@ -189,8 +189,8 @@ int help_export(FILE *f, int rc) {
           "  --device DEV        where to load the model: cpu (default), cuda or cuda:N\n"
           "\n"
           "Examples (after `bash scripts/demo.sh`):\n"
-          "  distill export --checkpoint runs/tiny/ckpt-400.h5 --hf runs/tiny/export --onnx runs/tiny/student.onnx\n"
-          "  distill export --model runs/tiny/best --onnx runs/tiny/best.onnx\n",
+          "  distill export --checkpoint runs/demo/tiny/ckpt-400.h5 --hf runs/demo/tiny/export --onnx runs/demo/tiny/student.onnx\n"
+          "  distill export --model runs/demo/tiny/best --onnx runs/demo/tiny/best.onnx\n",
           f);
     return rc;
 }
@@ -242,8 +242,8 @@ int help_predict(FILE *f, int rc) {
           "                      the model's max_position_embeddings: a larger N is an error)\n"
           "\n"
           "Examples (after `bash scripts/demo.sh`):\n"
-          "  distill predict --model runs/tiny/best --input ../shared/data/sst2/test.tsv --output label\n"
-          "  distill predict --model runs/teacher/best --text 'A man plays guitar.' \\\n"
+          "  distill predict --model runs/demo/tiny/best --input ../shared/data/sst2/test.tsv --output label\n"
+          "  distill predict --model runs/demo/teacher/best --text 'A man plays guitar.' \\\n"
           "                  --output embedding --pooling mean --normalize\n",
           f);
     return rc;
@@ -265,9 +265,9 @@ int help_info(FILE *f, int rc) {
           "Exits 0 when PATH is complete and valid, 1 otherwise (after printing what could be read).\n"
           "\n"
           "Examples (after `bash scripts/demo.sh`):\n"
-          "  distill info runs/tiny/best\n"
-          "  distill info runs/tiny/ckpt-400.h5\n"
-          "  distill info runs/data/sst2/test.h5\n",
+          "  distill info runs/demo/tiny/best\n"
+          "  distill info runs/demo/tiny/ckpt-400.h5\n"
+          "  distill info runs/demo/data/sst2/test.h5\n",
           f);
     return rc;
 }
