@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Rank and size variables set by the launchers we know (Open MPI, MPICH/Hydra and PMI, PMIx, Slurm). */
-static const char *const SIZE_VARS[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_NTASKS", NULL};
+/* Rank and size variables set by the launchers we know (Open MPI, MPICH/Hydra and PMI, PMIx, Slurm).
+ * For Slurm the step's task count, set by `srun` only: a batch script itself runs with the
+ * allocation's SLURM_NTASKS but is one process. */
+static const char *const SIZE_VARS[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS", NULL};
 static const char *const RANK_VARS[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID", NULL};
 
 static const char *g_launcher = "none";
