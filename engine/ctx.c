@@ -22,14 +22,39 @@ void ctx_free(Ctx *c) {
     if (!c) return;
     arena_free(c->arena);
     arena_free(c->meta);
+    if (c->scratch) arena_free(c->scratch);
     free(c->tape.entries);
     free(c);
 }
 
 void ctx_reset(Ctx *c) {
     c->tape.n = 0;
+    DCHECK(!c->in_scope);
     arena_reset(c->arena);
     arena_reset(c->meta);
+}
+
+void *ctx_alloc(Ctx *c, size_t bytes) { return arena_alloc(c->in_scope ? c->scratch : c->arena, bytes); }
+
+void ctx_scope_begin(Ctx *c) {
+    DCHECK(!c->in_scope && !c->record);
+    if (!c->scratch) c->scratch = arena_new(c->be, (size_t)16 << 20);
+    c->in_scope = true;
+}
+
+Tensor *ctx_keep(Ctx *c, Tensor *t) {
+    if (!c->in_scope || !t) return t;
+    c->in_scope = false; /* the copy goes to the step's arena */
+    Tensor *k = ctx_tensor(c, t->dtype, t->ndim, t->shape);
+    c->in_scope = true;
+    c->be->copy(k->data, t->data, tensor_bytes(t), COPY_D2D);
+    return k;
+}
+
+void ctx_scope_end(Ctx *c) {
+    DCHECK(c->in_scope);
+    c->in_scope = false;
+    arena_reset(c->scratch);
 }
 
 static Tensor *new_struct(Ctx *c) {
@@ -43,7 +68,7 @@ Tensor *ctx_tensor(Ctx *c, DType dt, int ndim, const int *shape) {
     t->dtype = dt;
     t->device = c->device;
     tensor_set_shape(t, ndim, shape);
-    t->data = arena_alloc(c->arena, tensor_bytes(t));
+    t->data = ctx_alloc(c, tensor_bytes(t));
     return t;
 }
 

@@ -52,6 +52,9 @@ typedef struct Ctx {
     /* Row window for dropout (see ctx_set_rows). rows_total == 0: off, each dropout draws
      * counters [rng_counter, rng_counter + numel). */
     int64_t rows_here, rows_before, rows_total;
+    /* Layer scopes (ctx_scope_begin): activations go to `scratch`, emptied at each scope's end. */
+    Arena *scratch;
+    bool in_scope;
 } Ctx;
 
 /* Declares that the activations computed next hold rows [before, before + here) of a batch of
@@ -68,6 +71,19 @@ void ctx_free(Ctx *c);
 void ctx_sync(Ctx *c);
 /* Empties the tape and resets both arenas; all activation tensors become invalid. */
 void ctx_reset(Ctx *c);
+
+/* Activation memory (uninitialised): the arena, or the scope's scratch inside a layer scope. */
+void *ctx_alloc(Ctx *c, size_t bytes);
+
+/* Layer scopes, for forwards that record nothing (a teacher, evaluation): between
+ * ctx_scope_begin and ctx_scope_end every new activation goes to a scratch arena, which
+ * ctx_scope_end empties, so a model's layers reuse one layer's worth of memory. What must outlive
+ * the scope (the layer's output, a hidden state or attention map a loss reads) is copied out
+ * first with ctx_keep, which returns the copy in the step's arena. Scopes do not nest and need
+ * recording off. */
+void ctx_scope_begin(Ctx *c);
+Tensor *ctx_keep(Ctx *c, Tensor *t);
+void ctx_scope_end(Ctx *c);
 
 /* A new activation tensor in the arena (data uninitialised / zero-filled). */
 Tensor *ctx_tensor(Ctx *c, DType dt, int ndim, const int *shape);

@@ -632,7 +632,7 @@ static void bw_scale_mask_softmax(Ctx *c, TapeEntry *e) {
     float scale = e->f[0];
     const float *dp = DOUT(e);
     if (scale != 1.0f) {
-        float *tmp = arena_alloc(c->arena, x->numel * sizeof(float)); /* (B, H, R, C) */
+        float *tmp = ctx_alloc(c, x->numel * sizeof(float)); /* (B, H, R, C) */
         BE(c, scale, e->op)(tmp, dp, scale, x->numel);
         dp = tmp;
     }

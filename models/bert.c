@@ -328,8 +328,12 @@ void bert_forward(Ctx *c, Bert *m, const BertInput *in, const BertRequest *req, 
     Tensor *mask = bert_attention_mask(c, in->lengths_host, B, S);      /* (B, S) additive */
 
     /* ---- encoder ---- */
+    /* Recording nothing (a teacher, evaluation), each layer's temporaries live in a scope that
+     * the next layer reuses; the layer's output and the maps a loss asked for are kept. */
+    const bool scoped = !c->record;
     for (int l = 0; l < L; l++) {
         const BertLayer *ly = &m->layers[l];
+        if (scoped) ctx_scope_begin(c);
         Tensor *q = op_linear(c, x, ly->q_w, ly->q_b);                  /* (B, S, H) */
         Tensor *k = op_linear(c, x, ly->k_w, ly->k_b);                  /* (B, S, H) */
         Tensor *v = op_linear(c, x, ly->v_w, ly->v_b);                  /* (B, S, H) */
@@ -338,11 +342,11 @@ void bert_forward(Ctx *c, Bert *m, const BertInput *in, const BertRequest *req, 
         if (wanted(req->all_scores, req->scores, l)) {
             Tensor *scores = op_scale_mask(c, raw, mask, scale);        /* (B, nh, S, S) */
             probs = op_softmax(c, scores);
-            out->scores[l] = scores;
+            out->scores[l] = ctx_keep(c, scores);
         } else {
             probs = op_scale_mask_softmax(c, raw, mask, scale);
         }
-        if (wanted(req->all_probs, req->probs, l)) out->probs[l] = probs;
+        if (wanted(req->all_probs, req->probs, l)) out->probs[l] = ctx_keep(c, probs);
         Tensor *pd = op_dropout(c, probs, p_attn);                      /* (B, nh, S, S) */
         Tensor *ctxv = op_attention_pv(c, pd, v, nh);                   /* (B, S, H) */
         Tensor *ao = op_linear(c, ctxv, ly->ao_w, ly->ao_b);            /* (B, S, H) */
@@ -352,6 +356,10 @@ void bert_forward(Ctx *c, Bert *m, const BertInput *in, const BertRequest *req, 
         Tensor *o = op_linear(c, f, ly->o_w, ly->o_b);                  /* (B, S, H) */
         o = op_dropout(c, o, p_hidden);
         x = op_add_layernorm(c, o, h1, ly->ln2_g, ly->ln2_b, eps);      /* (B, S, H) */
+        if (scoped) {
+            x = ctx_keep(c, x);
+            ctx_scope_end(c);
+        }
         if (wanted(req->all_hidden, req->hidden, l + 1)) out->hidden[l + 1] = x;
     }
     out->sequence = x;

@@ -445,8 +445,23 @@ int main(int argc, char **argv) {
 
     /* ---- request handling: nothing extra, no logits ---- */
     BertRequest req_none = {.no_logits = true};
+    /* recording on, for the memory comparison below */
+    bool rec_was = ctx_set_record(c, true);
     in = batch_input(c, &bt);
     bert_forward(c, m, &in, &req_none, &o);
+    size_t used_on = c->arena->in_use;
+    ctx_reset(c);
+    ctx_set_record(c, rec_was);
+    in = batch_input(c, &bt);
+    bert_forward(c, m, &in, &req_none, &o);
+    /* Recording off, each layer's temporaries live in a scope the next layer reuses (ctx_scope_*):
+     * the step's arena keeps the embeddings, the mask and one (B, S, H) output per layer, so it
+     * holds at most (8 + L) such tensors plus alignment, where recording on holds every layer's
+     * q, k, v, maps and FFN activations. */
+    size_t used_off = c->arena->in_use, bsh = (size_t)B * S * cfg.hidden_size * sizeof(float);
+    CHECK(used_off <= (size_t)(8 + L) * (bsh + 64) + 4096,
+          "record off keeps %zu bytes in the arena, more than (8 + L) hidden-sized tensors (%zu each)", used_off, bsh);
+    CHECK(used_off < used_on, "record off keeps %zu bytes, no less than record on (%zu)", used_off, used_on);
     CHECK(o.logits == NULL && o.pooled == NULL, "no_logits: logits/pooled computed anyway");
     CHECK(o.sequence != NULL && same_bits(o.sequence, sa.hidden[L]), "no_logits: sequence differs");
     for (int l = 0; l <= L; l++) CHECK(o.hidden[l] == NULL, "hidden %d returned unrequested", l);
