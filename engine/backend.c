@@ -52,3 +52,8 @@ bool backend_bf16_supported(Device d, char *why, size_t n) {
     }
     return be->bf16_supported(why, n);
 }
+
+const char *backend_gemm_library(Device d) {
+    const Backend *be = backend_for(d.type);
+    return be ? be->gemm_library() : "none (no backend for the device)";
+}

@@ -51,6 +51,8 @@ const Backend *backend_cpu(void);
 const Backend *backend_cuda(void); /* NULL when built without CUDA */
 /* Whether `precision: bf16` can run on device d; when not, why (into why[n]). */
 bool backend_bf16_supported(Device d, char *why, size_t n);
+/* What multiplies matrices on device d (the backend's gemm_library), for logs and benchmarks. */
+const char *backend_gemm_library(Device d);
 /* True when the CUDA backend was compiled in and a device is present. */
 bool backend_cuda_available(void);
 /* The name of the first NULL entry of a table ("alloc", "gemm", ...: the device and memory

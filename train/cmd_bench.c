@@ -165,7 +165,7 @@ int cmd_bench(int argc, char **argv) {
     device_str(t->device, devname, sizeof devname);
     const char *prec_t = teacher ? CONFIG_PRECISION_NAMES[t->cfg.teacher.precision] : "none";
     const char *prec_s = CONFIG_PRECISION_NAMES[t->cfg.student.precision];
-    const char *gemm = backend_for(t->device.type)->gemm_library();
+    const char *gemm = backend_gemm_library(t->device);
     if (json) {
         printf("{\"config\":\"%s\",\"device\":\"%s\",\"threads\":%d,\"batch\":%d,\"seq\":%d,\"steps\":%d,"
                "\"data\":\"%s\",\"step_ms\":{\"median\":%.3f,\"min\":%.3f,\"max\":%.3f},\"tokens_per_s\":%.1f,"

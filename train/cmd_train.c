@@ -104,7 +104,7 @@ static void print_run(Run *r) {
     else
         printf("world: 1 rank; device: %s, %d threads\n", devname, runtime_threads());
     printf("precision: teacher %s, student %s (GEMMs: %s)\n", t->teacher ? CONFIG_PRECISION_NAMES[cfg->teacher.precision] : "none",
-           CONFIG_PRECISION_NAMES[cfg->student.precision], backend_for(t->device.type)->gemm_library());
+           CONFIG_PRECISION_NAMES[cfg->student.precision], backend_gemm_library(t->device));
     printf("# distill: resolved config (%s)\n%s", cfg->source, r->config_yaml);
     if (t->teacher) print_model("teacher", t->teacher);
     print_model("student", t->student);

@@ -306,8 +306,8 @@ int help_version(FILE *f) {
     fprintf(f, "\n");
     {
         char why[256];
-        bool bf16 = backend_cpu()->bf16_supported(why, sizeof why);
-        fprintf(f, "GEMMs:     cpu: %s; bf16 %s%s\n", backend_cpu()->gemm_library(), bf16 ? "available" : "not available: ",
+        bool bf16 = backend_bf16_supported(device_cpu(), why, sizeof why);
+        fprintf(f, "GEMMs:     cpu: %s; bf16 %s%s\n", backend_gemm_library(device_cpu()), bf16 ? "available" : "not available: ",
                 bf16 ? "" : why);
     }
     fprintf(f, "optional:  cuDNN %s, NCCL %s, MPI %s\n",
