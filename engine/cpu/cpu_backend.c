@@ -156,9 +156,10 @@ void cpu_adamw(float *p, float *m, float *v, const float *g, size_t n, float lr,
 static const char *cpu_gemm_library(void) {
     static char text[160];
     if (!text[0]) {
-        char why[8];
-        snprintf(text, sizeof text, "OpenBLAS (fp32)%s%s%s", cpu_bf16_supported(why, sizeof why) ? " + oneDNN (bf16, " : "",
-                 cpu_bf16_supported(why, sizeof why) ? cpu_gemm_isa_name() : "", cpu_bf16_supported(why, sizeof why) ? ")" : "");
+        if (cpu_bf16_supported(NULL, 0))
+            snprintf(text, sizeof text, "OpenBLAS (fp32) + oneDNN (bf16, %s)", cpu_gemm_isa_name());
+        else
+            snprintf(text, sizeof text, "OpenBLAS (fp32)");
     }
     return text;
 }

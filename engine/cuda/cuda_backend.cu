@@ -243,32 +243,36 @@ static size_t span(long long stride, int batch, int rows, int cols, int ld) {
     return (stride ? (size_t)stride * (size_t)(batch - 1) : 0) + (size_t)(rows - 1) * ld + (size_t)cols;
 }
 
-/* cu_gemm with A and B rounded to bf16 into scratch copies (same layout and strides) and cuBLAS's
- * bf16 GEMM with fp32 accumulation (CUBLAS_COMPUTE_32F) and fp32 C. */
-void cu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha,
-                  const float *a, int lda, long long stride_a,
-                  const float *b, int ldb, long long stride_b,
-                  float beta, float *c, int ldc, long long stride_c, int batch) {
+/* The bf16 product with fp32 accumulation (CUBLAS_COMPUTE_32F) and fp32 C. A is rounded to bf16
+ * into a scratch copy of the same layout and strides; B likewise when it is fp32 (b32), or read as
+ * it is when already bf16 (b16: a frozen model's weights). */
+static void gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long stride_a,
+                      const float *b32, const uint16_t *b16, int ldb, long long stride_b, float beta, float *c, int ldc,
+                      long long stride_c, int batch) {
     if (m <= 0 || n <= 0 || batch <= 0) return;
     if (k <= 0) { /* no products: only C = beta * C, as cu_gemm does it */
-        cu_gemm(ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+        cu_gemm(ta, tb, m, n, k, alpha, a, lda, stride_a, b32, ldb, stride_b, beta, c, ldc, stride_c, batch);
         return;
     }
     if (stride_c == 0 && batch > 1) {
         for (int i = 0; i < batch; i++)
-            cu_gemm_bf16(ta, tb, m, n, k, alpha, a + (long long)i * stride_a, lda, 0, b + (long long)i * stride_b, ldb,
-                         0, i == 0 ? beta : 1.0f, c, ldc, 0, 1);
+            gemm_bf16(ta, tb, m, n, k, alpha, a + (long long)i * stride_a, lda, 0,
+                      b32 ? b32 + (long long)i * stride_b : NULL, b16 ? b16 + (long long)i * stride_b : NULL, ldb, 0,
+                      i == 0 ? beta : 1.0f, c, ldc, 0, 1);
         return;
     }
     cudaStream_t st = cuda_stream();
     size_t na = ta ? span(stride_a, batch, k, m, lda) : span(stride_a, batch, m, k, lda);
-    size_t nb = tb ? span(stride_b, batch, n, k, ldb) : span(stride_b, batch, k, n, ldb);
+    size_t nb = b16 ? 0 : (tb ? span(stride_b, batch, n, k, ldb) : span(stride_b, batch, k, n, ldb));
     __nv_bfloat16 *ab = (__nv_bfloat16 *)cuda_scratch((na + nb) * sizeof(__nv_bfloat16));
-    __nv_bfloat16 *bb = ab + na;
     f32_to_bf16_kernel<<<cuda_blocks(na), CUDA_THREADS, 0, st>>>(ab, a, na);
     CUDA_CHECK_LAUNCH();
-    f32_to_bf16_kernel<<<cuda_blocks(nb), CUDA_THREADS, 0, st>>>(bb, b, nb);
-    CUDA_CHECK_LAUNCH();
+    const void *bb = b16;
+    if (!b16) {
+        f32_to_bf16_kernel<<<cuda_blocks(nb), CUDA_THREADS, 0, st>>>(ab + na, b32, nb);
+        CUDA_CHECK_LAUNCH();
+        bb = ab + na;
+    }
     cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
     CUBLAS_CHECK(cublasGemmStridedBatchedEx(g_cublas, opb, opa, n, m, k, &alpha, bb, CUDA_R_16BF, ldb, stride_b, ab,
@@ -276,38 +280,24 @@ void cu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha,
                                             CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
-void cu_to_bf16(uint16_t *dst, const float *src, size_t n) {
-    if (n == 0) return;
-    f32_to_bf16_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream()>>>((__nv_bfloat16 *)dst, src, n);
-    CUDA_CHECK_LAUNCH();
+void cu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha,
+                  const float *a, int lda, long long stride_a,
+                  const float *b, int ldb, long long stride_b,
+                  float beta, float *c, int ldc, long long stride_c, int batch) {
+    gemm_bf16(ta, tb, m, n, k, alpha, a, lda, stride_a, b, NULL, ldb, stride_b, beta, c, ldc, stride_c, batch);
 }
 
-/* cu_gemm_bf16 with B already bf16: only A is rounded. */
 void cu_gemm_bf16_b16(int ta, int tb, int m, int n, int k, float alpha,
                       const float *a, int lda, long long stride_a,
                       const uint16_t *b, int ldb, long long stride_b,
                       float beta, float *c, int ldc, long long stride_c, int batch) {
-    if (m <= 0 || n <= 0 || batch <= 0) return;
-    if (k <= 0) {
-        cu_gemm(ta, tb, m, n, k, alpha, a, lda, stride_a, NULL, ldb, stride_b, beta, c, ldc, stride_c, batch);
-        return;
-    }
-    if (stride_c == 0 && batch > 1) {
-        for (int i = 0; i < batch; i++)
-            cu_gemm_bf16_b16(ta, tb, m, n, k, alpha, a + (long long)i * stride_a, lda, 0, b + (long long)i * stride_b,
-                             ldb, 0, i == 0 ? beta : 1.0f, c, ldc, 0, 1);
-        return;
-    }
-    cudaStream_t st = cuda_stream();
-    size_t na = ta ? span(stride_a, batch, k, m, lda) : span(stride_a, batch, m, k, lda);
-    __nv_bfloat16 *ab = (__nv_bfloat16 *)cuda_scratch(na * sizeof(__nv_bfloat16));
-    f32_to_bf16_kernel<<<cuda_blocks(na), CUDA_THREADS, 0, st>>>(ab, a, na);
+    gemm_bf16(ta, tb, m, n, k, alpha, a, lda, stride_a, NULL, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+}
+
+void cu_to_bf16(uint16_t *dst, const float *src, size_t n) {
+    if (n == 0) return;
+    f32_to_bf16_kernel<<<cuda_blocks(n), CUDA_THREADS, 0, cuda_stream()>>>((__nv_bfloat16 *)dst, src, n);
     CUDA_CHECK_LAUNCH();
-    cublasOperation_t opa = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasOperation_t opb = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
-    CUBLAS_CHECK(cublasGemmStridedBatchedEx(g_cublas, opb, opa, n, m, k, &alpha, b, CUDA_R_16BF, ldb, stride_b, ab,
-                                            CUDA_R_16BF, lda, stride_a, &beta, c, CUDA_R_32F, ldc, stride_c, batch,
-                                            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
 }
 
 /* bf16 tensor-core GEMMs need compute capability 8.0 (Ampere) or newer. */
