@@ -166,11 +166,25 @@ static void check_dev(const char *op, const char *what, DBuf d, const float *wan
  * <= 2*2^-10 + 2^-20 relative; fp32 accumulation over k terms adds <= k*2^-24 on each side (cuBLAS
  * and OpenBLAS), so |diff| <= (2^-9 + 2^-20 + 2k*2^-24) S, and beta*C rounds once on each side
  * (2U |beta c|). */
-static void t_gemm_case(int ta, int tb, int m, int n, int k, float alpha, float beta, int batch,
-                        int shared_c) {
+/* x rounded to bf16 (through the CPU's to_bf16 kernel) and back to fp32, in place. */
+static void round_bf16_host(float *x, size_t n) {
+    uint16_t *h = xmalloc((n ? n : 1) * sizeof(uint16_t));
+    cpu->to_bf16(h, x, n);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)h[i] << 16;
+        memcpy(&x[i], &u, 4);
+    }
+    free(h);
+}
+
+/* mode 0: gemm (fp32/TF32). mode 1: gemm_bf16, mode 2: gemm_bf16_b16 (B rounded once on the device
+ * by to_bf16): the reference is the CPU's fp32 GEMM of the bf16-rounded inputs, and a product of
+ * two bf16 values is exact in fp32, so only accumulation differs: (2k*2^-24) S. */
+static void t_gemm_case_mode(int mode, int ta, int tb, int m, int n, int k, float alpha, float beta, int batch,
+                             int shared_c) {
     char op[64];
-    snprintf(op, sizeof op, "gemm%s%s %dx%dx%d b%d%s", ta ? "T" : "N", tb ? "T" : "N", m, n, k,
-             batch, shared_c ? " sharedC" : "");
+    snprintf(op, sizeof op, "gemm%s%s%s %dx%dx%d b%d%s", mode == 1 ? "_bf16 " : mode == 2 ? "_bf16_b16 " : "",
+             ta ? "T" : "N", tb ? "T" : "N", m, n, k, batch, shared_c ? " sharedC" : "");
     int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 2, ldc = n + 1; /* padded leading dims */
     long long sa = (long long)(ta ? k : m) * lda + 5, sb = (long long)(tb ? n : k) * ldb + 1;
     long long sc = shared_c ? 0 : (long long)m * ldc + 3;
@@ -178,7 +192,9 @@ static void t_gemm_case(int ta, int tb, int m, int n, int k, float alpha, float 
     size_t nc = shared_c ? (size_t)m * ldc : (size_t)sc * batch;
     float *a = hrand(na, -1, 1), *b = hrand(nb, -1, 1), *c = hrand(nc, -1, 1);
     float *c_ref = hdup(c, nc);
-    cpu->gemm(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c_ref, ldc, sc, batch);
+    float *ar = hdup(a, na), *br = hdup(b, nb); /* the reference's inputs */
+    if (mode) round_bf16_host(ar, na), round_bf16_host(br, nb);
+    cpu->gemm(ta, tb, m, n, k, alpha, ar, lda, sa, br, ldb, sb, beta, c_ref, ldc, sc, batch);
 
     /* S per element: the same GEMM on |a|, |b| with beta 0 (summed over the batch when C is
      * shared: the entries accumulate into one C). */
@@ -194,20 +210,69 @@ static void t_gemm_case(int ta, int tb, int m, int n, int k, float alpha, float 
     }
     if (!shared_c) memcpy(s, s1, nc * sizeof(float));
     double *bound = xmalloc(nc * sizeof(double));
-    double per = ldexp(1.0, -9) + ldexp(1.0, -20) + 2.0 * k * ldexp(1.0, -24);
+    double per = (mode ? 0.0 : ldexp(1.0, -9) + ldexp(1.0, -20)) + 2.0 * k * ldexp(1.0, -24);
     /* A shared C is scaled by beta once per entry: |beta|^j |c| terms, bounded by batch. */
     for (size_t j = 0; j < nc; j++)
         bound[j] = per * fabs(alpha) * s[j] * 1.01 + 2 * U * batch * fabs(beta * c[j]) + 1e-30;
 
     DBuf da = dnew(a, na), db = dnew(b, nb), dc = dnew(c, nc);
-    gpu->gemm(ta, tb, m, n, k, alpha, dp(da), lda, sa, dp(db), ldb, sb, beta, dp(dc), ldc, sc,
-              batch);
+    if (mode == 0) {
+        gpu->gemm(ta, tb, m, n, k, alpha, dp(da), lda, sa, dp(db), ldb, sb, beta, dp(dc), ldc, sc, batch);
+    } else if (mode == 1) {
+        gpu->gemm_bf16(ta, tb, m, n, k, alpha, dp(da), lda, sa, dp(db), ldb, sb, beta, dp(dc), ldc, sc, batch);
+    } else {
+        uint16_t *db16 = gpu->alloc((nb ? nb : 1) * sizeof(uint16_t));
+        gpu->to_bf16(db16, dp(db), nb);
+        gpu->gemm_bf16_b16(ta, tb, m, n, k, alpha, dp(da), lda, sa, db16, ldb, sb, beta, dp(dc), ldc, sc, batch);
+        gpu->sync();
+        gpu->free(db16);
+    }
     float *got = dget(dc, op, "C");
     /* Padding columns of C (j >= n) and gaps between entries must be untouched. */
     check_b(op, "C", got, c_ref, nc, 0.0, 0.0, bound);
     free(got);
     dfree(da), dfree(db), dfree(dc);
-    free(a), free(b), free(c), free(c_ref), free(aa), free(ab), free(s), free(s1), free(bound);
+    free(a), free(b), free(c), free(c_ref), free(aa), free(ab), free(s), free(s1), free(bound), free(ar), free(br);
+}
+
+static void t_gemm_case(int ta, int tb, int m, int n, int k, float alpha, float beta, int batch, int shared_c) {
+    t_gemm_case_mode(0, ta, tb, m, n, k, alpha, beta, batch, shared_c);
+}
+
+/* bf16 GEMMs (both forms) and the rounding kernel: to_bf16 must give the CPU's bits exactly
+ * (round to nearest even, both sides). */
+static void t_gemm_bf16(void) {
+    NEED(gemm_bf16);
+    NEED(gemm_bf16_b16);
+    NEED(to_bf16);
+    const size_t n = 4099;
+    float *x = hrand(n, -100, 100);
+    x[0] = 1.0f + ldexp(1.0f, -8); /* a tie: rounds to even (1.0) */
+    x[1] = 1.0f + 3 * ldexp(1.0f, -8); /* a tie: rounds to even (1 + 2^-6) */
+    uint16_t *hc = xmalloc(n * sizeof(uint16_t)), *hg = xmalloc(n * sizeof(uint16_t));
+    cpu->to_bf16(hc, x, n);
+    DBuf dx = dnew(x, n);
+    uint16_t *dg = gpu->alloc(n * sizeof(uint16_t));
+    gpu->to_bf16(dg, dp(dx), n);
+    gpu->copy(hg, dg, n * sizeof(uint16_t), COPY_D2H);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += hc[i] != hg[i];
+    if (bad) {
+        printf("FAIL to_bf16: %zu of %zu values differ from the CPU's\n", bad, n);
+        failures++;
+    } else {
+        printf("ok   %-24s %-8s n=%-7zu bitwise\n", "to_bf16", "dst", n);
+    }
+    gpu->free(dg);
+    dfree(dx);
+    free(x), free(hc), free(hg);
+    for (int mode = 1; mode <= 2; mode++) {
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) t_gemm_case_mode(mode, ta, tb, 37, 53, 67, 1.0f, 0.0f, 3, 0);
+        t_gemm_case_mode(mode, 0, 1, 29, 31, 771, 0.5f, 1.0f, 2, 0); /* long reduction, accumulate */
+        t_gemm_case_mode(mode, 1, 0, 19, 23, 17, 1.0f, 1.0f, 4, 1);  /* shared C */
+        t_gemm_case_mode(mode, 0, 0, 7, 9, 0, 1.0f, 0.5f, 2, 0);     /* k = 0 */
+    }
 }
 
 static void t_gemm(void) {
@@ -722,6 +787,7 @@ int main(void) {
     rng = rng_new(20240611);
 
     t_gemm();
+    t_gemm_bf16();
     t_elementwise(1);
     t_elementwise(4099);
     t_dropout(1, 0.1f);
