@@ -40,61 +40,7 @@
 #include "checkpoints/ckpt.h"
 #include "engine/rng.h"
 
-#include "test_check.h"
-/* Like CHECK (the condition is evaluated once), but stops the case on failure. */
-#define REQUIRE(cond, ...)                                                                        \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);                      \
-            fprintf(stderr, __VA_ARGS__);                                                         \
-            fprintf(stderr, "\n");                                                                \
-            exit(1);                                                                              \
-        }                                                                                         \
-    } while (0)
-
-static char g_dir[512];
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb; (void)flag; (void)ftw;
-    chmod(p, 0700);
-    return remove(p);
-}
-
-static pid_t g_owner; /* the process that made g_dir: forked writers must not remove it */
-
-static void cleanup_tmpdir(void) {
-    if (g_dir[0] && getpid() == g_owner) nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    g_dir[0] = '\0';
-}
-
-static void make_tmpdir(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/distill-ckpt-XXXXXX", base && base[0] ? base : "/tmp");
-    REQUIRE(mkdtemp(g_dir) != NULL, "mkdtemp: %s", strerror(errno));
-    g_owner = getpid();
-    atexit(cleanup_tmpdir); /* also after a REQUIRE failure */
-}
-
-
-static const char *in_dir(const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%s/%s", g_dir, name);
-    return buf;
-}
-
-/* Number of entries (besides . and ..) in a directory. */
-static int count_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
-
-static bool exists(const char *p) { return access(p, F_OK) == 0; }
-
+#include "test_tmpdir.h"
 /* ---------------------------------------------------------------- a tiny training state */
 
 typedef struct Fixture {
@@ -935,7 +881,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!getenv("CKPT_TEST_H5ERR")) H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* the test's own HDF5 calls are checked by value */
-    make_tmpdir();
+    make_tmpdir("ckpt");
     const char *c = argv[1];
     if (!strcmp(c, "roundtrip")) case_roundtrip();
     else if (!strcmp(c, "crash")) case_crash();

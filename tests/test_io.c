@@ -34,59 +34,9 @@
 #include "io/atomic.h"
 #include "io/h5.h"
 
-#include "test_check.h"
-
-#define REQUIRE(cond, ...)                                                    \
-    do {                                                                      \
-        if (!(cond)) {                                                        \
-            fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);   \
-            fprintf(stderr, __VA_ARGS__);                                     \
-            fprintf(stderr, "\n");                                            \
-            exit(1);                                                          \
-        }                                                                     \
-    } while (0)
+#include "test_tmpdir.h"
 
 /* ---------------------------------------------------------------- the temporary folder */
-
-static char g_dir[512];
-static pid_t g_owner; /* forked writers must not remove g_dir at exit */
-
-static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    chmod(p, 0700);
-    return remove(p);
-}
-
-static void cleanup_tmpdir(void) {
-    if (g_dir[0] && getpid() == g_owner) nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static void make_tmpdir(void) {
-    const char *base = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/distill-io-XXXXXX", base && base[0] ? base : "/tmp");
-    REQUIRE(mkdtemp(g_dir) != NULL, "mkdtemp: %s", strerror(errno));
-    g_owner = getpid();
-    atexit(cleanup_tmpdir);
-}
-
-static const char *in_dir(const char *name, char *buf, size_t n) {
-    snprintf(buf, n, "%s/%s", g_dir, name);
-    return buf;
-}
-
-static bool exists(const char *p) { return access(p, F_OK) == 0; }
-
-/* Entries of dir other than . and .. */
-static int count_entries(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
-    closedir(d);
-    return n;
-}
 
 /* Entries of dir that are temporary names. */
 static int count_temps(const char *dir) {
@@ -558,7 +508,7 @@ int main(int argc, char **argv) {
     int ran = 0;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         if (argc > 1 && strcmp(argv[1], cases[i].name) != 0) continue;
-        make_tmpdir();
+        make_tmpdir("io");
         cases[i].fn();
         cleanup_tmpdir();
         g_dir[0] = '\0';
