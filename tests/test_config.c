@@ -614,15 +614,21 @@ static void key_default_text(unsigned bit, char *buf, size_t cap) {
     if (open) snprintf(buf + len, cap - len, ")");
 }
 
-/* configs/README.md's "## losses" documents every key of the table with the table's default and
- * the types it applies to, and every type with the table's definition; it lists nothing else. */
-static void case_readme_losses(const char *readme_path) {
+/* configs/README.md's text (a static buffer: one reader at a time). */
+static char *read_readme(const char *readme_path) {
     FILE *f = fopen(readme_path, "rb");
     if (!f) sandbox_die("open", readme_path);
     static char text[1 << 17];
     size_t n = fread(text, 1, sizeof text - 1, f);
     fclose(f);
     text[n] = '\0';
+    return text;
+}
+
+/* configs/README.md's "## losses" documents every key of the table with the table's default and
+ * the types it applies to, and every type with the table's definition; it lists nothing else. */
+static void case_readme_losses(const char *readme_path) {
+    char *text = read_readme(readme_path);
     char *sec = strstr(text, "\n## losses\n");
     char *end = sec ? strstr(sec + 1, "\n## ") : NULL;
     if (!end) {
@@ -875,12 +881,7 @@ static bool case_models(const char *name) {
 /* The YAML block under "## A complete example" in configs/README.md loads, with the values it
  * spells out, and survives the round trip. */
 static void case_readme_example(const char *readme_path) {
-    FILE *f = fopen(readme_path, "rb");
-    if (!f) sandbox_die("open", readme_path);
-    static char text[1 << 17];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = '\0';
+    char *text = read_readme(readme_path);
     char *sec = strstr(text, "## A complete example");
     char *start = sec ? strstr(sec, "```yaml\n") : NULL;
     char *end = start ? strstr(start + 8, "\n```") : NULL;
