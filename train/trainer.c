@@ -197,6 +197,8 @@ void trainer_free(Trainer *t) {
     ctx_free(t->c);
     free(t->term_names);
     free(t->last.terms);
+    free(t->step_red);
+    free(t->step_terms);
     config_free(&t->cfg);
     free(t);
 }
@@ -229,19 +231,11 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
     runtime_set_threads(threads);
 
     /* ---- device: one GPU per local rank ---- */
-    char devname[32] = "cpu";
-    if (cfg->device != CONFIG_DEVICE_CPU && R > 1)
-        snprintf(devname, sizeof devname, cfg->device == CONFIG_DEVICE_CUDA ? "cuda:%d" : "auto", comm->local_rank);
-    else
-        snprintf(devname, sizeof devname, "%s", cfg->device == CONFIG_DEVICE_CPU ? "cpu" : cfg->device == CONFIG_DEVICE_CUDA ? "cuda" : "auto");
-    if (cfg->device == CONFIG_DEVICE_AUTO && R > 1) {
-        /* auto with several ranks: a GPU per local rank when there are GPUs, else the CPU */
-        Device probe;
-        if (runtime_pick_device("auto", &probe) == DISTILL_OK && probe.type == DEV_CUDA)
-            snprintf(devname, sizeof devname, "cuda:%d", comm->local_rank);
-        else
-            snprintf(devname, sizeof devname, "cpu");
-    }
+    bool gpu = cfg->device == CONFIG_DEVICE_CUDA || (cfg->device == CONFIG_DEVICE_AUTO && backend_cuda_available());
+    char devname[32];
+    if (!gpu) snprintf(devname, sizeof devname, "cpu");
+    else if (R > 1) snprintf(devname, sizeof devname, "cuda:%d", comm->local_rank);
+    else snprintf(devname, sizeof devname, "cuda");
     if (runtime_pick_device(devname, &t->device) != DISTILL_OK) goto fail;
     if (comm_use_device(comm, t->device) != DISTILL_OK) goto fail;
     t->c = ctx_new(t->device, cfg->run.seed);
@@ -309,6 +303,8 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
     t->term_names = xcalloc((size_t)t->n_terms, sizeof *t->term_names);
     for (int i = 0; i < t->n_terms; i++) t->term_names[i] = loss_set_spec(t->losses, i)->name;
     t->last.terms = xcalloc((size_t)t->n_terms, sizeof *t->last.terms);
+    t->step_red = xcalloc((size_t)t->n_terms + 4, sizeof *t->step_red);
+    t->step_terms = xcalloc((size_t)t->n_terms, sizeof *t->step_terms);
 
     /* ---- this rank's loader and the schedule ---- */
     int accum = cfg->train.grad_accum;
@@ -342,8 +338,10 @@ typedef struct StepAcc {
 
 static void step_begin(Trainer *t, StepAcc *acc) {
     memset(acc, 0, sizeof *acc);
-    acc->red = xcalloc((size_t)t->n_terms + 4, sizeof *acc->red);
-    acc->terms = xcalloc((size_t)t->n_terms, sizeof *acc->terms);
+    /* the step's sums live in the trainer: no allocation per step */
+    acc->red = t->step_red;
+    acc->terms = t->step_terms;
+    memset(acc->red, 0, ((size_t)t->n_terms + 4) * sizeof *acc->red);
     t->comm->step = (long long)t->step + 1;
     for (int i = 0; i < t->n_stores; i++) params_zero_grad(t->stores[i]);
 }
@@ -463,8 +461,6 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
         s->teacher_s = acc->teacher_s;
         if (out) *out = *s;
     }
-    free(acc->red);
-    free(acc->terms);
     return st;
 }
 

@@ -70,6 +70,8 @@ typedef struct Trainer {
     int64_t best_step;    /* -1 until then */
     int64_t metrics_offset; /* bytes of metrics.jsonl at the checkpoint resumed from */
     TrainerStep last;
+    double *step_red;     /* (n_terms + 4) the step's sums before the all-reduce */
+    float *step_terms;    /* (n_terms) one micro-step's weighted terms */
     int hang_rank;        /* testing hook DISTILL_TEST_HANG=RANK:STEP (-1: off) */
     long long hang_step;
     int nan_rank;         /* testing hook DISTILL_TEST_NAN=RANK:STEP (-1: off) */
