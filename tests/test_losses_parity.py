@@ -18,7 +18,8 @@ each term is written from the reference code's semantics:
   attention_kl   MiniLM: KL(teacher row || student row), mean over the B*heads*S rows
   hidden_cos     DistilBERT: masked_select of the valid tokens, CosineEmbeddingLoss(target=1)
 
-Exit 0 when every value and gradient agrees, 1 otherwise, 77 (CTest skip) when torch is missing.
+Exit 0 when every value and gradient agrees, 1 otherwise, 77 (CTest skip) when torch is missing
+(1 then under CI=true: tests/ci_skip.py) or, for `cuda`, when there is no GPU.
 """
 import os
 import subprocess
@@ -30,8 +31,8 @@ try:
     import torch
     import torch.nn.functional as F
 except ImportError as e:  # pragma: no cover
-    print(f"SKIP: {e}")
-    sys.exit(77)
+    from ci_skip import missing_reference
+    missing_reference(f"the PyTorch reference cannot be imported: {e}")
 
 torch.set_default_dtype(torch.float64)
 

@@ -12,7 +12,8 @@ usage: test_prepare.py DISTILL VOCAB SHARED_DATA
   quote) stop the run with "distill: error: FILE:LINE: ...", exit 1, and leave no output and no
   temporary file (an existing output file is left as it was); with --skip-bad-rows they are
   reported with their lines, counted, and left out.
-Exit 0 on success, 1 on any failure, 77 (skip) when h5py or tokenizers is missing.
+Exit 0 on success, 1 on any failure, 77 (skip) when h5py or tokenizers or the shared
+data is missing (1 then under CI=true: tests/ci_skip.py).
 """
 import hashlib
 import json
@@ -27,13 +28,13 @@ try:
     import numpy as np
     from tokenizers import BertWordPieceTokenizer
 except ImportError as e:
-    print(f"SKIP: {e}")
-    sys.exit(77)
+    from ci_skip import missing_reference
+    missing_reference(f"a reference package cannot be imported: {e}")
 
 DISTILL, VOCAB, SHARED = sys.argv[1], sys.argv[2], sys.argv[3]
 if not os.path.isfile(VOCAB) or not os.path.isdir(os.path.join(SHARED, "sst2")):
-    print(f"SKIP: the shared data ({VOCAB}, {SHARED}/sst2) is not there")
-    sys.exit(77)
+    from ci_skip import missing_reference
+    missing_reference(f"the shared data ({VOCAB}, {SHARED}/sst2) is not there")
 failures = 0
 
 

@@ -15,7 +15,8 @@ usage: test_tokenizer_parity.py TOOL VOCAB SHARED_DATA   (TOOL = test_tokenizer_
    stale (its category tables stop at Unicode 8); each such code point must be one where the
    reference disagrees with its own rule applied with Python's unicodedata, and there the C result
    must follow the rule (or the code point is newer than Python's Unicode version).
-Exit 0 when all agree, 1 on any difference, 77 (skip) when `tokenizers` is missing.
+Exit 0 when all agree, 1 on any difference, 77 (skip) when `tokenizers` or the shared data is
+missing (1 then under CI=true: tests/ci_skip.py).
 """
 import os
 import subprocess
@@ -28,13 +29,13 @@ try:
     from tokenizers.normalizers import BertNormalizer
     from tokenizers.pre_tokenizers import BertPreTokenizer
 except ImportError:
-    print("SKIP: the Python package `tokenizers` is not installed")
-    sys.exit(77)
+    from ci_skip import missing_reference
+    missing_reference("the Python package `tokenizers` is not installed")
 
 TOOL, VOCAB, SHARED = sys.argv[1], sys.argv[2], sys.argv[3]
 if not os.path.isfile(VOCAB) or not os.path.isdir(os.path.join(SHARED, "sst2")):
-    print(f"SKIP: the shared data ({VOCAB}, {SHARED}/sst2) is not there")
-    sys.exit(77)
+    from ci_skip import missing_reference
+    missing_reference(f"the shared data ({VOCAB}, {SHARED}/sst2) is not there")
 failures = 0
 
 
