@@ -10,10 +10,11 @@
 #
 # 1. Builds `distill` and tests/bench_gemm in BUILD_DIR (default build-bench, Release, no CUDA),
 #    unless DISTILL and BENCH_GEMM name built binaries.
-# 2. Makes the PyPI PyTorch virtual environment TORCH_VENV (default .cache/torch-venv, git-ignored):
-#    `python3 -m venv` + `pip install torch numpy` from PyPI, once; a venv that already imports
-#    torch is reused. PyPI's default Linux wheel depends on the CUDA libraries, so the first install
-#    downloads ~3 GB and takes ~5.3 GB on disk; only this script uses it — distill never does.
+# 2. Makes the PyPI PyTorch virtual environment TORCH_VENV (default .cache/torch-venv, git-ignored)
+#    with scripts/torch_venv.sh (`pip install torch numpy transformers safetensors` from PyPI, once;
+#    the hf_reference test uses the same venv); a venv that already has them is reused. PyPI's
+#    default Linux wheel depends on the CUDA libraries, so the first install downloads ~3 GB and
+#    takes ~5.5 GB on disk; only this script and that test use it — distill never does.
 #    If the install fails (no network), the PyPI columns read n/a with the reason.
 # 3. Runs the alternation, with bench_gemm (SGEMM and oneDNN bf16 at M = batch*seq of each row)
 #    before and after it.
@@ -59,18 +60,13 @@ fi
 PYPI_PY=
 PYPI_REASON="--smoke/--no-pypi: the PyPI venv is not used"
 if [ "$PYPI" = 1 ]; then
-    if "$TORCH_VENV/bin/python" -c "import torch, numpy" 2>/dev/null; then
-        PYPI_PY=$TORCH_VENV/bin/python
+    # scripts/torch_venv.sh makes it once (or finds it ready) and prints its python last
+    if PYPI_PY=$(TORCH_VENV=$TORCH_VENV bash "$ROOT/scripts/torch_venv.sh" | tail -n 1) && [ -n "$PYPI_PY" ]; then
+        :
     else
-        log "making $TORCH_VENV: pip install torch numpy from PyPI (large: the CUDA libraries come with it)"
-        if python3 -m venv "$TORCH_VENV" >"$TORCH_VENV.log" 2>&1 &&
-           "$TORCH_VENV/bin/pip" install torch numpy >>"$TORCH_VENV.log" 2>&1 &&
-           "$TORCH_VENV/bin/python" -c "import torch" >>"$TORCH_VENV.log" 2>&1; then
-            PYPI_PY=$TORCH_VENV/bin/python
-        else
-            PYPI_REASON="making the venv failed: $(tail -n 1 "$TORCH_VENV.log" | tr -d '|') (log: $TORCH_VENV.log)"
-            log "$PYPI_REASON"
-        fi
+        PYPI_PY=
+        PYPI_REASON="making the venv failed: $(tail -n 1 "$TORCH_VENV.log" 2>/dev/null | tr -d '|') (log: $TORCH_VENV.log)"
+        log "$PYPI_REASON"
     fi
 fi
 
