@@ -16,7 +16,8 @@
  *   unwritable missing, non-directory and read-only (permission) directories give a clear error
  *              and write nothing
  *   device     (label gpu) the same state held on a CUDA device saves the same bytes and loads
- *              back onto the device bit-exact; exits 77 (skipped) without a CUDA device
+ *              back onto the device bit-exact; exits 77 (skipped) without a CUDA device, 1
+ *              then under DISTILL_EXPECT_GPU=1
  * No tolerance anywhere: every comparison is exact (memcmp of bytes).
  */
 #define _GNU_SOURCE
@@ -823,9 +824,13 @@ static void case_unwritable(void) {
 
 static void case_device(void) {
     if (!backend_cuda_available()) {
-        printf("ckpt device: skipped (no CUDA device)\n");
+        /* DISTILL_EXPECT_GPU=1 (scripts/gpu_check.sh): a missing GPU is a failure, not a skip */
+        const char *expect = getenv("DISTILL_EXPECT_GPU");
+        bool must = expect && strcmp(expect, "1") == 0;
+        printf("ckpt device: %s (no CUDA device%s)\n", must ? "FAIL" : "skipped",
+               must ? ", and DISTILL_EXPECT_GPU=1 expects one" : "");
         cleanup_tmpdir();
-        exit(77); /* CTest SKIP_RETURN_CODE */
+        exit(must ? 1 : 77); /* 77: CTest SKIP_RETURN_CODE */
     }
     Device cuda = {DEV_CUDA, 0};
     const Backend *be = backend_cuda();

@@ -4,9 +4,15 @@
  * zones around every device output to catch writes out of bounds. Backward kernels start from
  * random (non-zero) gradients, so their accumulate-with-+= contract is checked too.
  *
- * Exit status: 0 all passed; 1 a kernel disagreed or wrote outside its output; 77 no CUDA device
- * (CTest SKIP_RETURN_CODE), unless DISTILL_EXPECT_GPU=1 is set, which makes a missing GPU a
- * failure (scripts/gpu_check.sh sets it so a broken driver cannot pass as "skipped").
+ * Before looking for a device it checks the tables (table_check): every kernel of
+ * engine/kernels.def has a CUDA entry and a test here (the TESTED list), so a new kernel without
+ * either fails on every machine, GPU or not. After the run, a TESTED kernel that no test reached
+ * fails too, and a test that finds a kernel missing from a table fails (never "skip").
+ *
+ * Exit status: 0 all passed; 1 a kernel disagreed, wrote outside its output, or is missing from a
+ * table or from the tests; 77 no CUDA device (CTest SKIP_RETURN_CODE), unless DISTILL_EXPECT_GPU=1
+ * is set, which makes a missing GPU a failure (scripts/gpu_check.sh sets it so a broken driver
+ * cannot pass as "skipped").
  *
  * Tolerances: U = 2^-23 is the largest relative size of one float ulp. Every bound below says why
  * it is that size. "Exact" means both sides perform the same IEEE float operations in the same
@@ -146,17 +152,102 @@ static void check_dev(const char *op, const char *what, DBuf d, const float *wan
     free(got);
 }
 
+/* ---------------------------------------------------------------- the kernel list */
+
+/* Every kernel of engine/kernels.def, by name (the X-macro). */
+static const char *const KERNELS[] = {
+#define DISTILL_KERNEL(ret, name, params) #name,
+#include "engine/kernels.def"
+};
+#define N_KERNELS ((int)(sizeof KERNELS / sizeof KERNELS[0]))
+
+/* The kernels the t_* functions below check. A kernel added to engine/kernels.def without a test
+ * here fails this test at once, GPU or not (table_check, before the device is looked for); a name
+ * listed here that no test reaches on the device fails it after the run (unreached_check). */
+static const char *const TESTED[] = {
+    "gemm", "gemm_bf16", "gemm_bf16_b16", "to_bf16",                    /* t_gemm, t_gemm_bf16 */
+    "embedding_fwd", "embedding_bwd",                                   /* t_embedding */
+    "bias_add", "bias_bwd",                                             /* t_bias */
+    "add", "axpy", "scale", "tanh_fwd", "tanh_bwd",                     /* t_elementwise */
+    "layernorm_fwd", "layernorm_bwd",                                   /* t_layernorm */
+    "gelu_fwd", "gelu_bwd",                                             /* t_gelu */
+    "scale_mask", "scale_mask_softmax_fwd",                             /* t_scale_mask */
+    "softmax_fwd", "softmax_bwd",                                       /* t_softmax */
+    "dropout_fwd", "dropout_bwd",                                       /* t_dropout */
+    "take_token_fwd", "take_token_bwd", "mean_pool_fwd", "mean_pool_bwd", /* t_pooling */
+    "xent_fwd", "xent_bwd", "mse_fwd", "mse_bwd",                       /* t_xent, t_mse */
+    "cosine_fwd", "cosine_bwd", "kl_probs_fwd", "kl_probs_bwd",         /* t_cosine, t_kl */
+    "sumsq", "adamw",                                                   /* t_sumsq, t_adamw */
+};
+#define N_TESTED ((int)(sizeof TESTED / sizeof TESTED[0]))
+static int reached[N_TESTED]; /* calls of have() per TESTED entry */
+
+static int tested_index(const char *name) {
+    for (int i = 0; i < N_TESTED; i++)
+        if (strcmp(TESTED[i], name) == 0) return i;
+    return -1;
+}
+
+/* Without a device: the CUDA table is complete, every kernel of kernels.def has a test here and
+ * every name here is a kernel. Returns the number of problems (each printed as FAIL). */
+static int table_check(void) {
+    int bad = 0;
+    const char *missing = backend_missing_entry(gpu);
+    if (missing) {
+        printf("FAIL table: the CUDA backend has no '%s' (every backend implements every kernel of "
+               "engine/kernels.def)\n", missing);
+        bad++;
+    }
+    for (int k = 0; k < N_KERNELS; k++)
+        if (tested_index(KERNELS[k]) < 0) {
+            printf("FAIL table: kernel '%s' of engine/kernels.def has no test in tests/test_cuda_ops.c "
+                   "(write one and add the name to TESTED)\n", KERNELS[k]);
+            bad++;
+        }
+    for (int i = 0; i < N_TESTED; i++) {
+        int k = 0;
+        while (k < N_KERNELS && strcmp(KERNELS[k], TESTED[i]) != 0) k++;
+        if (k == N_KERNELS) {
+            printf("FAIL table: TESTED names '%s', which engine/kernels.def does not list\n", TESTED[i]);
+            bad++;
+        }
+    }
+    if (!bad) printf("ok   table: %d kernels in engine/kernels.def, each in the CUDA table and tested here\n", N_KERNELS);
+    return bad;
+}
+
+/* After the run: every TESTED kernel was reached by a test on the device. */
+static int unreached_check(void) {
+    int bad = 0;
+    for (int i = 0; i < N_TESTED; i++)
+        if (!reached[i]) {
+            printf("FAIL %s: listed in TESTED but no test reached it\n", TESTED[i]);
+            bad++;
+        }
+    return bad;
+}
+
+/* A test is about to call kernel `name`: counts it as reached; a kernel missing from either table
+ * is a failure (never a skip: kernels.def promises both). Returns whether both exist. */
+static int have(const char *name, int on_gpu, int on_cpu) {
+    int i = tested_index(name);
+    if (i < 0) {
+        printf("FAIL %s: tested but not listed in TESTED\n", name);
+        failures++;
+    } else {
+        reached[i]++;
+    }
+    if (!on_gpu || !on_cpu) {
+        printf("FAIL %s: the %s backend has no such kernel\n", name, on_gpu ? "CPU" : "CUDA");
+        failures++;
+        return 0;
+    }
+    return 1;
+}
+#define HAVE(fn) have(#fn, gpu->fn != NULL, cpu->fn != NULL)
 #define NEED(fn)                                                                           \
     do {                                                                                   \
-        if (!gpu->fn) {                                                                    \
-            printf("skip %s: not implemented on cuda\n", #fn);                             \
-            return;                                                                        \
-        }                                                                                  \
-        if (!cpu->fn) {                                                                    \
-            printf("FAIL %s: the CPU backend has no reference kernel\n", #fn);             \
-            failures++;                                                                    \
-            return;                                                                        \
-        }                                                                                  \
+        if (!HAVE(fn)) return;                                                             \
     } while (0)
 
 /* ---------------------------------------------------------------- GEMM */
@@ -292,21 +383,21 @@ static void t_elementwise(size_t n) {
     float *a = hrand(n, -2, 2), *b = hrand(n, -2, 2), *y = hrand(n, -2, 2);
     float *ref = xmalloc((n ? n : 1) * sizeof(float));
     DBuf da = dnew(a, n), db = dnew(b, n);
-    if (gpu->add && cpu->add) {
+    if (HAVE(add)) {
         DBuf o = dnew(NULL, n);
         cpu->add(ref, a, b, n);
         gpu->add(dp(o), dp(da), dp(db), n);
         check_dev("add", "out", o, ref, 0, 0); /* exact */
         dfree(o);
     }
-    if (gpu->scale && cpu->scale) {
+    if (HAVE(scale)) {
         DBuf o = dnew(NULL, n);
         cpu->scale(ref, a, -1.7f, n);
         gpu->scale(dp(o), dp(da), -1.7f, n);
         check_dev("scale", "out", o, ref, 0, 0); /* exact */
         dfree(o);
     }
-    if (gpu->axpy && cpu->axpy) {
+    if (HAVE(axpy)) {
         DBuf o = dnew(y, n);
         memcpy(ref, y, n * sizeof(float));
         cpu->axpy(ref, 0.3f, a, n);
@@ -314,7 +405,7 @@ static void t_elementwise(size_t n) {
         check_dev("axpy", "y", o, ref, 0, 0); /* exact */
         dfree(o);
     }
-    if (gpu->tanh_fwd && cpu->tanh_fwd) {
+    if (HAVE(tanh_fwd)) {
         DBuf o = dnew(NULL, n);
         cpu->tanh_fwd(ref, a, n);
         gpu->tanh_fwd(dp(o), dp(da), n);
@@ -322,7 +413,7 @@ static void t_elementwise(size_t n) {
         check_dev("tanh_fwd", "out", o, ref, 0, 6 * U);
         dfree(o);
     }
-    if (gpu->tanh_bwd && cpu->tanh_bwd) {
+    if (HAVE(tanh_bwd)) {
         float *out = hrand(n, -1, 1);
         DBuf dout_ = dnew(out, n), dx = dnew(y, n);
         memcpy(ref, y, n * sizeof(float));
@@ -344,7 +435,7 @@ static void t_dropout(size_t n, float p) {
     cpu->dropout_fwd(ref, x, p, seed, offset, n);
     gpu->dropout_fwd(dp(o), dp(dx_in), p, seed, offset, n);
     check_dev("dropout_fwd", "out", o, ref, 0, 0); /* exact: same mask bits, same x*scale */
-    if (gpu->dropout_bwd && cpu->dropout_bwd) {
+    if (HAVE(dropout_bwd)) {
         DBuf g = dnew(dx0, n);
         memcpy(ref, dx0, n * sizeof(float));
         cpu->dropout_bwd(ref, x, p, seed, offset, n);
@@ -363,14 +454,14 @@ static void t_bias(int rows, int cols) {
     float *x = hrand(n, -2, 2), *bias = hrand(cols, -1, 1), *db0 = hrand(cols, -1, 1);
     float *ref = xmalloc(n * sizeof(float));
     DBuf dx = dnew(x, n), dbias = dnew(bias, cols);
-    if (gpu->bias_add && cpu->bias_add) {
+    if (HAVE(bias_add)) {
         DBuf o = dnew(NULL, n);
         cpu->bias_add(ref, x, bias, rows, cols);
         gpu->bias_add(dp(o), dp(dx), dp(dbias), rows, cols);
         check_dev("bias_add", "out", o, ref, 0, 0); /* exact */
         dfree(o);
     }
-    if (gpu->bias_bwd && cpu->bias_bwd) {
+    if (HAVE(bias_bwd)) {
         DBuf g = dnew(db0, cols);
         memcpy(ref, db0, cols * sizeof(float));
         cpu->bias_bwd(ref, x, rows, cols);
@@ -398,7 +489,7 @@ static void t_gelu(int rows, int cols, int with_bias) {
      * <= 2^-24: erf differs by <= 3.6e-7, (1 + erf) by <= 4.8e-7 after its rounding; times
      * 0.5|v| <= 2.5 (|x + bias| <= 5) -> 1.2e-6; plus the final rounding (2U|out|). */
     check_dev(with_bias ? "gelu_fwd+bias" : "gelu_fwd", "out", o, ref, 1.2e-6, 2 * U);
-    if (gpu->gelu_bwd && cpu->gelu_bwd) {
+    if (HAVE(gelu_bwd)) {
         DBuf ddx = dnew(dx0, n), ddb = dnew(db0, cols), ddout = dnew(dout, n);
         memcpy(ref, dx0, n * sizeof(float));
         cpu->gelu_bwd(ref, with_bias ? refb : NULL, dout, x, bias, rows, cols);
@@ -437,7 +528,7 @@ static void t_layernorm(int rows, int cols) {
     /* out = (x - m) rs g + b: a 1-ulp change of m (|m| <= 3: 3.6e-7) or rs (|x-m| rs <= 5: 6e-7)
      * moves out by <= (3.6e-7 rs + 6e-7) |g| with rs <= ~2, |g| <= 1.5 -> ~2e-6. */
     check_dev("layernorm_fwd", "out", o, out, 2e-6, 2 * U);
-    if (gpu->layernorm_bwd && cpu->layernorm_bwd) {
+    if (HAVE(layernorm_bwd)) {
         /* Both sides get the CPU's mean/rstd, so the backward is compared on its own. */
         float *dout = hrand(n, -1, 1), *dx0 = hrand(n, -1, 1);
         float *dg0 = hrand(cols, -1, 1), *db0 = hrand(cols, -1, 1);
@@ -470,7 +561,7 @@ static void t_softmax(int rows, int cols) {
     /* Each exp: <= 2 ulp (CUDA expf) and <= 4 ulp (glibc, scalar or libmvec) -> 6U apart; the
      * normaliser, a sum of such terms, is within 6U too; the product rounds once (1U): 13U. */
     check_dev("softmax_fwd", "probs", o, ref, 0, 13 * U);
-    if (gpu->softmax_bwd && cpu->softmax_bwd) {
+    if (HAVE(softmax_bwd)) {
         float *dprobs = hrand(n, -1, 1), *dx0 = hrand(n, -1, 1);
         float *rdx = hdup(dx0, n);
         cpu->softmax_bwd(rdx, dprobs, ref, rows, cols); /* both sides use the CPU's probs */
@@ -498,7 +589,7 @@ static void t_scale_mask(int B, int H, int R, int C) {
     float *ref = xmalloc(n * sizeof(float));
     const float scale = 0.125f;
     DBuf dx_in = dnew(x, n), dm = dnew(mask, (size_t)B * C);
-    if (gpu->scale_mask && cpu->scale_mask) {
+    if (HAVE(scale_mask)) {
         DBuf o = dnew(NULL, n);
         cpu->scale_mask(ref, x, mask, scale, B, H, R, C);
         gpu->scale_mask(dp(o), dp(dx_in), dp(dm), scale, B, H, R, C);
@@ -508,7 +599,7 @@ static void t_scale_mask(int B, int H, int R, int C) {
         check_dev("scale_mask nomask", "out", o, ref, 0, 0); /* exact */
         dfree(o);
     }
-    if (gpu->scale_mask_softmax_fwd && cpu->scale_mask_softmax_fwd) {
+    if (HAVE(scale_mask_softmax_fwd)) {
         DBuf o = dnew(NULL, n);
         cpu->scale_mask_softmax_fwd(ref, x, mask, scale, B, H, R, C);
         gpu->scale_mask_softmax_fwd(dp(o), dp(dx_in), dp(dm), scale, B, H, R, C);
@@ -529,7 +620,7 @@ static void t_embedding(int n, int vocab, int h) {
     cpu->embedding_fwd(ref, w, ids, n, h);
     gpu->embedding_fwd(dp(o), dp(dw), dids, n, h);
     check_dev("embedding_fwd", "out", o, ref, 0, 0); /* exact: a copy */
-    if (gpu->embedding_bwd && cpu->embedding_bwd) {
+    if (HAVE(embedding_bwd)) {
         float *dout = hrand((size_t)n * h, -1, 1), *dw0 = hrand((size_t)vocab * h, -1, 1);
         float *rdw = hdup(dw0, (size_t)vocab * h);
         cpu->embedding_bwd(rdw, dout, ids, ids[0], n, h); /* ids[0] as padding_idx */
@@ -563,14 +654,14 @@ static void t_pooling(int B, int S, int H) {
     int32_t *dlen = dints(len, B);
     DBuf dx_in = dnew(x, n), ddout = dnew(dout, (size_t)B * H);
     const int pos = S > 3 ? 3 : 0;
-    if (gpu->take_token_fwd && cpu->take_token_fwd) {
+    if (HAVE(take_token_fwd)) {
         DBuf o = dnew(NULL, (size_t)B * H);
         cpu->take_token_fwd(ref, x, pos, B, S, H);
         gpu->take_token_fwd(dp(o), dp(dx_in), pos, B, S, H);
         check_dev("take_token_fwd", "out", o, ref, 0, 0); /* exact: a copy */
         dfree(o);
     }
-    if (gpu->take_token_bwd && cpu->take_token_bwd) {
+    if (HAVE(take_token_bwd)) {
         DBuf g = dnew(dx0, n);
         memcpy(ref, dx0, n * sizeof(float));
         cpu->take_token_bwd(ref, dout, pos, B, S, H);
@@ -578,14 +669,14 @@ static void t_pooling(int B, int S, int H) {
         check_dev("take_token_bwd", "dx", g, ref, 0, 0); /* exact */
         dfree(g);
     }
-    if (gpu->mean_pool_fwd && cpu->mean_pool_fwd) {
+    if (HAVE(mean_pool_fwd)) {
         DBuf o = dnew(NULL, (size_t)B * H);
         cpu->mean_pool_fwd(ref, x, len, B, S, H);
         gpu->mean_pool_fwd(dp(o), dp(dx_in), dlen, B, S, H);
         check_dev("mean_pool_fwd", "out", o, ref, 0, 0); /* exact: same f64 sum, same order */
         dfree(o);
     }
-    if (gpu->mean_pool_bwd && cpu->mean_pool_bwd) {
+    if (HAVE(mean_pool_bwd)) {
         DBuf g = dnew(dx0, n);
         memcpy(ref, dx0, n * sizeof(float));
         cpu->mean_pool_bwd(ref, dout, len, B, S, H);
@@ -671,7 +762,7 @@ static void t_xent(int rows, int cols, int soft, int with_entropy) {
      * -> the float results differ by <= 1 rounding: 2U. */
     check_dev(op, "probs", dpr, probs, 1e-12, 2 * U);
     scalar_check(op, dout, loss, 2 * U);
-    if (gpu->xent_bwd && cpu->xent_bwd) {
+    if (HAVE(xent_bwd)) {
         float *dz0 = hrand(n, -1, 1), *rdz = hdup(dz0, n), g = 1.3f;
         cpu->xent_bwd(rdz, &g, probs, soft ? NULL : labels, target, inv_t, rows, cols);
         DBuf ddz = dnew(dz0, n), dg = dnew(&g, 1), cpr = dnew(probs, n);
@@ -695,7 +786,7 @@ static void t_mse(size_t n, float ignore_below) {
     DBuf da = dnew(a, n), db = dnew(b, n), dout = dnew(NULL, 1);
     gpu->mse_fwd(dp(dout), dp(da), dp(db), ignore_below, n);
     scalar_check(op, dout, loss, 2 * U); /* f64 sums in another order: 1 float rounding */
-    if (gpu->mse_bwd && cpu->mse_bwd) {
+    if (HAVE(mse_bwd)) {
         float *ga = hrand(n, -1, 1), *gb = hrand(n, -1, 1), g = 0.7f;
         float *ra = hdup(ga, n), *rb = hdup(gb, n);
         cpu->mse_bwd(ra, rb, &g, a, b, ignore_below, n);
@@ -720,7 +811,7 @@ static void t_cosine(int rows, int cols) {
     DBuf da = dnew(a, n), db = dnew(b, n), dout = dnew(NULL, 1);
     gpu->cosine_fwd(dp(dout), dp(da), dp(db), rows, cols);
     scalar_check("cosine", dout, loss, 2 * U); /* f64 throughout: 1 final rounding */
-    if (gpu->cosine_bwd && cpu->cosine_bwd) {
+    if (HAVE(cosine_bwd)) {
         float *ga = hrand(n, -1, 1), *gb = hrand(n, -1, 1), g = 0.9f;
         float *ra = hdup(ga, n), *rb = hdup(gb, n);
         cpu->cosine_bwd(ra, rb, &g, a, b, rows, cols);
@@ -750,7 +841,7 @@ static void t_kl(int rows, int cols) {
     DBuf ds = dnew(s, n), dt = dnew(t, n), dout = dnew(NULL, 1);
     gpu->kl_probs_fwd(dp(dout), dp(ds), dp(dt), rows, cols);
     scalar_check("kl_probs", dout, loss, 2 * U); /* f64 sums and logs: 1 final rounding */
-    if (gpu->kl_probs_bwd && cpu->kl_probs_bwd) {
+    if (HAVE(kl_probs_bwd)) {
         float *g0 = hrand(n, -1, 1), *rg = hdup(g0, n), g = 1.1f;
         cpu->kl_probs_bwd(rg, &g, s, t, rows, cols);
         DBuf dg0 = dnew(g0, n), dg = dnew(&g, 1);
@@ -773,6 +864,12 @@ int main(void) {
     if (!gpu) {
         printf("%s: this build has no CUDA backend\n", must ? "FAIL" : "SKIP");
         return must ? 1 : SKIP_CODE;
+    }
+    /* The tables first: they need no device, so a kernel without a CUDA entry or without a test
+     * fails here on every machine, not only on one with a GPU. */
+    if (table_check()) {
+        printf("FAIL: the kernel tables (engine/kernels.def, the CUDA table, TESTED) disagree\n");
+        return 1;
     }
     int count = gpu->device_count();
     if (count <= 0) {
@@ -826,6 +923,7 @@ int main(void) {
     t_cosine(2, 1);
     t_kl(37, 67);
 
+    failures += unreached_check();
     printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;
 }
