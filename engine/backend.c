@@ -7,7 +7,11 @@
 const Backend *distill_cpu_backend(void);
 #ifdef DISTILL_HAVE_CUDA
 const Backend *distill_cuda_backend(void);
+void distill_cuda_set_tf32(bool on);
+BackendMemStats distill_cuda_mem_stats(void);
 #endif
+
+static bool g_tf32; /* backend_set_tf32 */
 
 const Backend *backend_cpu(void) { return distill_cpu_backend(); }
 
@@ -56,4 +60,22 @@ bool backend_bf16_supported(Device d, char *why, size_t n) {
 const char *backend_gemm_library(Device d) {
     const Backend *be = backend_for(d.type);
     return be ? be->gemm_library() : "none (no backend for the device)";
+}
+
+void backend_set_tf32(bool on) {
+    g_tf32 = on;
+#ifdef DISTILL_HAVE_CUDA
+    distill_cuda_set_tf32(on);
+#endif
+}
+
+bool backend_tf32(void) { return g_tf32; }
+
+BackendMemStats backend_cuda_mem_stats(void) {
+#ifdef DISTILL_HAVE_CUDA
+    return distill_cuda_mem_stats();
+#else
+    BackendMemStats z = {0};
+    return z;
+#endif
 }

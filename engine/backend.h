@@ -29,7 +29,7 @@ typedef struct Backend {
     int (*device_count)(void);
     Status (*init)(int index);                 /* select device, create library handles */
     const char *(*device_name)(int index);     /* human-readable, e.g. "NVIDIA H100 80GB" */
-    void *(*alloc)(size_t bytes);              /* aborts on failure */
+    void *(*alloc)(size_t bytes);              /* aborts on failure; CUDA: from a caching pool */
     void (*free)(void *p);
     void (*zero)(void *p, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes, CopyKind kind);
@@ -59,6 +59,24 @@ bool backend_cuda_available(void);
  * entries, then every kernel of engine/kernels.def in its order), or NULL when every entry is
  * filled. The tests use it to check that each backend's table is complete. */
 const char *backend_missing_entry(const Backend *be);
+
+/* TF32 tensor-core math for the fp32 GEMMs of the CUDA backend (the config's `tf32` key): inputs
+ * rounded to a 10-bit mantissa, fp32 accumulation. Off by default: an fp32 GEMM is fp32 unless a
+ * run asks. Takes effect at once (and for a device initialised later); the CPU ignores it. */
+void backend_set_tf32(bool on);
+bool backend_tf32(void);
+
+/* The CUDA backend's device memory, for tests and logs (all zero in a build without CUDA).
+ * Device memory comes from a caching allocator: freed blocks go back to a free list of their size
+ * class and are reused, so a run at steady state calls neither cudaMalloc nor cudaFree. */
+typedef struct BackendMemStats {
+    uint64_t device_mallocs;  /* cudaMalloc calls so far (blocks, scratch, pool growth) */
+    uint64_t device_frees;    /* cudaFree calls so far (cache released on out-of-memory, device change) */
+    size_t reserved_bytes;    /* held from the device: in use + cached */
+    size_t cached_bytes;      /* freed by the engine, kept for reuse */
+    uint64_t h2d_waits;       /* H2D copies that waited for a pinned staging slot still in flight */
+} BackendMemStats;
+BackendMemStats backend_cuda_mem_stats(void);
 
 /* CPU threads for OpenMP loops and OpenBLAS (n <= 0: all cores); the current count. */
 void backend_cpu_set_threads(int n);

@@ -3,6 +3,9 @@
 #                        (device_count() 0, init refused with a message), with one the memory path.
 #   cuda_ops (gpu):      every CUDA kernel against the CPU reference kernel; exits 77 (skipped)
 #                        when no GPU is present, never "passed" without running.
+#   cuda_step (gpu):     TF32 off by default (fp32-level GEMM error), deterministic embedding
+#                        backward (bitwise the CPU's), asynchronous H2D copies through pinned
+#                        staging, and no cudaMalloc/cudaFree after a step's first run; 77 likewise.
 # DISTILL_EXPECT_GPU=1 in the environment (scripts/gpu_check.sh) turns "no GPU" into a failure.
 if(HAVE_CUDA)
   add_executable(test_cuda_backend test_cuda_backend.c)
@@ -14,4 +17,9 @@ if(HAVE_CUDA)
   target_link_libraries(test_cuda_ops PRIVATE distill_engine ${MATH_LIB})
   add_test(NAME cuda_ops COMMAND test_cuda_ops)
   set_tests_properties(cuda_ops PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 300)
+
+  add_executable(test_cuda_step test_cuda_step.c)
+  target_link_libraries(test_cuda_step PRIVATE distill_engine ${MATH_LIB})
+  add_test(NAME cuda_step COMMAND test_cuda_step)
+  set_tests_properties(cuda_step PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()

@@ -6,12 +6,16 @@
  *   - device_count() returns 0 (never aborts) when there is no GPU, no driver, or a driver too
  *     old for this build; so a CUDA build runs CPU work on any machine.
  *   - init(index) selects the device, creates one non-blocking stream and one cuBLAS handle bound
- *     to it, and allows TF32 tensor-core math in cuBLAS (fp32 in/out, inputs rounded to TF32:
- *     10-bit mantissa, fp32 accumulation). Failures return DISTILL_ERR with the library's message.
- *     Entries used before init select device 0 themselves.
- *   - alloc aborts with a message when the device is out of memory; copies to or from the host
- *     return when the data has arrived; device-to-device copies and every kernel are queued on the
- *     stream in call order; sync waits for all of them.
+ *     to it. fp32 GEMMs are pure fp32 unless backend_set_tf32(true) asked for TF32 tensor-core
+ *     math (inputs rounded to a 10-bit mantissa, fp32 accumulation): the config's `tf32` key.
+ *     Failures return DISTILL_ERR with the library's message. Entries used before init select
+ *     device 0 themselves.
+ *   - alloc and free go through the caching allocator of cuda_memory.cu (no cudaMalloc/cudaFree at
+ *     steady state); alloc aborts with a message when the device is out of memory.
+ *   - A copy from the host is queued (through pinned staging, cuda_memory.cu) and returns at once:
+ *     the host buffer may be reused immediately, the device sees the data in stream order. A copy
+ *     to the host returns when the data has arrived. Device-to-device copies and every kernel are
+ *     queued on the stream in call order; sync waits for all of them.
  *   - gemm has the CPU backend's exact contract: row-major, per batch entry
  *     C_b = alpha op(A_b) op(B_b) + beta C_b, including stride_c == 0 (entries accumulate into one
  *     C in batch order) and k == 0 (C = beta C, 0 when beta == 0).
@@ -32,6 +36,15 @@ static cudaStream_t g_stream;         /* all work goes here */
 static cublasHandle_t g_cublas;       /* bound to g_stream */
 static void *g_scratch;               /* see cuda_scratch */
 static size_t g_scratch_cap;
+static bool g_tf32;                   /* backend_set_tf32 */
+
+static cublasMath_t math_mode(void) { return g_tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH; }
+
+/* backend_set_tf32 (engine/backend.c): applies now when the handle exists, else at init. */
+extern "C" void distill_cuda_set_tf32(bool on) {
+    g_tf32 = on;
+    if (g_cublas) CUBLAS_CHECK(cublasSetMathMode(g_cublas, math_mode()));
+}
 
 static int cuda_device_count(void) {
     static int cached = -1;
@@ -50,8 +63,9 @@ static int cuda_device_count(void) {
 
 static void release_handles(void) {
     if (g_cublas) cublasDestroy(g_cublas);
+    if (g_scratch) cuda_pool_free(g_scratch);
+    cuda_memory_reset(); /* waits for the device, frees cached blocks and the staging ring */
     if (g_stream) cudaStreamDestroy(g_stream);
-    if (g_scratch) cudaFree(g_scratch);
     g_cublas = NULL;
     g_stream = NULL;
     g_scratch = NULL;
@@ -83,7 +97,7 @@ static Status cuda_init(int index) {
     }
     cublasStatus_t s = cublasCreate(&g_cublas);
     if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetStream(g_cublas, g_stream);
-    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(g_cublas, CUBLAS_TF32_TENSOR_OP_MATH);
+    if (s == CUBLAS_STATUS_SUCCESS) s = cublasSetMathMode(g_cublas, math_mode());
     if (s != CUBLAS_STATUS_SUCCESS) {
         distill_set_error("cannot start cuBLAS on cuda:%d: %s (%s)", index, cublasGetStatusName(s),
                           cublasGetStatusString(s));
@@ -116,10 +130,10 @@ cudaStream_t cuda_stream(void) {
 void *cuda_scratch(size_t bytes) {
     ensure_init();
     if (bytes > g_scratch_cap) {
-        if (g_scratch) CUDA_CHECK(cudaFree(g_scratch));
+        cuda_pool_free(g_scratch); /* reused by later work only, in stream order */
         size_t cap = bytes + bytes / 2;
         if (cap < 4096) cap = 4096;
-        CUDA_CHECK(cudaMalloc(&g_scratch, cap));
+        g_scratch = cuda_pool_alloc(cap);
         g_scratch_cap = cap;
     }
     return g_scratch;
@@ -144,25 +158,11 @@ static const char *cuda_device_name(int index) {
 
 static void *cuda_alloc(size_t bytes) {
     ensure_init();
-    void *p = NULL;
-    if (bytes == 0) bytes = 256; /* a unique, valid pointer, as the CPU backend gives */
-    cudaError_t e = cudaMalloc(&p, bytes);
-    if (e != cudaSuccess) {
-        size_t free_b = 0, total_b = 0;
-        (void)cudaGetLastError();
-        cudaMemGetInfo(&free_b, &total_b);
-        fprintf(stderr,
-                "distill: error: out of memory allocating %zu bytes on cuda:%d "
-                "(%zu of %zu bytes free): %s\n",
-                bytes, g_device, free_b, total_b, cudaGetErrorString(e));
-        abort();
-    }
-    return p;
+    return cuda_pool_alloc(bytes); /* 0 bytes: a unique valid pointer, as the CPU backend gives */
 }
 
-static void cuda_free(void *p) {
-    if (p) CUDA_CHECK(cudaFree(p)); /* cudaFree waits for work that may still use p */
-}
+/* Back to the pool: later work reuses the block only after the queued work that uses it. */
+static void cuda_free(void *p) { cuda_pool_free(p); }
 
 static void cuda_zero(void *p, size_t bytes) {
     if (bytes) CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, cuda_stream()));
@@ -173,8 +173,7 @@ static void cuda_copy(void *dst, const void *src, size_t bytes, CopyKind kind) {
     cudaStream_t st = cuda_stream();
     switch (kind) {
     case COPY_H2D:
-        CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st));
-        CUDA_CHECK(cudaStreamSynchronize(st)); /* the host buffer may be reused at once */
+        cuda_h2d(dst, src, bytes, st); /* staged: the host buffer may be reused at once */
         break;
     case COPY_D2H:
         CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st));
@@ -314,14 +313,17 @@ static bool cuda_bf16_supported(char *why, size_t n) {
     return true;
 }
 
+/* Static text per TF32 setting (two buffers, so a string handed out stays valid). */
 static const char *cuda_gemm_library(void) {
-    static char text[64];
-    if (!text[0]) {
+    static char text[2][64];
+    char *t = text[g_tf32];
+    if (!t[0]) {
         int v = 0;
         cublasGetVersion(g_cublas, &v);
-        snprintf(text, sizeof text, "cuBLAS %d.%d.%d (fp32, bf16)", v / 10000, (v / 100) % 100, v % 100);
+        snprintf(t, sizeof text[0], "cuBLAS %d.%d.%d (%s, bf16)", v / 10000, (v / 100) % 100, v % 100,
+                 g_tf32 ? "fp32 with TF32" : "fp32");
     }
-    return text;
+    return t;
 }
 
 /* ---------------------------------------------------------------- the table */

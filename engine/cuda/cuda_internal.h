@@ -26,9 +26,19 @@ extern "C" {
  * init was never called). */
 cudaStream_t cuda_stream(void);
 /* Device scratch of at least `bytes`, reused across calls (grown on demand, never shrunk).
- * Contents undefined on entry; valid until the next cuda_scratch call. Growing waits for queued
- * work (cudaFree synchronises), so work still reading the old buffer is never cut short. */
+ * Contents undefined on entry; valid until the next cuda_scratch call. Growing hands the old
+ * buffer back to the caching allocator, which reuses it only in stream order, so work still
+ * reading it is never cut short. */
 void *cuda_scratch(size_t bytes);
+
+/* ---- memory (cuda_memory.cu): caching allocator and pinned staging, see the top of that file ---- */
+void *cuda_pool_alloc(size_t bytes); /* aborts when the device is out of memory */
+void cuda_pool_free(void *p);        /* back to its size class's free list; NULL is a no-op */
+/* Queues a copy of host memory to the device on `st` through pinned staging; src may be reused
+ * as soon as this returns. */
+void cuda_h2d(void *dst, const void *src, size_t bytes, cudaStream_t st);
+/* Waits for the device, frees the cached blocks and the staging ring (device change). */
+void cuda_memory_reset(void);
 
 /* ---- launch helpers ---- */
 #define CUDA_THREADS 256

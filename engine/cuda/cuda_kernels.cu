@@ -10,14 +10,17 @@
  *     CPU does; only the order of the f64 additions differs.
  *   - Column reductions (bias, GELU-bias and LayerNorm parameter gradients) are deterministic: f64
  *     partial sums over fixed chunks of rows, then the chunks added in order; the result does not
- *     change from run to run. The embedding gradient uses float atomics (order varies run to run;
- *     each dw element still receives exactly its sum).
+ *     change from run to run. The embedding gradient uses no atomics: positions are sorted by id
+ *     (a stable radix sort, so equal ids keep their order), and one thread per (id, column) adds
+ *     that id's rows in position order, exactly as the CPU loop does: the result is bitwise the
+ *     CPU's, on every run.
  *   - sumsq sums f64 partials of fixed blocks and adds them on the host in order (deterministic).
  *   - AdamW is torch.optim.AdamW in the CPU backend's exact operation order.
  */
 #include "engine/cuda/cuda_internal.h"
 #include "engine/rng.h"
 
+#include <cub/device/device_radix_sort.cuh>
 #include <math.h>
 
 #define INV_SQRT2 0.70710678118654752440
@@ -103,12 +106,28 @@ static __global__ void embedding_fwd_kernel(float *out, const float *w, const in
     }
 }
 
-static __global__ void embedding_bwd_kernel(float *dw, const float *dout, const int32_t *ids,
-                                            int padding_idx, size_t total, int h) {
-    CUDA_GRID_STRIDE(i, total) {
-        size_t r = i / h, c = i % h;
-        if (ids[r] == padding_idx) continue;
-        atomicAdd(dw + (size_t)ids[r] * h + c, dout[i]);
+static __global__ void iota_kernel(int32_t *pos, int n) {
+    CUDA_GRID_STRIDE(i, (size_t)n) pos[i] = (int32_t)i;
+}
+
+/* sorted_ids / pos: the ids sorted, and the positions they came from (equal ids in position
+ * order). Thread (k, c) with k the first entry of an id's run owns dw[id, c] and adds the run's
+ * dout rows in order: dw = ((dw + d_first) + d_next) + ..., the CPU's order. Other k return. */
+static __global__ void embedding_bwd_sorted_kernel(float *dw, const float *dout, const int32_t *sorted_ids,
+                                                   const int32_t *pos, int padding_idx, int n, int h) {
+    CUDA_GRID_STRIDE(i, (size_t)n * h) {
+        const int k = (int)(i / h), c = (int)(i % h);
+        const int32_t id = sorted_ids[k];
+        if (id == padding_idx || (k > 0 && sorted_ids[k - 1] == id)) continue;
+        int end = k + 1;
+        while (end < n && sorted_ids[end] == id) end++;
+        float *d = dw + (size_t)id * h + c;
+        float acc = *d;
+        /* unrolled: the loads of a long run (token types: half the batch) are issued ahead of the
+         * additions, which stay in order */
+#pragma unroll 8
+        for (int j = k; j < end; j++) acc += dout[(size_t)pos[j] * h + c];
+        *d = acc;
     }
 }
 
@@ -120,11 +139,26 @@ void cu_embedding_fwd(float *out, const float *w, const int32_t *ids, int n, int
     CUDA_CHECK_LAUNCH();
 }
 
+/* Deterministic: sort (id, position) pairs on the device (no host sync, no atomics), then add
+ * each id's rows in position order. Ids are in range (the op checks), so non-negative: the sort
+ * looks at the bits below the highest set bit of INT32_MAX. */
 void cu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int padding_idx, int n, int h) {
     size_t total = (size_t)(n > 0 ? n : 0) * (size_t)(h > 0 ? h : 0);
     if (!total) return;
-    embedding_bwd_kernel<<<cuda_blocks(total), CUDA_THREADS, 0, cuda_stream()>>>(dw, dout, ids,
-                                                                                 padding_idx, total, h);
+    cudaStream_t st = cuda_stream();
+    size_t temp_bytes = 0;
+    CUDA_CHECK(cub::DeviceRadixSort::SortPairs(NULL, temp_bytes, (const int32_t *)NULL, (int32_t *)NULL,
+                                               (const int32_t *)NULL, (int32_t *)NULL, n, 0, 31, st));
+    /* scratch: sorted ids | positions in | positions out | the sort's temporary storage */
+    const size_t ints = ((size_t)n + 63) & ~(size_t)63; /* keeps each part 256-byte aligned */
+    char *scr = (char *)cuda_scratch(3 * ints * sizeof(int32_t) + temp_bytes);
+    int32_t *sorted = (int32_t *)scr, *pos_in = sorted + ints, *pos = pos_in + ints;
+    void *temp = scr + 3 * ints * sizeof(int32_t);
+    iota_kernel<<<cuda_blocks((size_t)n), CUDA_THREADS, 0, st>>>(pos_in, n);
+    CUDA_CHECK_LAUNCH();
+    CUDA_CHECK(cub::DeviceRadixSort::SortPairs(temp, temp_bytes, ids, sorted, pos_in, pos, n, 0, 31, st));
+    embedding_bwd_sorted_kernel<<<cuda_blocks(total), CUDA_THREADS, 0, st>>>(dw, dout, sorted, pos, padding_idx,
+                                                                             n, h);
     CUDA_CHECK_LAUNCH();
 }
 
