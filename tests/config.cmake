@@ -105,7 +105,7 @@ endforeach()
 
 set(DISTILL_CONFIG_CASES
   defaults design_example overrides roundtrip_design roundtrip_full roundtrip_finetune
-  where temperature missing_config_file config_is_directory no_file_defaults loss_table_keys
+  where temperature missing_config_file config_is_directory no_file_defaults loss_table_keys tf32
   models_ok
   models_teacher_vocab models_data_vocab models_type_vocab models_max_seq_over_file
   models_seq_over_student models_seq_over_teacher models_attention_heads models_projection_none

@@ -111,7 +111,7 @@ static bool loss_eq(const LossSpec *a, const LossSpec *b) {
 static bool config_eq(const Config *a, const Config *b) {
     bool eq = a->task == b->task && str_eq(a->run.name, b->run.name) && str_eq(a->run.dir, b->run.dir) &&
               a->run.seed == b->run.seed && a->run.overwrite == b->run.overwrite && a->device == b->device &&
-              a->precision == b->precision && a->threads == b->threads && model_eq(&a->teacher, &b->teacher) &&
+              a->precision == b->precision && a->threads == b->threads && a->tf32 == b->tf32 && model_eq(&a->teacher, &b->teacher) &&
               model_eq(&a->student, &b->student) && str_eq(a->data.train, b->data.train) &&
               str_eq(a->data.dev, b->data.dev) && str_eq(a->data.test, b->data.test) &&
               a->data.batch_size == b->data.batch_size && a->data.eval_batch_size == b->data.eval_batch_size &&
@@ -321,6 +321,26 @@ static void case_overrides(void) {
     if (load_text(MINIMAL, 5, sets3, &c)) { failures++; return; }
     CHECK(c.teacher.init == CONFIG_INIT_RANDOM && c.teacher.path == NULL && c.teacher.layers == 2 &&
           c.teacher.hidden == 64 && c.teacher.heads == 2 && c.teacher.intermediate == 256);
+    config_free(&c);
+}
+
+/* tf32: false unless asked (a CUDA fp32 GEMM is fp32); true survives the round trip; a non-boolean
+ * is rejected with the key and what was found. */
+static void case_tf32(void) {
+    Config c;
+    if (load_text(MINIMAL, 0, NULL, &c)) { failures++; return; }
+    CHECK(c.tf32 == false);
+    config_free(&c);
+    if (load_text("tf32: true\nteacher: {path: teacher}\ndata: {train: data/train.h5}\n", 0, NULL, &c)) {
+        failures++;
+        return;
+    }
+    CHECK(c.tf32 == true);
+    check_round_trip(&c);
+    config_free(&c);
+    const char *sets[] = {"tf32=sometimes"};
+    CHECK(load_text(MINIMAL, 1, sets, &c) == DISTILL_ERR);
+    expect_message(distill_error(), "--set tf32=sometimes: tf32: expected true or false, found 'sometimes'");
     config_free(&c);
 }
 
@@ -806,11 +826,11 @@ static const ModelsCase MODELS_CASES[] = {
     {"models_world_size", NULL, {NULL},
      "cfg.yaml:3:7: data.batch_size: expected a multiple of the 3 ranks (it is the global batch), found 32"},
     {"models_bf16_cuda", NULL, {"device=auto", "precision=bf16"},
-     "cfg.yaml:2:10: student.precision: expected fp32 on a CUDA device (the CUDA backend has no bf16 GEMMs yet), "
-     "found bf16"},
+     "cfg.yaml:2:10: student.precision: expected fp32 on a CUDA device (the CUDA bf16 GEMMs have not been verified "
+     "on a GPU yet; DISTILL_ALLOW_UNTESTED_GPU_BF16=1 runs them anyway), found bf16"},
     {"models_bf16_teacher_cuda", NULL, {"device=auto", "teacher.precision=bf16"},
-     "--set teacher.precision=bf16: teacher.precision: expected fp32 on a CUDA device (the CUDA backend has no bf16 "
-     "GEMMs yet), found bf16"},
+     "--set teacher.precision=bf16: teacher.precision: expected fp32 on a CUDA device (the CUDA bf16 GEMMs have not "
+     "been verified on a GPU yet; DISTILL_ALLOW_UNTESTED_GPU_BF16=1 runs them anyway), found bf16"},
     {"models_bf16_cpu", NULL, {"device=auto", "precision=bf16"}, NULL},
     {"models_student_shape_mismatch",
      "teacher: {path: teacher}\nstudent: {init: ckpt.h5, hidden: 312}\ndata: {train: data/train.h5}\n", {NULL},
@@ -917,6 +937,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(name, "design_example")) case_design_example();
     else if (!strcmp(name, "overrides")) case_overrides();
     else if (!strcmp(name, "no_file_defaults")) case_no_file_defaults();
+    else if (!strcmp(name, "tf32")) case_tf32();
     else if (!strcmp(name, "roundtrip_design")) case_roundtrip_design();
     else if (!strcmp(name, "roundtrip_full")) case_roundtrip_full();
     else if (!strcmp(name, "roundtrip_finetune")) case_roundtrip_finetune();

@@ -25,7 +25,7 @@ const char *const CONFIG_SCHEDULE_NAMES[] = {"linear", "cosine", "constant", NUL
 const char *const CONFIG_METRIC_NAMES[] = {"accuracy", "f1", "mcc", "pearson", "spearman", "loss", NULL};
 
 /* The keys of each section, in the order config_write_yaml prints them. */
-static const char *const TOP_KEYS[] = {"task", "run", "device", "precision", "threads", "teacher", "student",
+static const char *const TOP_KEYS[] = {"task", "run", "device", "precision", "threads", "tf32", "teacher", "student",
                                        "data", "losses", "optimizer", "train", "resume", NULL};
 static const char *const RUN_KEYS[] = {"name", "dir", "seed", "overwrite", NULL};
 static const char *const TEACHER_KEYS[] = {"path", "init", "layers", "hidden", "heads", "intermediate",
@@ -299,6 +299,7 @@ static void config_defaults(Config *c, const char *path) {
     c->device = CONFIG_DEVICE_CPU;
     c->precision = CONFIG_PRECISION_FP32;
     c->threads = 0;
+    c->tf32 = false;
     model_defaults(&c->teacher, CONFIG_INIT_NONE);
     c->teacher.dropout = c->teacher.attention_dropout = 0; /* the teacher runs in eval mode */
     model_defaults(&c->student, CONFIG_INIT_RANDOM);
@@ -861,6 +862,7 @@ static Status decode(Rd *r, const YNode *root) {
     RD_ENUM(r, root, "", "device", CONFIG_DEVICE_NAMES, c->device);
     RD_ENUM(r, root, "", "precision", CONFIG_PRECISION_NAMES, c->precision);
     if (rd_int(r, root, "", "threads", 0, 4096, false, &c->threads)) return DISTILL_ERR;
+    if (rd_bool(r, root, "", "tf32", &c->tf32)) return DISTILL_ERR;
     char kp[160];
     const YNode *v;
     v = value_of(r, root, "", "run", kp, sizeof kp);

@@ -141,6 +141,7 @@ typedef struct Config {
     ConfigDevice device;
     ConfigPrecision precision;
     int threads;            /* CPU threads per process; 0 = all cores */
+    bool tf32;              /* CUDA fp32 GEMMs may round inputs to TF32 (backend_set_tf32); default false */
     ConfigModel teacher;    /* init NONE when there is no teacher (task finetune) */
     ConfigModel student;
     ConfigData data;

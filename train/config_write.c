@@ -234,6 +234,7 @@ Status config_write_yaml(const Config *c, FILE *f) {
     kv_enum(&w, "device", CONFIG_DEVICE_NAMES, c->device);
     kv_enum(&w, "precision", CONFIG_PRECISION_NAMES, c->precision);
     kv_int(&w, "threads", c->threads, false);
+    kv_bool(&w, "tf32", c->tf32);
     write_model(&w, "teacher", &c->teacher, true);
     write_model(&w, "student", &c->student, false);
 
