@@ -49,9 +49,9 @@ def forward_flops(c, B, S):
 
 
 def distill_bench_cmd(distill, teacher, student, batch, seq, threads, steps, attention_target="scores",
-                      precision=None):
+                      precision=None, device="cpu"):
     """`distill bench --json` on configs/tiny.yaml with these shapes (teacher, student: "L,H,A,I"),
-    the attention_mse target given, and `precision` set when not None."""
+    the attention_mse target given, `precision` set when not None, on `device` (cpu or cuda)."""
     L, H, A, I = teacher.split(",")
     sL, sH, sA, sI = student.split(",")
     cmd = [distill, "bench", "--config", os.path.join(HERE, "..", "configs", "tiny.yaml"),
@@ -59,25 +59,27 @@ def distill_bench_cmd(distill, teacher, student, batch, seq, threads, steps, att
            "--set", f"student.layers={sL}", "--set", f"student.hidden={sH}", "--set", f"student.heads={sA}",
            "--set", f"student.intermediate={sI}", "--set", f"data.batch_size={batch}",
            "--set", f"losses[2].target={attention_target}",
-           "--set", f"threads={threads}", "--set", "device=cpu",
+           "--set", f"threads={threads}", "--set", f"device={device}",
            "--steps", str(steps), "--seq", str(seq), "--json"]
     if precision is not None:
         cmd += ["--set", f"precision={precision}"]
     return cmd
 
 
-def torch_step_times(tc, sc, B, S, threads, steps, attention_target="scores", precision="fp32"):
-    """Median-ready list of `steps` step times (s) after one warm-up, and the first step's loss."""
+def torch_step_times(tc, sc, B, S, threads, steps, attention_target="scores", precision="fp32", device="cpu"):
+    """Median-ready list of `steps` step times (s) after one warm-up, and the first step's loss.
+    device "cuda": models and data on the GPU, autocast("cuda"), each step timed to the end of its
+    GPU work (torch.cuda.synchronize)."""
     import torch
     import torch.nn.functional as F
     from torch_bert import TorchBert
     torch.manual_seed(0)
     torch.set_num_threads(threads)
-    teacher, student = TorchBert(tc).eval(), TorchBert(sc).train()
+    teacher, student = TorchBert(tc).eval().to(device), TorchBert(sc).train().to(device)
     Lt, Ls = tc["num_hidden_layers"], sc["num_hidden_layers"]
     pairs = [(m, m * Lt // Ls) for m in range(1, Ls + 1)]  # uniform map, hidden-state indices
     Ht, Hs = tc["hidden_size"], sc["hidden_size"]
-    projs = torch.nn.ModuleList([torch.nn.Linear(Hs, Ht) for _ in range(len(pairs) + 1)])
+    projs = torch.nn.ModuleList([torch.nn.Linear(Hs, Ht) for _ in range(len(pairs) + 1)]).to(device)
     params = list(student.parameters()) + list(projs.parameters())
     decay = [p for n, p in list(student.named_parameters()) + list(projs.named_parameters())
              if not (n.endswith("bias") or "LayerNorm" in n)]
@@ -86,15 +88,17 @@ def torch_step_times(tc, sc, B, S, threads, steps, attention_target="scores", pr
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-5)
     g = torch.Generator().manual_seed(1)
-    ids = torch.randint(1000, 30522, (B, S), generator=g)
-    mask = torch.ones(B, S, dtype=torch.long)
+    ids = torch.randint(1000, 30522, (B, S), generator=g).to(device)
+    mask = torch.ones(B, S, dtype=torch.long, device=device)
+    sync = torch.cuda.synchronize if device != "cpu" else (lambda: None)
     T = 2.0
     if precision == "bf16":
-        autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+        autocast = lambda: torch.autocast(device, dtype=torch.bfloat16)  # noqa: E731
     else:
         autocast = contextlib.nullcontext
     times, first_loss = [], None
     for s in range(steps + 1):
+        sync()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         with torch.no_grad(), autocast():
@@ -120,6 +124,7 @@ def torch_step_times(tc, sc, B, S, threads, steps, attention_target="scores", pr
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+        sync()
         dt = time.perf_counter() - t0
         if s > 0:
             times.append(dt)
