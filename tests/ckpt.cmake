@@ -6,5 +6,6 @@ foreach(case roundtrip crash hash rotate latest unwritable)
   add_test(NAME ckpt_${case} COMMAND test_ckpt ${case})
   set_tests_properties(ckpt_${case} PROPERTIES LABELS unit TIMEOUT 60)
 endforeach()
+# ckpt_device (gpu): skips (77) without a CUDA device, fails then under DISTILL_EXPECT_GPU=1.
 add_test(NAME ckpt_device COMMAND test_ckpt device)
 set_tests_properties(ckpt_device PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 60)

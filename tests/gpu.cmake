@@ -2,11 +2,14 @@
 #   cuda_backend (unit): device handling; on a machine without a GPU it checks the no-GPU path
 #                        (device_count() 0, init refused with a message), with one the memory path.
 #   cuda_ops (gpu):      every CUDA kernel against the CPU reference kernel; exits 77 (skipped)
-#                        when no GPU is present, never "passed" without running.
+#                        when no GPU is present, never "passed" without running. Before looking
+#                        for a device it checks that every kernel of engine/kernels.def is in the
+#                        CUDA table and has a test (fails on any machine otherwise).
 #   cuda_step (gpu):     TF32 off by default (fp32-level GEMM error), deterministic embedding
 #                        backward (bitwise the CPU's), asynchronous H2D copies through pinned
 #                        staging, and no cudaMalloc/cudaFree after a step's first run; 77 likewise.
-# DISTILL_EXPECT_GPU=1 in the environment (scripts/gpu_check.sh) turns "no GPU" into a failure.
+# DISTILL_EXPECT_GPU=1 in the environment (scripts/gpu_check.sh) turns "no GPU" into a failure, here
+# and in the other gpu-labelled tests (ckpt_device, hf_resave_cuda, losses_parity_cuda, mpi_nccl).
 if(HAVE_CUDA)
   add_executable(test_cuda_backend test_cuda_backend.c)
   target_link_libraries(test_cuda_backend PRIVATE distill_engine)

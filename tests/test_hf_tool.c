@@ -4,7 +4,8 @@
  *
  *   test_hf_tool load DIR [--num-labels N] [--num-layers K] [--device cpu|cuda]
  *       hf_load; prints one summary line. On error prints "distill: error: ..." and exits 1.
- *       (--device is accepted by every load-based command; cuda without a GPU exits 77, "skip".)
+ *       (--device is accepted by every load-based command; cuda without a GPU exits 77, "skip",
+ *       or 1 when DISTILL_EXPECT_GPU=1.)
  *   test_hf_tool dump DIR OUT.safetensors [--num-labels N]
  *       hf_load, then writes every parameter (model names, F32) to OUT.
  *   test_hf_tool forward DIR INPUT OUT.safetensors [--num-labels N]
@@ -12,13 +13,18 @@
  *       of S token type ids, one row of B lengths — and writes hidden.0 .. hidden.L (B, S, H),
  *       mean (B, H) (mean of the last hidden state over positions < length), pooled (B, H) and
  *       logits (B, C) when present.
+ *   test_hf_tool grad DIR INPUT TARGETS.safetensors OUT.safetensors
+ *       hf_load, then the recorded forward (eval mode) on INPUT with every hidden state and
+ *       attention probability, an MSE loss against the targets and the backward; writes the
+ *       outputs, the loss and every parameter's gradient (grad.NAME) (tests/test_hf_reference.py).
  *   test_hf_tool export OUT VOCAB [--seed N] [KEY=VALUE ...]
  *       bert_build + bert_init of a config given by HF keys (vocab_size, hidden_size, ...,
  *       id2label=a,b,c, problem_type=...), then hf_save(OUT, model, VOCAB).
  *   test_hf_tool resave DIR OUT [--device cuda]
  *       hf_load onto the device, hf_save(OUT) from there (vocab.txt of DIR if present), then checks
  *       that every tensor of OUT equals DIR's bit for bit (F32 checkpoints).
- * Exit codes: 0 success, 1 a reported error or a difference, 2 usage, 77 no such device.
+ * Exit codes: 0 success, 1 a reported error or a difference (or no GPU under DISTILL_EXPECT_GPU=1),
+ * 2 usage, 77 no such device.
  */
 #include "checkpoints/hf.h"
 #include "checkpoints/safetensors.h"
@@ -29,7 +35,7 @@
 #include <string.h>
 
 static int usage(void) {
-    fprintf(stderr, "usage: test_hf_tool load|dump|forward|export ... (see the file's comment)\n");
+    fprintf(stderr, "usage: test_hf_tool load|dump|forward|grad|export|resave ... (see the file's comment)\n");
     return 2;
 }
 
@@ -52,8 +58,12 @@ static int parse_load_opts(int argc, char **argv, int first, HfLoadOptions *o) {
             const char *d = argv[++i];
             if (strcmp(d, "cuda") == 0) {
                 if (!backend_cuda_available()) {
-                    fprintf(stderr, "test_hf_tool: no CUDA device (or built without CUDA): skipped\n");
-                    exit(77);
+                    /* DISTILL_EXPECT_GPU=1 (scripts/gpu_check.sh): no GPU is a failure */
+                    const char *expect = getenv("DISTILL_EXPECT_GPU");
+                    bool must = expect && strcmp(expect, "1") == 0;
+                    fprintf(stderr, "test_hf_tool: no CUDA device (or built without CUDA): %s\n",
+                            must ? "FAIL (DISTILL_EXPECT_GPU=1 expects one)" : "skipped");
+                    exit(must ? 1 : 77);
                 }
                 g_device.type = DEV_CUDA;
                 if (backend_cuda()->init(0)) return fail(), -1;
@@ -125,25 +135,38 @@ static void add_out(StWriteTensor *w, int *n, const char *name, Tensor *t, float
     (*n)++;
 }
 
-static int cmd_forward(int argc, char **argv) {
-    HfLoadOptions o;
-    if (argc < 5 || parse_load_opts(argc, argv, 5, &o)) return usage();
-    o.quiet = true;
-    FILE *fp = fopen(argv[3], "r");
+/* The INPUT file of forward and grad: "B S", B rows of S ids, B rows of S token types, B lengths.
+ * Returns 0, or 2 (usage) with a message. */
+static int read_input(const char *path, int *B_, int *S_, int32_t **ids_, int32_t **types_, int32_t **lengths_) {
+    FILE *fp = fopen(path, "r");
     int B, S;
     if (!fp || fscanf(fp, "%d %d", &B, &S) != 2 || B < 1 || S < 1) {
-        fprintf(stderr, "test_hf_tool: %s: expected \"B S\" first\n", argv[3]);
+        fprintf(stderr, "test_hf_tool: %s: expected \"B S\" first\n", path);
+        if (fp) fclose(fp);
         return 2;
     }
     int32_t *ids = xmalloc((size_t)B * S * sizeof *ids), *types = xmalloc((size_t)B * S * sizeof *types);
     int32_t *lengths = xmalloc((size_t)B * sizeof *lengths);
     if (!read_ints(fp, ids, (size_t)B * S) || !read_ints(fp, types, (size_t)B * S) ||
         !read_ints(fp, lengths, (size_t)B)) {
-        fprintf(stderr, "test_hf_tool: %s: expected %d x %d ids, types, then %d lengths\n", argv[3],
+        fprintf(stderr, "test_hf_tool: %s: expected %d x %d ids, types, then %d lengths\n", path,
                 B, S, B);
+        fclose(fp);
+        free(ids), free(types), free(lengths);
         return 2;
     }
     fclose(fp);
+    *B_ = B, *S_ = S, *ids_ = ids, *types_ = types, *lengths_ = lengths;
+    return 0;
+}
+
+static int cmd_forward(int argc, char **argv) {
+    HfLoadOptions o;
+    if (argc < 5 || parse_load_opts(argc, argv, 5, &o)) return usage();
+    o.quiet = true;
+    int B, S;
+    int32_t *ids, *types, *lengths;
+    if (read_input(argv[3], &B, &S, &ids, &types, &lengths)) return 2;
     Bert *m;
     if (hf_load(argv[2], g_device, &o, &m, NULL)) return fail();
     const int L = m->cfg.num_hidden_layers;
@@ -181,6 +204,97 @@ static int cmd_forward(int argc, char **argv) {
     free(ids);
     free(types);
     free(lengths);
+    return rc;
+}
+
+/* grad: the recorded forward (eval mode: no dropout) with every hidden state and attention
+ * probability, loss = sum_l mse(hidden.l, T) + sum_l mse(probs.l, T) + mse(pooled, T) +
+ * mse(logits, T) against the targets of TARGETS.safetensors (same names and shapes; logits only
+ * when the model has a classifier), then the backward. Writes the outputs (hidden.0..L, probs.0..L-1,
+ * pooled, logits), loss (1) and grad.NAME for every parameter NAME. */
+static int cmd_grad(int argc, char **argv) {
+    HfLoadOptions o;
+    if (argc < 6 || parse_load_opts(argc, argv, 6, &o)) return usage();
+    o.quiet = true;
+    int B, S;
+    int32_t *ids, *types, *lengths;
+    if (read_input(argv[3], &B, &S, &ids, &types, &lengths)) return 2;
+    StFile *tf;
+    if (st_open(argv[4], &tf)) return fail();
+    Bert *m;
+    if (hf_load(argv[2], g_device, &o, &m, NULL)) return fail();
+    const int L = m->cfg.num_hidden_layers;
+    Ctx *c = ctx_new(g_device, 1);
+    ctx_set_record(c, true);
+    c->training = false;
+    int bs[2] = {B, S}, b1[1] = {B};
+    BertInput in = {
+        .input_ids = ctx_from_host(c, DT_I32, 2, bs, ids),
+        .token_type_ids = ctx_from_host(c, DT_I32, 2, bs, types),
+        .lengths = ctx_from_host(c, DT_I32, 1, b1, lengths),
+        .lengths_host = lengths,
+    };
+    BertRequest req = {.all_hidden = true, .all_probs = true, .want_pooled = true};
+    BertOutput out;
+    bert_forward(c, m, &in, &req, &out);
+    /* the outputs and their targets, by name */
+    int n_out = 2 * L + 3;
+    Tensor **outs = xcalloc((size_t)n_out, sizeof *outs);
+    char (*names)[32] = xcalloc((size_t)n_out, sizeof *names);
+    int k = 0;
+    for (int l = 0; l <= L; l++, k++) snprintf(names[k], 32, "hidden.%d", l), outs[k] = out.hidden[l];
+    for (int l = 0; l < L; l++, k++) snprintf(names[k], 32, "probs.%d", l), outs[k] = out.probs[l];
+    snprintf(names[k], 32, "pooled"), outs[k++] = out.pooled;
+    if (out.logits) snprintf(names[k], 32, "logits"), outs[k++] = out.logits;
+    n_out = k;
+    Tensor *loss = NULL;
+    int rc = 0;
+    for (int i = 0; i < n_out && rc == 0; i++) {
+        const StTensor *st = st_find(tf, names[i]);
+        if (!st) {
+            fprintf(stderr, "test_hf_tool: %s: no target \"%s\"\n", argv[4], names[i]);
+            rc = 1;
+            break;
+        }
+        float *host = xmalloc(outs[i]->numel * sizeof(float));
+        if (st_read_f32(tf, st, host)) {
+            free(host);
+            rc = fail();
+            break;
+        }
+        Tensor *target = ctx_from_host(c, DT_F32, outs[i]->ndim, outs[i]->shape, host);
+        free(host);
+        Tensor *term = op_mse(c, outs[i], target);
+        loss = loss ? op_add(c, loss, term) : term;
+    }
+    st_close(tf);
+    if (rc == 0) {
+        params_zero_grad(m->params);
+        ctx_backward(c, loss);
+        ParamStore *ps = m->params;
+        int cap = n_out + 1 + ps->n;
+        StWriteTensor *w = xcalloc((size_t)cap, sizeof *w);
+        float **keep = xcalloc((size_t)cap, sizeof *keep);
+        char **gnames = xcalloc((size_t)ps->n, sizeof *gnames);
+        int n = 0;
+        for (int i = 0; i < n_out; i++) add_out(w, &n, names[i], outs[i], keep);
+        add_out(w, &n, "loss", loss, keep);
+        for (int i = 0; i < ps->n; i++) {
+            size_t len = strlen(ps->tensors[i]->name) + 6;
+            gnames[i] = xmalloc(len);
+            snprintf(gnames[i], len, "grad.%s", ps->tensors[i]->name);
+            add_out(w, &n, gnames[i], ps->grads[i], keep);
+        }
+        rc = st_write_f32(argv[5], w, n, NULL, 0) ? fail() : 0;
+        for (int i = 0; i < n; i++) free(keep[i]);
+        for (int i = 0; i < ps->n; i++) free(gnames[i]);
+        free(w), free(keep), free(gnames);
+    }
+    free(outs);
+    free(names);
+    ctx_free(c);
+    bert_free(m);
+    free(ids), free(types), free(lengths);
     return rc;
 }
 
@@ -281,6 +395,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "load") == 0) return cmd_load(argc, argv);
     if (strcmp(argv[1], "dump") == 0) return cmd_dump(argc, argv);
     if (strcmp(argv[1], "forward") == 0) return cmd_forward(argc, argv);
+    if (strcmp(argv[1], "grad") == 0) return cmd_grad(argc, argv);
     if (strcmp(argv[1], "export") == 0) return cmd_export(argc, argv);
     return usage();
 }
