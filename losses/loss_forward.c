@@ -78,15 +78,11 @@ static Tensor *hard_ce_term(Ctx *c, const LossTerm *t, const BertOutput *s, Tens
     if (labels->dtype != DT_I32 || labels->numel != (size_t)B)
         return term_fail(t, "expected class labels i32 [%d], found %s with %zu values", B,
                          dtype_name(labels->dtype), labels->numel);
-    int32_t *host = xmalloc((size_t)B * sizeof *host);
+    int32_t *host = arena_alloc(c->meta, (size_t)B * sizeof *host); /* the step's host arena: no malloc */
     tensor_to_host(labels, host);
     for (int b = 0; b < B; b++)
-        if (host[b] < 0 || host[b] >= C) {
-            int bad = host[b];
-            free(host);
-            return term_fail(t, "label %d of row %d is out of range: expected 0..%d", bad, b, C - 1);
-        }
-    free(host);
+        if (host[b] < 0 || host[b] >= C)
+            return term_fail(t, "label %d of row %d is out of range: expected 0..%d", host[b], b, C - 1);
     return op_cross_entropy(c, s->logits, detach(c, labels));
 }
 

@@ -265,16 +265,15 @@ void bert_init_head(Bert *m, uint64_t seed, bool pooler, bool classifier) {
 /* ------------------------------------------------------------------ forward */
 
 Tensor *bert_attention_mask(Ctx *c, const int32_t *lengths_host, int B, int S) {
-    float *host = xmalloc((size_t)B * (size_t)S * sizeof(float)); /* (B, S) */
+    /* (B, S), in the step's host meta arena: a step allocates nothing after the first */
+    float *host = arena_alloc(c->meta, (size_t)B * (size_t)S * sizeof(float));
     for (int b = 0; b < B; b++) {
         DCHECK(lengths_host[b] >= 0 && lengths_host[b] <= S);
         for (int s = 0; s < S; s++)
             host[(size_t)b * S + s] = s < lengths_host[b] ? 0.0f : -FLT_MAX; /* finfo(f32).min */
     }
     int shape[2] = {B, S};
-    Tensor *mask = ctx_from_host(c, DT_F32, 2, shape, host);
-    free(host);
-    return mask;
+    return ctx_from_host(c, DT_F32, 2, shape, host);
 }
 
 static bool wanted(bool all, const bool *which, int i) { return all || (which && which[i]); }
