@@ -1,6 +1,6 @@
 /*
- * cpu_backend.c — the CPU Backend table: host memory (64-byte aligned), copies, GEMM through
- * OpenBLAS, the deterministic f64 sum of squares, AdamW, and the kernels of cpu_kernels.c and
+ * cpu_backend.c — the CPU Backend table: host memory (64-byte aligned), copies, the fp32 GEMM on
+ * OpenBLAS or oneDNN (DISTILL_FP32_GEMM and a fixed per-shape rule, below), the deterministic f64 sum of squares, AdamW, and the kernels of cpu_kernels.c and
  * cpu_losses.c.
  *
  * Promises: every entry of the table is filled (the kernel entries are generated from
@@ -15,6 +15,7 @@
 #include "engine/cpu/cpu_dnnl.h"
 
 #include <cblas.h>
+#include <stdbool.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -22,6 +23,8 @@
 #include <string.h>
 
 #define CPU_ALIGN 64
+
+static Status read_policy(void); /* DISTILL_FP32_GEMM, below */
 
 /* ---------------------------------------------------------------- scratch */
 
@@ -52,7 +55,7 @@ static Status cpu_init(int index) {
         distill_set_error("cpu device index must be 0, found %d", index);
         return DISTILL_ERR;
     }
-    return DISTILL_OK;
+    return read_policy();
 }
 
 static const char *cpu_device_name(int index) {
@@ -91,7 +94,7 @@ static void cpu_sync(void) {}
 /* C_b = alpha op(A_b) op(B_b) + beta C_b for each b, row-major, one cblas_sgemm per batch entry.
  * A batch entry with stride_c == 0 accumulates into the same C in order (used by callers that sum
  * a shared operand's gradient over the batch). */
-void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha,
+void cpu_gemm_openblas(int ta, int tb, int m, int n, int k, float alpha,
               const float *a, int lda, long long stride_a,
               const float *b, int ldb, long long stride_b,
               float beta, float *c, int ldc, long long stride_c, int batch) {
@@ -111,19 +114,106 @@ void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha,
     }
 }
 
+/* ---------------------------------------------------------------- fp32 GEMM: which library
+ *
+ * DISTILL_FP32_GEMM picks the library of every fp32 GEMM: openblas, onednn, or auto (the default):
+ * the fixed rule cpu_gemm_prefers_onednn, measured once per machine type by scripts/bench_gemm_rule.sh
+ * and committed, never timed at run time: a choice timed at start-up could differ between a run
+ * and its resumption (another load on the machine), and the two libraries round differently, so
+ * a resumed run would leave the bitwise path of the uninterrupted one. A fixed rule keeps every
+ * run at a fixed thread count bitwise reproducible. The distinct shapes each library took are
+ * counted (cpu_gemm_library, for --version, info and bench). */
+
+typedef enum { FP32_AUTO, FP32_OPENBLAS, FP32_ONEDNN } Fp32Policy;
+
+static int g_policy = -1; /* Fp32Policy, -1 until read */
+
+static Status read_policy(void) {
+    if (g_policy >= 0) return DISTILL_OK;
+    const char *v = getenv("DISTILL_FP32_GEMM");
+    if (!v || !*v || !strcmp(v, "auto")) g_policy = FP32_AUTO;
+    else if (!strcmp(v, "openblas")) g_policy = FP32_OPENBLAS;
+    else if (!strcmp(v, "onednn")) {
+        if (!cpu_onednn_available()) {
+            distill_set_error("DISTILL_FP32_GEMM=onednn: this build has no oneDNN (install libdnnl-dev and "
+                              "rebuild), expected openblas or auto");
+            return DISTILL_ERR;
+        }
+        g_policy = FP32_ONEDNN;
+    } else {
+        distill_set_error("DISTILL_FP32_GEMM: expected auto, openblas or onednn, found '%s'", v);
+        return DISTILL_ERR;
+    }
+    return DISTILL_OK;
+}
+
+/* Distinct shapes seen, per library: an open-addressing set of (ta, tb, m, n, k, batch). */
+#define SHAPE_SET 1024
+typedef struct {
+    int ta, tb, m, n, k, batch, lib; /* lib: 0 empty, 1 OpenBLAS, 2 oneDNN */
+} ShapeSeen;
+static ShapeSeen g_seen[SHAPE_SET];
+static int g_n_seen[3];
+
+static void note_shape(int ta, int tb, int m, int n, int k, int batch, int lib) {
+    unsigned h = (unsigned)(ta * 3 + tb) * 2654435761u ^ (unsigned)m * 40503u ^ (unsigned)n * 9973u ^
+                 (unsigned)k * 7919u ^ (unsigned)batch * 31u;
+    for (int probe = 0; probe < SHAPE_SET; probe++) {
+        ShapeSeen *e = &g_seen[(h + (unsigned)probe) % SHAPE_SET];
+        if (!e->lib) {
+            *e = (ShapeSeen){ta, tb, m, n, k, batch, lib};
+            g_n_seen[lib]++;
+            return;
+        }
+        if (e->ta == ta && e->tb == tb && e->m == m && e->n == n && e->k == k && e->batch == batch) return;
+    }
+    /* full: the counts stop growing (they are for reports only) */
+}
+
+void cpu_gemm_on(bool onednn, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda,
+                 long long sa, const float *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc,
+                 int batch) {
+    int threads = omp_get_max_threads();
+    bool serial = threads > 1 && (double)m * n * (k > 0 ? k : 1) <= CPU_GEMM_SERIAL_MNK;
+    /* Both libraries take their thread count from omp_get_max_threads() (OpenBLAS's OpenMP build at
+     * each call, oneDNN at primitive creation and execution); a shape is always serial or never,
+     * so its cached oneDNN primitive always meets the count it was made for. */
+    if (serial) omp_set_num_threads(1);
+    if (onednn)
+        cpu_gemm_onednn_f32(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+    else
+        cpu_gemm_openblas(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+    if (serial) omp_set_num_threads(threads);
+}
+
+void cpu_gemm(int ta, int tb, int m, int n, int k, float alpha,
+              const float *a, int lda, long long stride_a,
+              const float *b, int ldb, long long stride_b,
+              float beta, float *c, int ldc, long long stride_c, int batch) {
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    if (g_policy < 0 && read_policy() != DISTILL_OK) {
+        /* cpu_init reports the bad value before any GEMM; a GEMM with no init falls back */
+        g_policy = FP32_OPENBLAS;
+    }
+    bool dnnl = g_policy == FP32_ONEDNN ||
+                (g_policy == FP32_AUTO && cpu_onednn_available() && cpu_gemm_prefers_onednn(ta, tb, m, n, k, batch));
+    note_shape(ta, tb, m, n, k, batch, dnnl ? 2 : 1);
+    cpu_gemm_on(dnnl, ta, tb, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch);
+}
+
 /* ---------------------------------------------------------------- reductions, optimizer */
 
 double cpu_sumsq(const float *x, size_t n) {
     if (n == 0) return 0.0;
     size_t nch = (n + CPU_SUM_CHUNK - 1) / CPU_SUM_CHUNK;
     double *part = cpu_scratch(nch * sizeof(double));
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(n,
     for (size_t ch = 0; ch < nch; ch++) {
         size_t lo = ch * CPU_SUM_CHUNK, hi = lo + CPU_SUM_CHUNK < n ? lo + CPU_SUM_CHUNK : n;
         double s = 0.0;
         for (size_t i = lo; i < hi; i++) s += (double)x[i] * (double)x[i];
         part[ch] = s;
-    }
+    });
     double total = 0.0;
     for (size_t ch = 0; ch < nch; ch++) total += part[ch];
     return total;
@@ -139,7 +229,7 @@ void cpu_adamw(float *p, float *m, float *v, const float *g, size_t n, float lr,
     const float decay = 1.0f - lr * wd;
     const float step = lr / bc1;
     const float sqrt_bc2 = sqrtf(bc2);
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_ROW * n,
     for (size_t i = 0; i < n; i++) {
         float gi = g[i] * grad_scale;
         float mi = beta1 * m[i] + (1.0f - beta1) * gi;
@@ -148,19 +238,28 @@ void cpu_adamw(float *p, float *m, float *v, const float *g, size_t n, float lr,
         v[i] = vi;
         float denom = sqrtf(vi) / sqrt_bc2 + eps;
         p[i] = p[i] * decay - step * (mi / denom);
-    }
+    });
 }
 
 /* ---------------------------------------------------------------- the table */
 
+/* The libraries, and once GEMMs have run, how many distinct fp32 shapes each took. */
 static const char *cpu_gemm_library(void) {
-    static char text[160];
-    if (!text[0]) {
-        if (cpu_bf16_supported(NULL, 0))
-            snprintf(text, sizeof text, "OpenBLAS (fp32) + oneDNN (bf16, %s)", cpu_gemm_isa_name());
-        else
-            snprintf(text, sizeof text, "OpenBLAS (fp32)");
-    }
+    static char text[256];
+    if (g_policy < 0 && read_policy() != DISTILL_OK) return "unknown (DISTILL_FP32_GEMM is not valid)";
+    char fp32[128];
+    const char *how = g_policy == FP32_OPENBLAS ? "OpenBLAS (DISTILL_FP32_GEMM=openblas)"
+                    : g_policy == FP32_ONEDNN  ? "oneDNN (DISTILL_FP32_GEMM=onednn)"
+                    : !cpu_onednn_available()  ? "OpenBLAS"
+                                               : "OpenBLAS or oneDNN per shape (rule: auto)";
+    if (g_n_seen[1] + g_n_seen[2])
+        snprintf(fp32, sizeof fp32, "%s: OpenBLAS for %d shapes, oneDNN for %d", how, g_n_seen[1], g_n_seen[2]);
+    else
+        snprintf(fp32, sizeof fp32, "%s", how);
+    if (cpu_bf16_supported(NULL, 0))
+        snprintf(text, sizeof text, "fp32 %s; bf16 oneDNN (%s)", fp32, cpu_gemm_isa_name());
+    else
+        snprintf(text, sizeof text, "fp32 %s", fp32);
     return text;
 }
 

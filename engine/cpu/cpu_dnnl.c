@@ -11,6 +11,9 @@
  * primitive is created once and kept in a small cache (key: every size, stride and scalar that
  * shapes it), so a training step creates none after the first.
  *
+ * cpu_gemm_onednn_f32 runs the fp32 GEMM on the same cache (fp32 operands, read in place), for
+ * the shapes cpu_gemm gives oneDNN (cpu_gemm_rule.c).
+ *
  * oneDNN uses AMX where the CPU has it and AVX512-BF16 otherwise; below that it would emulate
  * bf16, slowly, so cpu_bf16_supported refuses instead. The library runs on OpenMP (Debian's
  * build), the engine's own thread pool.
@@ -39,6 +42,8 @@ static void ensure_engine(void) {
     dnnl_check(dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine creation");
     dnnl_check(dnnl_stream_create(&g_stream, g_engine, dnnl_stream_default_flags), "stream creation");
 }
+
+bool cpu_onednn_available(void) { return true; }
 
 const char *cpu_gemm_isa_name(void) {
     switch (dnnl_get_effective_cpu_isa()) {
@@ -90,6 +95,7 @@ static size_t span(long long stride, int batch, int rows, int cols, int ld) {
 /* Everything that shapes a primitive: the operands are described in their stored layouts
  * (strides), so no transposed copy is ever made. */
 typedef struct {
+    int f32; /* 1: fp32 operands (cpu_gemm_onednn_f32), 0: bf16 */
     int ta, tb, m, n, k, batch, ba, bb, lda, ldb, ldc;
     long long sa, sb, sc;
     float alpha, beta;
@@ -134,8 +140,9 @@ static Entry *get_entry(const Key *k) {
     dnnl_dims_t wst = {k->bb > 1 ? k->sb : (long long)k->k * k->n, k->tb ? 1 : k->ldb, k->tb ? k->ldb : 1};
     dnnl_dims_t dst = {k->batch > 1 ? k->sc : (long long)k->m * k->ldc, k->ldc, 1};
     dnnl_memory_desc_t smd, wmd, dmd;
-    dnnl_check(dnnl_memory_desc_init_by_strides(&smd, 3, sd, dnnl_bf16, sst), "src desc");
-    dnnl_check(dnnl_memory_desc_init_by_strides(&wmd, 3, wd, dnnl_bf16, wst), "weights desc");
+    dnnl_data_type_t in = k->f32 ? dnnl_f32 : dnnl_bf16;
+    dnnl_check(dnnl_memory_desc_init_by_strides(&smd, 3, sd, in, sst), "src desc");
+    dnnl_check(dnnl_memory_desc_init_by_strides(&wmd, 3, wd, in, wst), "weights desc");
     dnnl_check(dnnl_memory_desc_init_by_strides(&dmd, 3, dd, dnnl_f32, dst), "dst desc");
     dnnl_matmul_desc_t md;
     dnnl_check(dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd), "matmul desc");
@@ -167,6 +174,26 @@ static Entry *get_entry(const Key *k) {
 
 static uint16_t *g_abuf, *g_bbuf;
 static size_t g_acap, g_bcap;
+
+/* Runs the cached primitive of this shape on operands a, b (fp32 or bf16 as f32 says), with
+ * batch > 1 and sc != 0 or batch == 1, k > 0. */
+static void execute(int f32, int ta, int tb, int m, int n, int k, float alpha, const void *a, int lda, long long sa,
+                    const void *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc, int batch) {
+    int ba = batch > 1 && sa != 0 ? batch : 1, bb = batch > 1 && sb != 0 ? batch : 1;
+    Key key;
+    memset(&key, 0, sizeof key); /* the padding too: keys are compared with memcmp */
+    key.f32 = f32;
+    key.ta = ta, key.tb = tb, key.m = m, key.n = n, key.k = k, key.batch = batch, key.ba = ba, key.bb = bb;
+    key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.sa = ba > 1 ? sa : 0, key.sb = bb > 1 ? sb : 0;
+    key.sc = batch > 1 ? sc : 0, key.alpha = alpha, key.beta = beta;
+    Entry *e = get_entry(&key);
+    dnnl_check(dnnl_memory_set_data_handle(e->src, (void *)a), "src handle");
+    dnnl_check(dnnl_memory_set_data_handle(e->wei, (void *)b), "weights handle");
+    dnnl_check(dnnl_memory_set_data_handle(e->dst, c), "dst handle");
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst}};
+    dnnl_check(dnnl_primitive_execute(e->prim, g_stream, 3, args), "matmul");
+    dnnl_check(dnnl_stream_wait(g_stream), "stream wait");
+}
 
 /* The product with B either fp32 (b32, rounded here) or already bf16 (b16). */
 static void gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
@@ -201,18 +228,7 @@ static void gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const fl
         cpu_to_bf16(w, b32, nb);
         bp = w;
     }
-    Key key;
-    memset(&key, 0, sizeof key); /* the padding too: keys are compared with memcmp */
-    key.ta = ta, key.tb = tb, key.m = m, key.n = n, key.k = k, key.batch = batch, key.ba = ba, key.bb = bb;
-    key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.sa = ba > 1 ? sa : 0, key.sb = bb > 1 ? sb : 0;
-    key.sc = batch > 1 ? sc : 0, key.alpha = alpha, key.beta = beta;
-    Entry *e = get_entry(&key);
-    dnnl_check(dnnl_memory_set_data_handle(e->src, ap), "src handle");
-    dnnl_check(dnnl_memory_set_data_handle(e->wei, (void *)bp), "weights handle");
-    dnnl_check(dnnl_memory_set_data_handle(e->dst, c), "dst handle");
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst}};
-    dnnl_check(dnnl_primitive_execute(e->prim, g_stream, 3, args), "matmul");
-    dnnl_check(dnnl_stream_wait(g_stream), "stream wait");
+    execute(0, ta, tb, m, n, k, alpha, ap, lda, sa, bp, ldb, sb, beta, c, ldc, sc, batch);
 }
 
 void cpu_gemm_bf16(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
@@ -224,4 +240,15 @@ void cpu_gemm_bf16_b16(int ta, int tb, int m, int n, int k, float alpha, const f
                        const uint16_t *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc,
                        int batch) {
     gemm_bf16(ta, tb, m, n, k, alpha, a, lda, sa, NULL, b, ldb, sb, beta, c, ldc, sc, batch);
+}
+
+void cpu_gemm_onednn_f32(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
+                         const float *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc,
+                         int batch) {
+    if (m <= 0 || n <= 0 || batch <= 0) return;
+    if (k <= 0 || (batch > 1 && sc == 0)) { /* an empty product, or a shared C: OpenBLAS's loop does both */
+        cpu_gemm_openblas(ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
+        return;
+    }
+    execute(1, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c, ldc, sc, batch);
 }

@@ -34,27 +34,27 @@ static inline int imin(int a, int b) { return a < b ? a : b; }
 
 /* dst[c] += sum over chunks of part[ch, c], chunks added in order. part is (nch, cols) f64. */
 static void colsum_partials_add(float *dst, const double *part, int nch, int cols) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)nch * cols,
     for (int c = 0; c < cols; c++) {
         double s = 0.0;
         for (int ch = 0; ch < nch; ch++) s += part[(size_t)ch * cols + c];
         dst[c] += (float)s;
-    }
+    });
 }
 
 /* ---------------------------------------------------------------- embedding */
 
 void cpu_embedding_fwd(float *out, const float *w, const int32_t *ids, int n, int h) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)n * h,
     for (int i = 0; i < n; i++)
-        memcpy(out + (size_t)i * h, w + (size_t)ids[i] * h, (size_t)h * sizeof(float));
+        memcpy(out + (size_t)i * h, w + (size_t)ids[i] * h, (size_t)h * sizeof(float)););
 }
 
 /* Parallel over blocks of 64 columns: each dw element is updated by one thread, in id order. */
 void cpu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int padding_idx, int n, int h) {
     const int blk = 64;
     int nblk = (h + blk - 1) / blk;
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)n * h,
     for (int bi = 0; bi < nblk; bi++) {
         int c0 = bi * blk, c1 = imin(h, c0 + blk);
         for (int i = 0; i < n; i++) {
@@ -63,25 +63,25 @@ void cpu_embedding_bwd(float *dw, const float *dout, const int32_t *ids, int pad
             const float *g = dout + (size_t)i * h;
             for (int c = c0; c < c1; c++) d[c] += g[c];
         }
-    }
+    });
 }
 
 /* ---------------------------------------------------------------- bias, add, scale */
 
 void cpu_bias_add(float *out, const float *x, const float *bias, int rows, int cols) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)rows * cols,
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * cols;
         float *o = out + (size_t)r * cols;
         for (int c = 0; c < cols; c++) o[c] = xr[c] + bias[c];
-    }
+    });
 }
 
 void cpu_bias_bwd(float *dbias, const float *dout, int rows, int cols) {
     if (rows <= 0 || cols <= 0) return;
     int nch = (rows + CPU_ROW_CHUNK - 1) / CPU_ROW_CHUNK;
     double *part = cpu_scratch((size_t)nch * cols * sizeof(double));
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)rows * cols,
     for (int ch = 0; ch < nch; ch++) {
         double *p = part + (size_t)ch * cols;
         for (int c = 0; c < cols; c++) p[c] = 0.0;
@@ -90,39 +90,39 @@ void cpu_bias_bwd(float *dbias, const float *dout, int rows, int cols) {
             const float *d = dout + (size_t)r * cols;
             for (int c = 0; c < cols; c++) p[c] += d[c];
         }
-    }
+    });
     colsum_partials_add(dbias, part, nch, cols);
 }
 
 void cpu_add(float *out, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+    CPU_PARALLEL_FOR(n,
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];);
 }
 
 void cpu_axpy(float *y, float alpha, const float *x, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+    CPU_PARALLEL_FOR(n,
+    for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];);
 }
 
 void cpu_scale(float *out, const float *x, float s, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = s * x[i];
+    CPU_PARALLEL_FOR(n,
+    for (size_t i = 0; i < n; i++) out[i] = s * x[i];);
 }
 
 /* ---------------------------------------------------------------- layer norm */
 
 void cpu_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, const float *gamma,
                        const float *beta, int rows, int cols, float eps) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_ROW * (size_t)rows * cols,
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * cols;
         float *o = out + (size_t)r * cols;
         double s = 0.0;
-#pragma omp simd reduction(+ : s)
+        _Pragma("omp simd reduction(+ : s)")
         for (int c = 0; c < cols; c++) s += xr[c];
         double mu = s / cols;
         double v = 0.0; /* biased variance, two-pass */
-#pragma omp simd reduction(+ : v)
+        _Pragma("omp simd reduction(+ : v)")
         for (int c = 0; c < cols; c++) {
             double d = (double)xr[c] - mu;
             v += d * d;
@@ -131,9 +131,9 @@ void cpu_layernorm_fwd(float *out, float *mean, float *rstd, const float *x, con
         float rs = (float)(1.0 / sqrt(v / cols + (double)eps));
         mean[r] = m;
         rstd[r] = rs;
-#pragma omp simd
+        _Pragma("omp simd")
         for (int c = 0; c < cols; c++) o[c] = (xr[c] - m) * rs * gamma[c] + beta[c];
-    }
+    });
 }
 
 /* With xhat = (x - mean) rstd and g = dout * gamma:
@@ -146,7 +146,7 @@ void cpu_layernorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dout
     int nch = (rows + CPU_ROW_CHUNK - 1) / CPU_ROW_CHUNK;
     double *pg = cpu_scratch(2 * (size_t)nch * cols * sizeof(double));
     double *pb = pg + (size_t)nch * cols;
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_ROW * (size_t)rows * cols,
     for (int ch = 0; ch < nch; ch++) {
         double *pgc = pg + (size_t)ch * cols, *pbc = pb + (size_t)ch * cols;
         for (int c = 0; c < cols; c++) pgc[c] = pbc[c] = 0.0;
@@ -155,7 +155,7 @@ void cpu_layernorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dout
             const float *xr = x + (size_t)r * cols, *d = dout + (size_t)r * cols;
             const float m = mean[r], rs = rstd[r];
             double sg = 0.0, sgx = 0.0;
-#pragma omp simd reduction(+ : sg, sgx)
+            _Pragma("omp simd reduction(+ : sg, sgx)")
             for (int c = 0; c < cols; c++) {
                 float xhat = (xr[c] - m) * rs;
                 float g = d[c] * gamma[c];
@@ -173,7 +173,7 @@ void cpu_layernorm_bwd(float *dx, float *dgamma, float *dbeta, const float *dout
                 }
             }
         }
-    }
+    });
     if (dgamma) colsum_partials_add(dgamma, pg, nch, cols);
     if (dbeta) colsum_partials_add(dbeta, pb, nch, cols);
 }
@@ -190,41 +190,41 @@ static inline float gelu_grad_f(float v) {
 }
 
 void cpu_gelu_fwd(float *out, const float *x, const float *bias, int rows, int cols) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_TRANSC * (size_t)rows * cols,
     for (int r = 0; r < rows; r++) {
         const float *xr = x + (size_t)r * cols;
         float *o = out + (size_t)r * cols;
         if (bias) {
-#pragma omp simd
+            _Pragma("omp simd")
             for (int c = 0; c < cols; c++) o[c] = gelu_f(xr[c] + bias[c]);
         } else {
-#pragma omp simd
+            _Pragma("omp simd")
             for (int c = 0; c < cols; c++) o[c] = gelu_f(xr[c]);
         }
-    }
+    });
 }
 
 void cpu_gelu_bwd(float *dx, float *dbias, const float *dout, const float *x, const float *bias,
                   int rows, int cols) {
     if (rows <= 0 || cols <= 0) return;
     if (!dbias) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_TRANSC * (size_t)rows * cols,
         for (int r = 0; r < rows; r++) {
             const float *xr = x + (size_t)r * cols, *d = dout + (size_t)r * cols;
             float *dxr = dx + (size_t)r * cols;
             if (bias) {
-#pragma omp simd
+                _Pragma("omp simd")
                 for (int c = 0; c < cols; c++) dxr[c] += d[c] * gelu_grad_f(xr[c] + bias[c]);
             } else {
-#pragma omp simd
+                _Pragma("omp simd")
                 for (int c = 0; c < cols; c++) dxr[c] += d[c] * gelu_grad_f(xr[c]);
             }
-        }
+        });
         return;
     }
     int nch = (rows + CPU_ROW_CHUNK - 1) / CPU_ROW_CHUNK;
     double *part = cpu_scratch((size_t)nch * cols * sizeof(double));
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_TRANSC * (size_t)rows * cols,
     for (int ch = 0; ch < nch; ch++) {
         double *p = part + (size_t)ch * cols;
         for (int c = 0; c < cols; c++) p[c] = 0.0;
@@ -233,14 +233,14 @@ void cpu_gelu_bwd(float *dx, float *dbias, const float *dout, const float *x, co
             const float *xr = x + (size_t)r * cols, *d = dout + (size_t)r * cols;
             float *dxr = dx + (size_t)r * cols;
             if (bias) {
-#pragma omp simd
+                _Pragma("omp simd")
                 for (int c = 0; c < cols; c++) {
                     float g = d[c] * gelu_grad_f(xr[c] + bias[c]);
                     dxr[c] += g;
                     p[c] += g;
                 }
             } else {
-#pragma omp simd
+                _Pragma("omp simd")
                 for (int c = 0; c < cols; c++) {
                     float g = d[c] * gelu_grad_f(xr[c]);
                     dxr[c] += g;
@@ -248,18 +248,18 @@ void cpu_gelu_bwd(float *dx, float *dbias, const float *dout, const float *x, co
                 }
             }
         }
-    }
+    });
     colsum_partials_add(dbias, part, nch, cols);
 }
 
 void cpu_tanh_fwd(float *out, const float *x, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) out[i] = tanhf(x[i]);
+    CPU_PARALLEL_FOR(CPU_COST_TRANSC * n,
+    for (size_t i = 0; i < n; i++) out[i] = tanhf(x[i]););
 }
 
 void cpu_tanh_bwd(float *dx, const float *dout, const float *out, size_t n) {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < n; i++) dx[i] += dout[i] * (1.0f - out[i] * out[i]);
+    CPU_PARALLEL_FOR(n,
+    for (size_t i = 0; i < n; i++) dx[i] += dout[i] * (1.0f - out[i] * out[i]););
 }
 
 /* ---------------------------------------------------------------- softmax and masking */
@@ -297,25 +297,25 @@ static inline void softmax_row_inplace(float *p, int cols) {
 void cpu_scale_mask(float *out, const float *x, const float *mask_add, float scale,
                     int B, int H, int R, int C) {
     long long rows = (long long)B * H * R;
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)rows * C,
     for (long long row = 0; row < rows; row++) {
         int b = (int)(row / ((long long)H * R));
         scale_mask_row(out + row * C, x + row * C, mask_add ? mask_add + (size_t)b * C : NULL,
                        scale, C);
-    }
+    });
 }
 
 void cpu_softmax_fwd(float *probs, const float *x, size_t rows, int cols) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_TRANSC * rows * (size_t)cols,
     for (size_t r = 0; r < rows; r++) {
         float *p = probs + r * cols;
         if (p != x + r * cols) memcpy(p, x + r * cols, (size_t)cols * sizeof(float));
         softmax_row_inplace(p, cols);
-    }
+    });
 }
 
 void cpu_softmax_bwd(float *dx, const float *dprobs, const float *probs, size_t rows, int cols) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_ROW * rows * (size_t)cols,
     for (size_t r = 0; r < rows; r++) {
         const float *p = probs + r * cols, *dp = dprobs + r * cols;
         float *d = dx + r * cols;
@@ -323,52 +323,52 @@ void cpu_softmax_bwd(float *dx, const float *dprobs, const float *probs, size_t 
         for (int c = 0; c < cols; c++) dot += (double)dp[c] * p[c];
         float fdot = (float)dot;
         for (int c = 0; c < cols; c++) d[c] += p[c] * (dp[c] - fdot);
-    }
+    });
 }
 
 void cpu_scale_mask_softmax_fwd(float *probs, const float *x, const float *mask_add, float scale,
                                 int B, int H, int R, int C) {
     long long rows = (long long)B * H * R;
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_TRANSC * (size_t)rows * C,
     for (long long row = 0; row < rows; row++) {
         int b = (int)(row / ((long long)H * R));
         float *p = probs + row * C;
         scale_mask_row(p, x + row * C, mask_add ? mask_add + (size_t)b * C : NULL, scale, C);
         softmax_row_inplace(p, C);
-    }
+    });
 }
 
 /* ---------------------------------------------------------------- dropout */
 
 void cpu_dropout_fwd(float *out, const float *x, float p, uint64_t seed, uint64_t offset, size_t n) {
     const float keep_scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_ROW * n,
     for (size_t i = 0; i < n; i++)
-        out[i] = dropout_keep(seed, offset + i, p) ? x[i] * keep_scale : 0.0f;
+        out[i] = dropout_keep(seed, offset + i, p) ? x[i] * keep_scale : 0.0f;);
 }
 
 void cpu_dropout_bwd(float *dx, const float *dout, float p, uint64_t seed, uint64_t offset, size_t n) {
     const float keep_scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_ROW * n,
     for (size_t i = 0; i < n; i++)
-        if (dropout_keep(seed, offset + i, p)) dx[i] += dout[i] * keep_scale;
+        if (dropout_keep(seed, offset + i, p)) dx[i] += dout[i] * keep_scale;);
 }
 
 /* ---------------------------------------------------------------- pooling and selection */
 
 void cpu_take_token_fwd(float *out, const float *x, int pos, int B, int S, int H) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)B * H,
     for (int b = 0; b < B; b++)
-        memcpy(out + (size_t)b * H, x + ((size_t)b * S + pos) * H, (size_t)H * sizeof(float));
+        memcpy(out + (size_t)b * H, x + ((size_t)b * S + pos) * H, (size_t)H * sizeof(float)););
 }
 
 void cpu_take_token_bwd(float *dx, const float *dout, int pos, int B, int S, int H) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)B * H,
     for (int b = 0; b < B; b++) {
         float *d = dx + ((size_t)b * S + pos) * H;
         const float *g = dout + (size_t)b * H;
         for (int h = 0; h < H; h++) d[h] += g[h];
-    }
+    });
 }
 
 /* Lengths are clamped to [0, S]; a row of length 0 pools to zeros. */
@@ -378,7 +378,7 @@ static inline int pool_len(const int32_t *lengths, int b, int S) {
 }
 
 void cpu_mean_pool_fwd(float *out, const float *x, const int32_t *lengths, int B, int S, int H) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)B * S * H,
     for (int b = 0; b < B; b++) {
         int n = pool_len(lengths, b, S);
         const float *xb = x + (size_t)b * S * H;
@@ -387,11 +387,11 @@ void cpu_mean_pool_fwd(float *out, const float *x, const int32_t *lengths, int B
             for (int t = 0; t < n; t++) s += xb[(size_t)t * H + h];
             out[(size_t)b * H + h] = n ? (float)(s / n) : 0.0f;
         }
-    }
+    });
 }
 
 void cpu_mean_pool_bwd(float *dx, const float *dout, const int32_t *lengths, int B, int S, int H) {
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)B * S * H,
     for (int b = 0; b < B; b++) {
         int n = pool_len(lengths, b, S);
         if (n == 0) continue;
@@ -401,7 +401,7 @@ void cpu_mean_pool_bwd(float *dx, const float *dout, const int32_t *lengths, int
             float *d = dx + ((size_t)b * S + t) * H;
             for (int h = 0; h < H; h++) d[h] += g[h] * inv;
         }
-    }
+    });
 }
 
 /* ---------------------------------------------------------------- bf16 */
@@ -415,6 +415,6 @@ static inline uint16_t to_bf16(float f) {
 }
 
 void cpu_to_bf16(uint16_t *dst, const float *src, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 32768)
-    for (size_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]);
+    CPU_PARALLEL_FOR(n,
+    for (size_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]););
 }

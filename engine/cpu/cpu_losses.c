@@ -29,7 +29,7 @@ static float ordered_mean(const double *v, size_t n) {
 void cpu_xent_fwd(float *out, float *probs, const float *logits, const int32_t *labels,
                   const float *target, float inv_t, int with_entropy, int rows, int cols) {
     double *loss = cpu_scratch((size_t)(rows > 0 ? rows : 1) * sizeof(double));
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_TRANSC * (size_t)rows * cols,
     for (int r = 0; r < rows; r++) {
         const float *z = logits + (size_t)r * cols;
         float *p = probs + (size_t)r * cols;
@@ -55,7 +55,7 @@ void cpu_xent_fwd(float *out, float *probs, const float *logits, const int32_t *
         }
         for (int c = 0; c < cols; c++) p[c] = (float)exp((double)p[c] - lse);
         loss[r] = l;
-    }
+    });
     *out = ordered_mean(loss, (size_t)rows);
 }
 
@@ -64,7 +64,7 @@ void cpu_xent_fwd(float *out, float *probs, const float *logits, const int32_t *
 void cpu_xent_bwd(float *dlogits, const float *dout, const float *probs, const int32_t *labels,
                   const float *target, float inv_t, int rows, int cols) {
     const float g = *dout / (float)rows * inv_t;
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR((size_t)rows * cols,
     for (int r = 0; r < rows; r++) {
         const float *p = probs + (size_t)r * cols;
         float *d = dlogits + (size_t)r * cols;
@@ -75,7 +75,7 @@ void cpu_xent_bwd(float *dlogits, const float *dout, const float *probs, const i
             const float *t = target + (size_t)r * cols;
             for (int c = 0; c < cols; c++) d[c] += g * (p[c] - t[c]);
         }
-    }
+    });
 }
 
 /* ---------------------------------------------------------------- MSE */
@@ -91,7 +91,7 @@ void cpu_mse_fwd(float *out, const float *a, const float *b, float ignore_below,
     }
     size_t nch = (n + CPU_SUM_CHUNK - 1) / CPU_SUM_CHUNK;
     double *part = cpu_scratch(nch * sizeof(double));
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(n,
     for (size_t ch = 0; ch < nch; ch++) {
         size_t lo = ch * CPU_SUM_CHUNK, hi = lo + CPU_SUM_CHUNK < n ? lo + CPU_SUM_CHUNK : n;
         double s = 0.0;
@@ -102,7 +102,7 @@ void cpu_mse_fwd(float *out, const float *a, const float *b, float ignore_below,
             s += d * d;
         }
         part[ch] = s;
-    }
+    });
     double total = 0.0;
     for (size_t ch = 0; ch < nch; ch++) total += part[ch];
     *out = (float)(total / (double)n);
@@ -111,13 +111,13 @@ void cpu_mse_fwd(float *out, const float *a, const float *b, float ignore_below,
 void cpu_mse_bwd(float *da, float *db, const float *dout, const float *a, const float *b,
                  float ignore_below, size_t n) {
     const float coef = 2.0f * *dout / (float)n;
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(n,
     for (size_t i = 0; i < n; i++) {
         int ma = mse_masked(a[i], ignore_below), mb = mse_masked(b[i], ignore_below);
         float diff = (ma ? 0.0f : a[i]) - (mb ? 0.0f : b[i]);
         if (da && !ma) da[i] += coef * diff;
         if (db && !mb) db[i] -= coef * diff;
-    }
+    });
 }
 
 /* ---------------------------------------------------------------- cosine */
@@ -125,7 +125,7 @@ void cpu_mse_bwd(float *da, float *db, const float *dout, const float *a, const 
 /* cos = a.b / sqrt(max(|a|^2 |b|^2, eps^2)), as torch's cosine_similarity. */
 void cpu_cosine_fwd(float *out, const float *a, const float *b, int rows, int cols) {
     double *loss = cpu_scratch((size_t)(rows > 0 ? rows : 1) * sizeof(double));
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_ROW * (size_t)rows * cols,
     for (int r = 0; r < rows; r++) {
         const float *ar = a + (size_t)r * cols, *br = b + (size_t)r * cols;
         double dot = 0.0, na = 0.0, nb = 0.0;
@@ -137,7 +137,7 @@ void cpu_cosine_fwd(float *out, const float *a, const float *b, int rows, int co
         double prod = na * nb;
         double denom = sqrt(prod > COSINE_EPS * COSINE_EPS ? prod : COSINE_EPS * COSINE_EPS);
         loss[r] = 1.0 - dot / denom;
-    }
+    });
     *out = ordered_mean(loss, (size_t)rows);
 }
 
@@ -145,7 +145,7 @@ void cpu_cosine_fwd(float *out, const float *a, const float *b, int rows, int co
 void cpu_cosine_bwd(float *da, float *db, const float *dout, const float *a, const float *b,
                     int rows, int cols) {
     const double g = -(double)*dout / rows; /* loss = mean(1 - cos) */
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_ROW * (size_t)rows * cols,
     for (int r = 0; r < rows; r++) {
         const float *ar = a + (size_t)r * cols, *br = b + (size_t)r * cols;
         double dot = 0.0, na = 0.0, nb = 0.0;
@@ -167,14 +167,14 @@ void cpu_cosine_bwd(float *da, float *db, const float *dout, const float *a, con
             float *d = db + (size_t)r * cols;
             for (int c = 0; c < cols; c++) d[c] += (float)(g * (ar[c] * inv_denom - kb * br[c]));
         }
-    }
+    });
 }
 
 /* ---------------------------------------------------------------- KL between probability rows */
 
 void cpu_kl_probs_fwd(float *out, const float *s, const float *t, int rows, int cols) {
     double *loss = cpu_scratch((size_t)(rows > 0 ? rows : 1) * sizeof(double));
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_TRANSC * (size_t)rows * cols,
     for (int r = 0; r < rows; r++) {
         const float *sr = s + (size_t)r * cols, *tr = t + (size_t)r * cols;
         double l = 0.0;
@@ -184,18 +184,18 @@ void cpu_kl_probs_fwd(float *out, const float *s, const float *t, int rows, int 
             l += (double)tr[c] * (log((double)tr[c]) - log(sc));
         }
         loss[r] = l;
-    }
+    });
     *out = ordered_mean(loss, (size_t)rows);
 }
 
 /* ds += -(g/rows) t/s; zero where t == 0 or where s is clamped (the clamp is flat there). */
 void cpu_kl_probs_bwd(float *ds, const float *dout, const float *s, const float *t, int rows, int cols) {
     const float g = -*dout / (float)rows;
-#pragma omp parallel for schedule(static)
+    CPU_PARALLEL_FOR(CPU_COST_ROW * (size_t)rows * cols,
     for (int r = 0; r < rows; r++) {
         const float *sr = s + (size_t)r * cols, *tr = t + (size_t)r * cols;
         float *d = ds + (size_t)r * cols;
         for (int c = 0; c < cols; c++)
             if (tr[c] != 0.0f && sr[c] > KL_MIN_PROB) d[c] += g * (tr[c] / sr[c]);
-    }
+    });
 }

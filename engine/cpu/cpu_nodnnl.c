@@ -25,3 +25,12 @@ void cpu_gemm_bf16_b16(int ta, int tb, int m, int n, int k, float alpha, const f
     fprintf(stderr, "distill: internal error: a bf16 GEMM in a build without oneDNN\n");
     abort();
 }
+
+bool cpu_onednn_available(void) { return false; }
+
+void cpu_gemm_onednn_f32(int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, long long sa,
+                         const float *b, int ldb, long long sb, float beta, float *c, int ldc, long long sc,
+                         int batch) {
+    fprintf(stderr, "distill: internal error: a oneDNN fp32 GEMM in a build without oneDNN\n");
+    abort();
+}
