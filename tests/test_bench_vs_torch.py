@@ -6,7 +6,7 @@ binaries (no build) and no PyPI venv (TORCH_VENV points into a scratch folder, w
 empty). Checks the markdown table: the header's 10 columns, exactly one line per contender, every
 line 10 cells; distill fp32 measured (ratio 1.00 to itself, positive time, GFLOP/s and RSS); every
 other contender either measured (a positive time) or "n/a (reason)" with a non-empty reason; the
-PyPI ones n/a (no venv in smoke mode). No time is compared with anything: the machine may be busy.
+PyPI ones n/a (no venv in smoke mode); under CI=true Debian's PyTorch must be measured. No time is compared with anything: the machine may be busy.
 """
 import argparse
 import os
@@ -14,6 +14,8 @@ import re
 import subprocess
 import sys
 import tempfile
+
+from ci_skip import under_ci
 
 CONTENDERS = ("distill fp32", "distill bf16", "fp32 (PyPI)", "bf16 autocast (PyPI)", "fp32 (Debian)")
 
@@ -63,6 +65,10 @@ def main():
         if c[2].startswith("n/a"):
             check(re.fullmatch(r"n/a \(.+\)", c[2]) is not None, "%s: n/a gives a reason (%s)" % (name, c[2]))
             check(name != "distill fp32", "distill fp32 is measured (%s)" % c[2])
+            # Debian's PyTorch is the smoke run's reference: missing, it is n/a on a developer's
+            # machine, a failure under CI=true (tests/ci_skip.py)
+            check(not (name == "fp32 (Debian)" and under_ci()),
+                  "CI=%s: the Debian PyTorch contender must run (%s)" % (os.environ.get("CI"), c[2]))
         else:
             check(float(c[2].split()[0]) > 0, "%s: a positive step time (%s)" % (name, c[2]))
             check(float(c[6]) >= 0 and float(c[8]) > 0, "%s: GFLOP/s and peak RSS (%s)" % (name, c))
