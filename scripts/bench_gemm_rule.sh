@@ -14,16 +14,16 @@ exe="$build/tests/bench_gemm_rule"
 # H,A,I B,S: the demo student at batch 1 (eval latency) and batch 32, a tiny model, BERT-base at batch 8
 OMP_NUM_THREADS=$threads OMP_WAIT_POLICY=passive "$exe" \
     312,12,1200 1,25 312,12,1200 32,64 64,4,256 8,64 768,12,3072 8,128 |
-python3 -c '
+python3 -c "
 import json, sys
-print(f"{\"ta tb\":>5} {\"m\":>5} {\"n\":>5} {\"k\":>5} {\"batch\":>5} {\"OpenBLAS us\":>12} {\"oneDNN us\":>10}  faster    rule")
+print('ta tb     m     n     k batch  OpenBLAS_us  oneDNN_us  faster    rule')
 agree = total = 0
 for line in sys.stdin:
     d = json.loads(line)
-    fast = "onednn" if 0 <= d["onednn_us"] < d["openblas_us"] else "openblas"
+    fast = 'onednn' if 0 <= d['onednn_us'] < d['openblas_us'] else 'openblas'
     total += 1
-    agree += fast == d["rule"]
-    print(f"{d[\"ta\"]:>2} {d[\"tb\"]:>2} {d[\"m\"]:>5} {d[\"n\"]:>5} {d[\"k\"]:>5} {d[\"batch\"]:>5} "
-          f"{d[\"openblas_us\"]:>12.1f} {d[\"onednn_us\"]:>10.1f}  {fast:<9} {d[\"rule\"]}")
-print(f"the rule picks the faster library for {agree} of {total} shapes")
-'
+    agree += fast == d['rule']
+    print('%2d %2d %5d %5d %5d %5d %12.1f %10.1f  %-9s %s' % (d['ta'], d['tb'], d['m'], d['n'], d['k'], d['batch'],
+          d['openblas_us'], d['onednn_us'], fast, d['rule']))
+print('the rule picks the faster library for %d of %d shapes' % (agree, total))
+"
