@@ -150,12 +150,36 @@ static Onnx__TensorProto *new_tensor(OnnxGraph *g, const char *name, int data_ty
     return t;
 }
 
-/* f32 -> IEEE binary16, round to nearest even (the compiler's _Float16 conversion). */
+/* f32 -> IEEE binary16, round to nearest even: the compiler's _Float16 conversion where it has
+ * one (GCC defines __FLT16_MAX__ then); clang 14 on x86-64 has no _Float16 without AVX512-FP16
+ * (the -DDISTILL_FUZZ build), so there the same rounding is done on the bits (it agrees with GCC's
+ * _Float16 on all 2^32 float bit patterns, NaN payloads included). */
 static uint16_t to_half(float v) {
+#ifdef __FLT16_MAX__
     _Float16 h = (_Float16)v;
     uint16_t bits;
     memcpy(&bits, &h, sizeof bits);
     return bits;
+#else
+    uint32_t x;
+    memcpy(&x, &v, sizeof x);
+    uint16_t sign = (uint16_t)((x >> 16) & 0x8000u);
+    uint32_t ax = x & 0x7fffffffu;
+    if (ax >= 0x7f800000u) /* inf, NaN (quiet, top payload bits kept) */
+        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u | ((ax >> 13) & 0x3ffu) : 0u));
+    if (ax >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* rounds to >= 65520: inf */
+    if (ax < 0x38800000u) { /* below 2^-14: a subnormal half (or zero) */
+        if (ax < 0x33000000u) return sign; /* <= 2^-25: rounds to 0 (the tie goes to even 0) */
+        uint32_t e = ax >> 23, m = (ax & 0x7fffffu) | 0x800000u;
+        uint32_t shift = 126u - e; /* 14..24 */
+        uint32_t h = m >> shift, rest = m & ((1u << shift) - 1u), half = 1u << (shift - 1u);
+        if (rest > half || (rest == half && (h & 1u))) h++;
+        return (uint16_t)(sign | h);
+    }
+    uint32_t h = (ax >> 13) - (112u << 10), rest = ax & 0x1fffu; /* rebias 127 -> 15 */
+    if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h++;
+    return (uint16_t)(sign | h);
+#endif
 }
 
 Status og_init_float(OnnxGraph *g, const char *name, int ndim, const int64_t *dims,
