@@ -57,8 +57,9 @@ APT_PACKAGES=(
   libopenmpi-dev openmpi-bin libssl-dev libdnnl-dev
   python3-torch python3-numpy python3-h5py python3-venv python3-pip python3-matplotlib
 )
-# The minimum versions the scripts and tests need, in one place: each is the oldest release the whole
-# test suite was run against (a venv with exactly these; see the README's Install section).
+# The minimum versions the scripts and tests need, in one place. Measured: a venv with exactly these
+# (and Debian's numpy 1.24.2, protobuf 3.21) passes every ctest test that imports them
+# (data_tokenizer_parity, hf_*_py, hf_minilm_parity, cli_predict_outputs/minilm, onnx_*).
 #   onnx:        opset-17 models (IR 8) load and check; onnxruntime 1.18's quantizer runs on it.
 #   onnxruntime: quantize_dynamic/quantize_static (QDQ, per channel), transformers.optimizer (bert).
 #   ml_dtypes:   imported by onnxruntime.quantization (newer releases).

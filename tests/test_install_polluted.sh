@@ -45,27 +45,30 @@ bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 WORK="$(mktemp -d /tmp/distill-install-polluted.XXXXXX)"
 PYVER="$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
 LOCAL_SITE="/usr/local/lib/python$PYVER/dist-packages"
-we_installed_onnx=0
+we_installed_debs=() # the Debian packages this test added (python3-onnx and what it pulled in)
 we_installed_numpy=0
 cleanup() {
   if ((we_installed_numpy)); then
     /usr/bin/python3 -m pip uninstall -y -q --break-system-packages numpy >/dev/null 2>&1 ||
       echo "warning: could not remove the pip numpy from $LOCAL_SITE"
   fi
-  if ((we_installed_onnx)); then
-    DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq python3-onnx python3-protobuf >/dev/null 2>&1 ||
-      echo "warning: could not remove python3-onnx"
+  if ((${#we_installed_debs[@]})); then
+    DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq "${we_installed_debs[@]}" >/dev/null 2>&1 ||
+      echo "warning: could not remove ${we_installed_debs[*]}"
   fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 # ------------------------------------------------------------------ pollute
-if ! dpkg-query -W -f='${Status}' python3-onnx 2>/dev/null | grep -q 'install ok installed'; then
+installed_deb() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+if ! installed_deb python3-onnx; then
   export DEBIAN_FRONTEND=noninteractive
   apt-cache policy python3-onnx 2>/dev/null | grep -q 'Candidate: [0-9]' || apt-get update -q >/dev/null
+  new_debs=()
+  for p in python3-onnx python3-protobuf; do installed_deb "$p" || new_debs+=("$p"); done
   apt-get install -y -qq --no-install-recommends python3-onnx >/dev/null || { bad "apt-get install python3-onnx"; exit 1; }
-  we_installed_onnx=1
+  we_installed_debs=("${new_debs[@]}")
 fi
 ok "Debian's python3-onnx $(dpkg-query -W -f='${Version}' python3-onnx) is installed"
 if [[ ! -d "$LOCAL_SITE/numpy" ]]; then
