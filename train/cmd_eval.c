@@ -1,6 +1,7 @@
 /*
- * cmd_eval.c — `distill eval`: accuracy, F1 and MCC of a model on a prepared file, and its
- * inference latency per sample at batch 1 and batch 32.
+ * cmd_eval.c — `distill eval`: accuracy, F1 (of class 1 for two classes, macro-F1 for more) and
+ * MCC of a model on a prepared file, with per-class counts, precision, recall and F1 in --json, and
+ * its inference latency per sample at batch 1 and batch 32.
  *
  * Latency is measured on the file's own rows (the first rows, in order, dynamic padding as in
  * training), tape off, dropout off, after one warm-up pass; the figure is the median over
@@ -17,6 +18,7 @@
  * truncated_rows attribute; older files: the rows at max_seq, an upper bound).
  */
 #define _GNU_SOURCE
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +76,15 @@ static double time_latency(Ctx *c, Bert *m, const Dataset *ds, int bs, int rows,
     double med = ns ? samples[ns / 2] : NAN;
     free(samples);
     return med;
+}
+
+/* A class's name as a JSON string (escaped by cJSON), or null when the file names no classes. */
+static void json_label(const char *name) {
+    cJSON *j = name ? cJSON_CreateString(name) : NULL;
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    fputs(text ? text : "null", stdout);
+    cJSON_free(text);
+    cJSON_Delete(j);
 }
 
 static long long file_size(const char *path) {
@@ -356,8 +367,18 @@ int cmd_eval(int argc, char **argv) {
                runtime_threads());
         if (have_metrics && m->cfg.num_labels == 1)
             printf(",\"loss\":%.6g,\"mse\":%.6g,\"pearson\":%.6g,\"spearman\":%.6g", v.loss, v.mse, v.pearson, v.spearman);
-        else if (have_metrics)
-            printf(",\"loss\":%.6g,\"accuracy\":%.6g,\"f1\":%.6g,\"mcc\":%.6g", v.loss, v.accuracy, v.f1, v.mcc);
+        else if (have_metrics) {
+            printf(",\"loss\":%.6g,\"accuracy\":%.6g,\"%s\":%.6g,\"mcc\":%.6g,\"per_class\":[", v.loss, v.accuracy,
+                   metrics_f1_name(v.num_classes), v.f1, v.mcc);
+            for (int k = 0; k < v.num_classes; k++) {
+                const ClassMetrics *pc = &v.per_class[k];
+                printf("%s{\"class\":%d,\"label\":", k ? "," : "", k);
+                json_label(k < ds->n_label_names && ds->label_names ? ds->label_names[k] : NULL);
+                printf(",\"support\":%lld,\"predicted\":%lld,\"tp\":%lld,\"precision\":%.6g,\"recall\":%.6g,"
+                       "\"f1\":%.6g}", pc->support, pc->predicted, pc->tp, pc->precision, pc->recall, pc->f1);
+            }
+            printf("]");
+        }
         printf(",\"max_seq\":%d,\"truncated_rows\":%lld,\"truncated_rows_exact\":%s,\"cut_rows\":%lld", ds->max_seq,
                (long long)truncated, trunc_exact ? "true" : "false", (long long)cut);
         if (latency) printf(",\"latency_ms_b1\":%.4f,\"latency_ms_b32\":%.4f", lat1 * 1e3, lat32 * 1e3);
@@ -375,7 +396,8 @@ int cmd_eval(int argc, char **argv) {
         if (have_metrics && m->cfg.num_labels == 1)
             printf("loss %.4f  mse %.4f  pearson %.4f  spearman %.4f\n", v.loss, v.mse, v.pearson, v.spearman);
         else if (have_metrics)
-            printf("loss %.4f  accuracy %.4f  f1 %.4f  mcc %.4f\n", v.loss, v.accuracy, v.f1, v.mcc);
+            printf("loss %.4f  accuracy %.4f  %s %.4f  mcc %.4f\n", v.loss, v.accuracy, metrics_f1_name(v.num_classes),
+                   v.f1, v.mcc);
         if (latency)
             printf("latency per sample (%d threads): batch 1 %.3f ms, batch 32 %.3f ms\n", runtime_threads(),
                    lat1 * 1e3, lat32 * 1e3);

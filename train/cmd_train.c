@@ -52,7 +52,7 @@ static void log_eval(Run *r, const char *split, const MetricValues *v, bool bett
     if (r->t->student->cfg.num_labels == 1)
         progress_eval_regression(&r->prog, r->t->step, split, v->loss, v->pearson, v->spearman, v->mse, v->n, better);
     else
-        progress_eval(&r->prog, r->t->step, split, v->loss, v->accuracy, v->f1, v->mcc, v->n, better);
+        progress_eval(&r->prog, r->t->step, split, v, better);
 }
 
 static Status do_eval(Run *r) {

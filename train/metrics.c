@@ -1,4 +1,4 @@
-/* metrics.c — accuracy, F1, MCC, Pearson, Spearman (see metrics.h). */
+/* metrics.c — accuracy, F1 (binary or macro), per-class counts, MCC, Pearson, Spearman (see metrics.h). */
 #include "metrics.h"
 
 #include <math.h>
@@ -6,8 +6,14 @@
 #include <string.h>
 
 #include "../engine/common.h"
+#include "../models/bert.h"
+
+_Static_assert(METRICS_MAX_CLASSES >= BERT_MAX_LABELS, "MetricValues.per_class must hold every class of a model");
+
+const char *metrics_f1_name(int num_classes) { return num_classes > 2 ? "macro_f1" : "f1"; }
 
 void metrics_init(Metrics *m, int num_classes) {
+    DCHECK(num_classes <= METRICS_MAX_CLASSES);
     memset(m, 0, sizeof *m);
     m->num_classes = num_classes;
     if (num_classes > 0) m->confusion = xcalloc((size_t)num_classes * num_classes, sizeof(long long));
@@ -109,10 +115,28 @@ MetricValues metrics_compute(const Metrics *m) {
     long long correct = 0;
     for (int c = 0; c < C; c++) correct += cm[(size_t)c * C + c];
     v.accuracy = (double)correct / (double)m->n;
-    if (C == 2) {
-        double tp = (double)cm[3], fp = (double)cm[1], fn = (double)cm[2];
-        v.f1 = (2 * tp + fp + fn) > 0 ? 2 * tp / (2 * tp + fp + fn) : 0.0;
+    v.num_classes = C;
+    double f1_sum = 0;
+    int present = 0; /* classes in the gold labels or the predictions: sklearn's default labels */
+    for (int k = 0; k < C; k++) {
+        ClassMetrics *pc = &v.per_class[k];
+        pc->tp = cm[(size_t)k * C + k];
+        for (int j = 0; j < C; j++) {
+            pc->support += cm[(size_t)k * C + j];
+            pc->predicted += cm[(size_t)j * C + k];
+        }
+        pc->precision = pc->predicted ? (double)pc->tp / (double)pc->predicted : 0.0;
+        pc->recall = pc->support ? (double)pc->tp / (double)pc->support : 0.0;
+        long long den = pc->support + pc->predicted;
+        pc->f1 = den ? 2.0 * (double)pc->tp / (double)den : 0.0;
+        if (den) {
+            f1_sum += pc->f1;
+            present++;
+        }
     }
+    v.macro_f1 = present ? f1_sum / present : 0.0;
+    /* binary: F1 of the positive class 1 (GLUE); more classes: macro-F1 */
+    v.f1 = C == 2 ? v.per_class[1].f1 : v.macro_f1;
     /* sklearn's multi-class MCC: (c*s - sum_k p_k t_k) / sqrt((s^2 - sum p_k^2)(s^2 - sum t_k^2)) */
     double s = (double)m->n, cc = (double)correct, pt = 0, pp = 0, tt = 0;
     for (int k = 0; k < C; k++) {

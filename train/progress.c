@@ -101,11 +101,10 @@ static void write_eval(Progress *p, long long step, const char *split, double lo
     fprintf(stderr, " (%lld rows)%s\n", n, is_best ? "  * best" : "");
 }
 
-void progress_eval(Progress *p, long long step, const char *split, double loss, double accuracy,
-                   double f1, double mcc, long long n, bool is_best) {
-    static const char *const names[3] = {"accuracy", "f1", "mcc"};
-    const double vals[3] = {accuracy, f1, mcc};
-    write_eval(p, step, split, loss, names, vals, n, is_best);
+void progress_eval(Progress *p, long long step, const char *split, const MetricValues *v, bool is_best) {
+    const char *const names[3] = {"accuracy", metrics_f1_name(v->num_classes), "mcc"};
+    const double vals[3] = {v->accuracy, v->f1, v->mcc};
+    write_eval(p, step, split, v->loss, names, vals, v->n, is_best);
 }
 
 void progress_eval_regression(Progress *p, long long step, const char *split, double loss, double pearson,

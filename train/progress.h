@@ -9,6 +9,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "metrics.h"
+
 typedef struct Progress {
     bool tty;            /* stderr is a terminal: redraw one line */
     long long total;     /* optimizer steps planned */
@@ -28,9 +30,10 @@ long long progress_offset(const Progress *p);
  * prints a log line when `print` is true, and writes the JSON line when `log` is true. */
 void progress_step(Progress *p, long long step, int epoch, const char *const *names, const float *values,
                    int n, float loss, double lr, double grad_norm, double tokens_per_s, bool print, bool log);
-/* An evaluation: writes {"step":..,"split":"dev","loss":..,...} and prints a line. */
-void progress_eval(Progress *p, long long step, const char *split, double loss, double accuracy,
-                   double f1, double mcc, long long n, bool is_best);
+/* A classification evaluation: writes {"step":..,"split":"dev","eval_loss":..,"accuracy":..,"f1":..,
+ * "mcc":..,"n":..,"best":..} and prints a line; with more than two classes the F1 is macro-F1,
+ * named "macro_f1" in both. */
+void progress_eval(Progress *p, long long step, const char *split, const MetricValues *v, bool is_best);
 /* A regression evaluation: the same, with Pearson, Spearman and MSE in place of the
  * classification metrics ({"step":..,"split":..,"eval_loss":..,"pearson":..,"spearman":..,"mse":..}). */
 void progress_eval_regression(Progress *p, long long step, const char *split, double loss, double pearson,
