@@ -23,7 +23,7 @@ import os
 import sys
 
 NOT_TERMS = {"step", "epoch", "loss", "lr", "grad_norm", "tokens_per_s", "time_s"}
-CLASS_METRICS = ("accuracy", "f1", "mcc")
+CLASS_METRICS = ("accuracy", "f1", "macro_f1", "mcc")  # macro_f1: runs with more than two classes
 REGRESSION_METRICS = ("pearson", "spearman")
 
 
