@@ -1,0 +1,35 @@
+/*
+ * fuzz_hf_config_json.c — libFuzzer harness for a Hugging Face folder's JSON and vocabulary
+ * (checkpoints/hf.c: hf_read_config, what `init: PATH`, `distill eval --model`, `predict` and
+ * `info` read first).
+ *
+ * Input: config.json, then optionally a NUL and tokenizer_config.json, then optionally a NUL and
+ * vocab.txt; a file whose part is absent is not in the folder. hf_read_config parses config.json
+ * with cJSON, checks every field HF's BertConfig has, counts vocab.txt against vocab_size and reads
+ * do_lower_case. A config it accepts then goes through bert_config_validate and, when valid,
+ * bert_config_param_count, as hf_load and `distill info` use it.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "checkpoints/hf.h"
+#include "fuzz_util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const uint8_t *part[3];
+    size_t len[3];
+    int parts = fuzz_split(data, size, 3, part, len);
+    fuzz_write_opt("config.json", true, part[0], len[0]);
+    fuzz_write_opt("tokenizer_config.json", parts >= 2, part[1], len[1]);
+    fuzz_write_opt("vocab.txt", parts >= 3, part[2], len[2]);
+
+    BertConfig cfg;
+    HfLoadReport rep;
+    if (fuzz_said("hf_read_config", hf_read_config(fuzz_dir(), &cfg, &rep) == DISTILL_OK)) {
+        if (bert_config_validate(&cfg) == DISTILL_OK) (void)bert_config_param_count(&cfg);
+        bert_config_free_labels(&cfg);
+    }
+    return 0;
+}
