@@ -219,10 +219,13 @@ static int cmd_grad(int argc, char **argv) {
     int B, S;
     int32_t *ids, *types, *lengths;
     if (read_input(argv[3], &B, &S, &ids, &types, &lengths)) return 2;
-    StFile *tf;
-    if (st_open(argv[4], &tf)) return fail();
-    Bert *m;
-    if (hf_load(argv[2], g_device, &o, &m, NULL)) return fail();
+    StFile *tf = NULL;
+    Bert *m = NULL;
+    if (st_open(argv[4], &tf) || hf_load(argv[2], g_device, &o, &m, NULL)) {
+        if (tf) st_close(tf);
+        free(ids), free(types), free(lengths);
+        return fail();
+    }
     const int L = m->cfg.num_hidden_layers;
     Ctx *c = ctx_new(g_device, 1);
     ctx_set_record(c, true);
