@@ -56,6 +56,7 @@ APT_PACKAGES=(
   libprotobuf-c-dev protobuf-c-compiler libonnx-dev
   libopenmpi-dev openmpi-bin libssl-dev libdnnl-dev
   python3-torch python3-numpy python3-h5py python3-venv python3-pip python3-matplotlib
+  clang libclang-rt-14-dev libomp-dev # scripts/fuzz.sh: libFuzzer + sanitizers, clang's OpenMP
 )
 # The minimum versions the scripts and tests need, in one place. Measured: a venv with exactly these
 # (and Debian's numpy 1.24.2, protobuf 3.21) passes every ctest test that imports them
