@@ -200,6 +200,7 @@ static Status write_state(Writer *w, const TrainCheckpoint *ck) {
     st |= h5a_put_f64(p, f, "best_metric", ck->best_metric);
     st |= h5a_put_i64(p, f, "best_step", ck->best_step);
     st |= h5a_put_i64(p, f, "metrics_offset", ck->metrics_offset);
+    st |= h5a_put_i64(p, f, "bad_steps", ck->bad_steps);
     st |= h5a_put_i64(p, f, "do_lower_case", ck->do_lower_case);
     if (st == DISTILL_OK && ck->n_label_names > 0)
         st = h5a_put_strs(p, f, "label_names", (const char *const *)ck->label_names,
@@ -555,6 +556,8 @@ static Status load_state(Reader *r, TrainCheckpoint *out) {
         h5a_get_i64(p, f, "/", "do_lower_case", &lower))
         return DISTILL_ERR;
     out->do_lower_case = lower != 0;
+    out->bad_steps = 0; /* absent in checkpoints written before train.max_bad_steps existed */
+    if (h5a_has(f, "bad_steps") && h5a_get_i64(p, f, "/", "bad_steps", &out->bad_steps)) return DISTILL_ERR;
     if (h5a_has(f, "label_names") &&
         h5a_get_strs(p, f, "/", "label_names", &out->label_names, &out->n_label_names))
         return DISTILL_ERR;

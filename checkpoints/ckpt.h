@@ -6,7 +6,8 @@
  *
  *   /                          attributes: format = "distill-checkpoint", format_version = 1,
  *                              step, epoch, batch_cursor, samples_seen, optimizer_steps,
- *                              best_step, metrics_offset (int64); rng_seed, rng_counter,
+ *                              best_step, metrics_offset, bad_steps (int64; bad_steps absent in
+ *                              files older than it, read as 0); rng_seed, rng_counter,
  *                              data_seed (uint64); best_metric (float64); do_lower_case (uint8);
  *                              label_names (string [n], absent when n = 0);
  *                              student_sha256, sha256 (hex strings); complete = 1 (written last)
@@ -73,6 +74,7 @@ typedef struct TrainCheckpoint {
     int64_t best_step;        /* step it was reached at; -1 when none */
     int64_t metrics_offset;   /* bytes of metrics.jsonl written at this step: a resumed run
                                  truncates the log to this length */
+    int64_t bad_steps;        /* consecutive skipped (non-finite) steps just before this one */
 
     /* ---- text (owned strings) ---- */
     char *config_yaml;        /* the resolved config, or NULL */

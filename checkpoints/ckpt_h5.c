@@ -255,6 +255,8 @@ void ckpt_hash_full(const TrainCheckpoint *ck, const uint8_t student[SHA256_LEN]
     sha_field_f64(&h, "best_metric", ck->best_metric);
     sha_field_i64(&h, "best_step", ck->best_step);
     sha_field_i64(&h, "metrics_offset", ck->metrics_offset);
+    /* hashed only when set, so checkpoints from before the field still verify */
+    if (ck->bad_steps) sha_field_i64(&h, "bad_steps", ck->bad_steps);
     sha_field_str(&h, "config_yaml", ck->config_yaml);
     sha_end(&h, out);
 }

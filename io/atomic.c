@@ -46,7 +46,33 @@ static char *parent_of(const char *path) {
     return p;
 }
 
+/* The temporaries now being written, for io_atomic_discard_live (a signal handler): a slot's
+ * name is complete before its flag is set, and the flag is cleared before the name is reused. */
+#define LIVE_SLOTS 8
+#define LIVE_NAME 4608
+static char g_live_name[LIVE_SLOTS][LIVE_NAME];
+static volatile sig_atomic_t g_live_used[LIVE_SLOTS];
+
+static void live_add(AtomicFile *af) {
+    if (af->kind == IO_ATOMIC_DIR || strlen(af->tmp) >= LIVE_NAME) return;
+    for (int i = 0; i < LIVE_SLOTS; i++) {
+        if (g_live_used[i]) continue;
+        memcpy(g_live_name[i], af->tmp, strlen(af->tmp) + 1);
+        atomic_signal_fence(memory_order_seq_cst);
+        g_live_used[i] = 1;
+        af->live = i + 1;
+        return;
+    }
+}
+
+void io_atomic_discard_live(void) {
+    for (int i = 0; i < LIVE_SLOTS; i++)
+        if (g_live_used[i]) unlink(g_live_name[i]);
+}
+
 static void clear(AtomicFile *af) {
+    if (af->live > 0) g_live_used[af->live - 1] = 0;
+    atomic_signal_fence(memory_order_seq_cst);
     free(af->path);
     free(af->tmp);
     memset(af, 0, sizeof *af);
@@ -93,6 +119,7 @@ static Status begin(AtomicFile *af, const char *path_in, IoAtomicKind kind) {
             af->path = path;
             af->tmp = tmp;
             af->kind = kind;
+            live_add(af);
             if (kind == IO_ATOMIC_STREAM) {
                 af->fp = fdopen(fd, "wb");
                 if (!af->fp) {

@@ -43,6 +43,7 @@ typedef struct AtomicFile {
     char *tmp;         /* "<path>.tmp-<pid>-<n>", beside it; write here (NAMED, DIR) */
     FILE *fp;          /* STREAM: open "wb" on tmp until commit or abort; otherwise NULL */
     IoAtomicKind kind;
+    int live;          /* 1 + its slot in the table io_atomic_discard_live() reads; 0: none */
 } AtomicFile;
 
 /* Creates the temporary file and opens af->fp on it. The file's mode is 0666 less the umask. */
@@ -85,6 +86,12 @@ long io_temp_owner_pid(const char *name);
  * Best effort: goes on past a failure, and returns DISTILL_ERR naming the first one (or a dir
  * that cannot be read). */
 Status io_clean_stale_temps(const char *dir);
+
+/* For a signal handler about to _exit: unlinks the temporary files (not folders) of the atomic
+ * writes now in progress in this process, so an interrupted write leaves nothing behind. Only
+ * async-signal-safe calls (unlink); a rename that already happened makes it a no-op for that one.
+ * Folders (io_atomic_begin_dir) are left to io_clean_stale_temps at the next start. */
+void io_atomic_discard_live(void);
 
 /* Test hook, NULL in normal runs: called inside io_atomic_commit with "synced" (the temporary is
  * on disk, not yet renamed) and "renamed" (in place, the parent folder not yet fsynced), so a test

@@ -51,6 +51,8 @@ static herr_t take_innermost(unsigned n, const H5E_error2_t *err, void *data) {
     return 0;
 }
 
+void h5_setup(void) { H5dont_atexit(); }
+
 const char *h5_error_text(void) {
     g_h5_text[0] = '\0';
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, take_innermost, NULL);

@@ -33,6 +33,12 @@ void h5_quiet_end(const H5Quiet *q);
  * next call on this thread; read it before any other HDF5 call, which may clear the stack. */
 const char *h5_error_text(void);
 
+/* To be called first thing in main(), before any other HDF5 call: keeps HDF5 from registering its
+ * library shutdown at exit. A file whose close failed (a write error on the final flush: disk
+ * full, a file-size limit) stays in HDF5's table, and HDF5 1.10's shutdown crashes on it (SIGSEGV
+ * after the error was reported). Every file of ours is closed explicitly, so nothing is lost. */
+void h5_setup(void);
+
 /* ---------------------------------------------------------------- attributes: write */
 
 /* A scalar integer stored as file_type (H5T_STD_I32LE, H5T_STD_U8LE, ...). */
