@@ -7,7 +7,7 @@
 if(HAVE_MPI)
   find_program(DISTILL_MPIRUN NAMES mpirun mpiexec HINTS ${MPI_HOME}/bin)
   if(DISTILL_MPIRUN)
-    foreach(case equal resume kill hang nan mismatch bench slurm)
+    foreach(case equal resume kill hang nan signal mismatch bench slurm)
       add_test(NAME mpi_${case}
                COMMAND ${DISTILL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_distributed.py ${case}
                        --distill $<TARGET_FILE:distill> --mpirun ${DISTILL_MPIRUN})

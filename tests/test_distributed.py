@@ -18,8 +18,12 @@ CASE:
             rank 1, and every ckpt-*.h5 left is complete (distill info: hash ok).
   hang      rank 1 stops answering (DISTILL_TEST_HANG=1:7, DISTILL_COMM_TIMEOUT=5): rank 0 names it
             and the job exits non-zero within 60 s.
-  nan       rank 1's loss is NaN at step 4 (DISTILL_TEST_NAN=1:4): both ranks stop with the same
-            message naming rank 1 and the step.
+  nan       rank 1's loss is NaN at step 4 (DISTILL_TEST_NAN=1:4): every rank skips that update
+            (warning naming the step, rank 1 names its rows) and the run ends normally; NaN at
+            steps 4-6 with train.max_bad_steps 3: both ranks stop at step 6 with the same message.
+  signal    SIGTERM sent to rank 1 alone mid-run: both ranks stop after the same step, rank 0
+            writes that step's checkpoint and says so, the job exits 75; `--resume auto` on 2
+            ranks then ends bitwise where an uninterrupted 2-rank run ends.
   mismatch  ranks started with different configs (MPMD: one with --set optimizer.lr=...) refuse to
             start, naming the differing rank; nothing is written.
   slurm     scripts/slurm/distill.sbatch runs as written (a stand-in srun starts 2 MPI ranks).
@@ -35,6 +39,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -74,7 +79,7 @@ class Runner:
     def env(self, extra=None):
         e = dict(os.environ)
         for k in ("DISTILL_STOP_AFTER_STEP", "DISTILL_TEST_HANG", "DISTILL_TEST_NAN", "DISTILL_FORCE_COMM",
-                  "DISTILL_COMM_TIMEOUT"):
+                  "DISTILL_COMM_TIMEOUT", "DISTILL_TEST_STEP_SLEEP_MS"):
             e.pop(k, None)
         e.update(extra or {})
         return e
@@ -237,12 +242,55 @@ def case_hang(r, d):
 
 
 def case_nan(r, d):
-    p, _ = r.train(2, "nan", env={"DISTILL_TEST_NAN": "1:4"}, expect_rc=None)
-    check(p.returncode != 0, "the job exits non-zero (%d)" % p.returncode)
-    msgs = re.findall(r"distill: error: rank (\d): (step 4: rank 1: the loss is nan.*)", p.stderr)
+    p, _ = r.train(2, "nan1", env={"DISTILL_TEST_NAN": "1:4"})
+    warn = re.findall(r"distill: warning: step (\d+): the loss is not finite on (this|another) rank", p.stderr)
+    check(sorted(warn) == [("4", "another"), ("4", "this")],
+          "one NaN at step 4 on rank 1: both ranks warn about step 4 and go on (%s)" % warn)
+    check(re.search(r"rank 1's rows: \d+", p.stderr) is not None, "rank 1 names its rows")
+    steps = [json.loads(l)["step"] for l in open(os.path.join(d, "nan1", "metrics.jsonl")) if '"split"' not in l]
+    check(4 not in steps and steps[-1] == 30, "the skipped step 4 is not logged; the run reaches step 30")
+    p, _ = r.train(2, "nan3", "--set", "train.max_bad_steps=3", env={"DISTILL_TEST_NAN": "1:4:3"}, expect_rc=None)
+    check(p.returncode != 0, "three NaN steps in a row: the job exits non-zero (%d)" % p.returncode)
+    msgs = re.findall(r"distill: error: rank (\d): (step 6: 3 steps in a row with a non-finite loss.*)", p.stderr)
     check(sorted(m[0] for m in msgs) == ["0", "1"] and len(set(m[1] for m in msgs)) == 1,
-          "both ranks stop with the same message naming rank 1 and step 4: %s" % msgs)
-    check(not glob.glob(os.path.join(d, "nan", "ckpt-*.h5")), "no checkpoint was written before step 6")
+          "both ranks stop at step 6 with the same message: %s" % msgs)
+    check(not glob.glob(os.path.join(d, "nan3", "ckpt-*.h5")), "no checkpoint was written before step 6")
+
+
+def case_signal(r, d):
+    r.train(2, "ref2")
+    cmd = r.mpi(2) + [r.distill, "--config", CONFIG, "--set", "run.dir=sig"]
+    p = subprocess.Popen(cmd, cwd=d, env=r.env({"DISTILL_TEST_STEP_SLEEP_MS": "200"}), stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    metrics = os.path.join(d, "sig", "metrics.jsonl")
+    t0 = time.time()
+    while time.time() - t0 < 60:  # wait for step 3 to be logged
+        if os.path.exists(metrics) and sum(1 for l in open(metrics) if '"split"' not in l) >= 3:
+            break
+        time.sleep(0.05)
+    pids = rank_pids(1)
+    check(len(pids) == 1, "found rank 1's process (%s)" % pids)
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    try:
+        out, err = p.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+    check(p.returncode == 75, "the job exits 75 (stopped, resumable): %d" % p.returncode)
+    m = re.search(r"distill: stopped by a stop signal on another rank after step (\d+) of 30; checkpoint: (\S+)", err)
+    check(m is not None, "rank 0 says it stopped because of another rank's signal, at which step, and where the "
+          "checkpoint is: %s" % [l for l in err.splitlines() if "stopped" in l][:2])
+    if m:
+        step = int(m.group(1))
+        check(3 <= step < 30, "stopped mid-run (step %d)" % step)
+        check(os.path.exists(os.path.join(d, m.group(2))) or os.path.exists(m.group(2)),
+              "ckpt-%d.h5 exists" % step)
+        check(not os.path.exists(os.path.join(d, "sig", "final")), "no final/ model (not finished)")
+    r.train(2, "sig", "--resume", "auto")
+    check(weights(os.path.join(d, "sig", "final", "model.safetensors")) ==
+          weights(os.path.join(d, "ref2", "final", "model.safetensors")),
+          "resumed on 2 ranks: final weights bitwise equal to the uninterrupted 2-rank run")
 
 
 def case_mismatch(r, d):
@@ -309,6 +357,7 @@ def case_slurm(r, d):
 
 
 CASES = {"slurm": case_slurm, "nccl": case_nccl, "equal": case_equal, "resume": case_resume, "kill": case_kill, "hang": case_hang, "nan": case_nan,
+         "signal": case_signal,
          "mismatch": case_mismatch, "bench": case_bench}
 
 

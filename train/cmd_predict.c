@@ -199,7 +199,8 @@ static Status write_row(FILE *f, const OutSpec *o, const float *v) {
     bool ok = line && fputs(line, f) >= 0 && fputc('\n', f) != EOF;
     free(line);
     if (!ok) {
-        distill_set_error("writing the output: %s", strerror(errno));
+        /* the caller names the file (predict_output_error) */
+        distill_set_error("cannot write: %s", strerror(errno));
         return DISTILL_ERR;
     }
     return DISTILL_OK;
@@ -485,7 +486,14 @@ int cmd_predict(int argc, char **argv) {
     OutFile of = {0};
     Status s = check_shapes(&a, &lm, pairs);
     if (s == DISTILL_OK) s = out_open(&of, a.out);
-    if (s == DISTILL_OK) s = predict(&a, &lm, rd, of.f);
+    if (s == DISTILL_OK) {
+        s = predict(&a, &lm, rd, of.f);
+        if (s != DISTILL_OK && !strncmp(distill_error(), "cannot write: ", 14)) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", distill_error());
+            distill_set_error("%s: %s", of.path ? of.path : "standard output", msg);
+        }
+    }
     if (s == DISTILL_OK) s = out_commit(&of);
     else out_abort(&of);
     if (rd) text_close(rd);

@@ -27,6 +27,7 @@
 #include "config_tree.h"
 #include "progress.h"
 #include "runtime.h"
+#include "signals.h"
 #include "trainer.h"
 
 typedef struct Run {
@@ -37,6 +38,8 @@ typedef struct Run {
     char *config_yaml;
     char vocab_path[4200];
     int evals_without_improvement;
+    char *resume_cmd;   /* the command line that resumes this run */
+    bool stopped;       /* a stop signal ended the loop after a checkpoint */
 } Run;
 
 /* Rank 0's status, known to every rank (a failed write on rank 0 stops all of them). */
@@ -128,6 +131,8 @@ static Status write_run_dir(Run *r) {
     const char *dir = t->cfg.run.dir;
     char path[4200];
     if (io_mkdir_p(dir) != DISTILL_OK) return DISTILL_ERR;
+    /* what a killed earlier run was writing (a checkpoint, final/, best/): best effort */
+    if (io_clean_stale_temps(dir) != DISTILL_OK) fprintf(stderr, "distill: warning: %s\n", distill_error());
     snprintf(path, sizeof path, "%s/config.yaml", dir);
     if (io_write_file_atomic(path, r->config_yaml, strlen(r->config_yaml)) != DISTILL_OK) return DISTILL_ERR;
     size_t cap = 1, len = 0;
@@ -177,6 +182,68 @@ static void resume_point(Run *r, char *path, size_t n) {
     comm_bcast(r->comm, path, n, 0, "the resume point");
 }
 
+/* ckpt-<step>.h5 of the current state (rank 0 writes, every rank learns whether it worked); a
+ * failed write stops the run: it never goes on without checkpoints. */
+static Status save_checkpoint(Run *r) {
+    Trainer *t = r->t;
+    Status st = DISTILL_OK;
+    if (r->rank0) {
+        char path[4300];
+        progress_break(&r->prog);
+        t->metrics_offset = progress_offset(&r->prog);
+        ckpt_step_path(t->cfg.run.dir, t->step, path, sizeof path);
+        st = trainer_save(t, path, r->config_yaml);
+        if (st == DISTILL_OK) st = ckpt_rotate(t->cfg.run.dir, t->cfg.train.keep_last);
+    }
+    return agree(r, st, "writing the checkpoint");
+}
+
+/* "distill ARGS... --resume auto": this run's arguments with any --resume replaced, each quoted
+ * for a POSIX shell where it needs it. */
+static char *resume_command(int argc, char **argv) {
+    size_t cap = 64;
+    for (int i = 1; i < argc; i++) cap += 4 * strlen(argv[i]) + 4;
+    char *s = xmalloc(cap);
+    size_t n = (size_t)sprintf(s, "distill");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--resume")) {
+            i++;
+            continue;
+        }
+        const char *a = argv[i];
+        bool plain = a[0] != 0 && strspn(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%") == strlen(a);
+        s[n++] = ' ';
+        if (plain) {
+            n += (size_t)sprintf(s + n, "%s", a);
+            continue;
+        }
+        s[n++] = '\'';
+        for (const char *p = a; *p; p++) {
+            if (*p == '\'') n += (size_t)sprintf(s + n, "'\\''");
+            else s[n++] = *p;
+        }
+        s[n++] = '\'';
+    }
+    sprintf(s + n, " --resume auto");
+    return s;
+}
+
+/* After a stop signal: where the checkpoint is and how to go on (rank 0). */
+static void report_stop(Run *r) {
+    if (!r->rank0) return;
+    Trainer *t = r->t;
+    char path[4300];
+    ckpt_step_path(t->cfg.run.dir, t->step, path, sizeof path);
+    int sig = signals_pending();
+    progress_break(&r->prog);
+    fprintf(stderr, "distill: stopped by %s%s after step %lld of %lld; checkpoint: %s\n",
+            sig ? signals_name(sig) : "a stop signal", sig ? "" : " on another rank", (long long)t->step,
+            (long long)t->total_steps, path);
+    fprintf(stderr, "distill: exit status %d (stopped, not finished); resume with: %s%s\n", DISTILL_EXIT_STOPPED,
+            r->resume_cmd, r->comm->world > 1 ? " (under the same launcher: mpirun/srun)" : "");
+    fflush(stderr);
+}
+
 static Status loop(Run *r, const char *resume_path) {
     Trainer *t = r->t;
     const Config *cfg = &t->cfg;
@@ -190,18 +257,25 @@ static Status loop(Run *r, const char *resume_path) {
     bool stop = false;
     const char *stop_env = getenv("DISTILL_STOP_AFTER_STEP");
     long long stop_after = stop_env ? atoll(stop_env) : 0;
+    /* Testing hook: a pause after each step, so a test can send a signal mid-run. */
+    const char *sleep_env = getenv("DISTILL_TEST_STEP_SLEEP_MS");
+    long sleep_ms = sleep_env ? atol(sleep_env) : 0;
     while (t->step < t->total_steps && !stop) {
         TrainerStep s;
+        t->stop_request = signals_pending();
+        if (r->rank0 && signals_pending()) progress_break(&r->prog);
         if (trainer_step(t, &s) != DISTILL_OK) {
             if (r->rank0) progress_break(&r->prog);
             return DISTILL_ERR;
         }
         tokens_since += s.tokens;
+        if (sleep_ms > 0) usleep((useconds_t)sleep_ms * 1000);
         bool last = t->step >= t->total_steps;
         bool log = t->step % cfg->train.log_every == 0 || last;
         double now = now_seconds();
         double tps = (double)tokens_since / (now - t_log > 1e-9 ? now - t_log : 1e-9);
-        if (r->rank0)
+        /* a skipped step (non-finite values, warned about by the trainer) has no loss to log */
+        if (r->rank0 && !s.skipped)
             progress_step(&r->prog, t->step, (int)t->epoch, t->term_names, s.terms, t->n_terms, (float)s.loss, s.lr,
                           s.grad_norm, tps, log || r->prog.tty, log);
         if (log) {
@@ -221,17 +295,14 @@ static Status loop(Run *r, const char *resume_path) {
             }
         }
         bool ckpt_now = cfg->train.checkpoint_every > 0 ? t->step % cfg->train.checkpoint_every == 0 : s.epoch_end;
-        if (ckpt_now || last || stop) {
-            Status st = DISTILL_OK;
-            if (r->rank0) {
-                char path[4300];
-                progress_break(&r->prog);
-                t->metrics_offset = progress_offset(&r->prog);
-                ckpt_step_path(cfg->run.dir, t->step, path, sizeof path);
-                st = trainer_save(t, path, r->config_yaml);
-                if (st == DISTILL_OK) st = ckpt_rotate(cfg->run.dir, cfg->train.keep_last);
-            }
-            if (agree(r, st, "writing the checkpoint") != DISTILL_OK) return DISTILL_ERR;
+        bool signalled = s.stop && !last && !stop; /* the last step finishes the run normally */
+        if ((ckpt_now || last || stop || signalled) && save_checkpoint(r) != DISTILL_OK) return DISTILL_ERR;
+        if (signalled) {
+            /* Preemption: every rank saw the request in the same step's all-reduce, so all stop
+             * here, after this step's evaluation (if one was due) and its checkpoint. */
+            report_stop(r);
+            r->stopped = true;
+            return DISTILL_OK;
         }
         /* Testing hook: die like a killed process right after this step (and its checkpoint, if
          * one was due, which every rank has waited for above), so tests can check that resuming
@@ -264,7 +335,9 @@ int cmd_train(int argc, char **argv) {
             return help_train(stderr, 2);
         }
         if (!strcmp(argv[i], "--config")) config_path = argv[++i];
-        else if (!strcmp(argv[i], "--set")) overrides[n_over++] = argv[++i];
+        else if (!strcmp(argv[i], "--set")) {
+            overrides[n_over++] = argv[++i];
+        }
         else if (!strcmp(argv[i], "--resume")) {
             snprintf(resume_buf, sizeof resume_buf, "resume=%s", argv[++i]);
             overrides[n_over++] = resume_buf;
@@ -290,6 +363,8 @@ int cmd_train(int argc, char **argv) {
     Run *r = &run;
     r->comm = &comm;
     r->rank0 = comm.rank == 0;
+    r->resume_cmd = resume_command(argc, argv);
+    signals_install();
     int rc = 1;
     Config cfg;
     Status st = config_load(config_path, n_over, overrides, &cfg);
@@ -337,15 +412,16 @@ int cmd_train(int argc, char **argv) {
     if (agree(r, st, "writing the run directory") != DISTILL_OK) goto fail;
     if (r->rank0) print_run(r);
     if (loop(r, resume_path) != DISTILL_OK) goto fail;
-    rc = 0;
+    rc = r->stopped ? DISTILL_EXIT_STOPPED : 0;
 fail:
-    if (rc != 0) {
+    if (rc != 0 && !r->stopped) {
         if (r->rank0) progress_break(&r->prog);
         if (comm.world > 1) fprintf(stderr, "distill: error: rank %d: %s\n", comm.rank, distill_error());
         else distill_print_error(distill_error());
     }
     if (r->rank0) progress_close(&r->prog);
     free(r->config_yaml);
+    free(r->resume_cmd);
     trainer_free(r->t);
     comm_finalize(&comm);
     return rc;

@@ -41,7 +41,7 @@ static const char *const OPTIMIZER_KEYS[] = {"lr", "weight_decay", "beta1", "bet
                                              "warmup_ratio", "schedule", "max_grad_norm", NULL};
 static const char *const TRAIN_KEYS[] = {"epochs", "max_steps", "grad_accum", "eval_every", "log_every",
                                          "checkpoint_every", "keep_last", "metric", "save_best",
-                                         "early_stopping_patience", NULL};
+                                         "early_stopping_patience", "max_bad_steps", NULL};
 
 /* Names users bring from Hugging Face's Trainer/BertConfig, TinyBERT's scripts or habit. */
 static const struct { const char *found, *meant; } SYNONYMS[] = {
@@ -313,7 +313,7 @@ static void config_defaults(Config *c, const char *path) {
                                      .schedule = CONFIG_SCHEDULE_LINEAR, .max_grad_norm = 1.0};
     c->train = (ConfigTrain){.epochs = 3, .max_steps = 0, .grad_accum = 1, .eval_every = 0, .log_every = 10,
                              .checkpoint_every = 0, .keep_last = 3, .metric = CONFIG_METRIC_ACCURACY,
-                             .save_best = true, .early_stopping_patience = 0};
+                             .save_best = true, .early_stopping_patience = 0, .max_bad_steps = 3};
     c->resume = CONFIG_RESUME_NONE;
 }
 
@@ -743,7 +743,8 @@ static Status rd_train(Rd *r, const YNode *t, bool metric_regression) {
         rd_int64(r, t, s, "checkpoint_every", 0, INT64_MAX, false, &x->checkpoint_every) ||
         rd_int(r, t, s, "keep_last", 0, 1 << 20, false, &x->keep_last) ||
         rd_bool(r, t, s, "save_best", &x->save_best) ||
-        rd_int(r, t, s, "early_stopping_patience", 0, 1 << 20, false, &x->early_stopping_patience))
+        rd_int(r, t, s, "early_stopping_patience", 0, 1 << 20, false, &x->early_stopping_patience) ||
+        rd_int(r, t, s, "max_bad_steps", 1, 1 << 20, false, &x->max_bad_steps))
         return DISTILL_ERR;
     RD_ENUM(r, t, s, "metric", CONFIG_METRIC_NAMES, x->metric);
     if (x->epochs == 0 && x->max_steps == 0)

@@ -130,6 +130,7 @@ typedef struct ConfigTrain {
     ConfigMetric metric;    /* selects `best`; loss: lower is better, others higher */
     bool save_best;         /* keep the best dev model as <run.dir>/best (needs data.dev) */
     int early_stopping_patience; /* stop after this many evaluations without improvement; 0 = off */
+    int max_bad_steps;      /* a non-finite loss or gradient skips the update; this many in a row stop the run */
 } ConfigTrain;
 
 typedef enum { CONFIG_RESUME_NONE = 0, CONFIG_RESUME_AUTO, CONFIG_RESUME_PATH } ConfigResume;

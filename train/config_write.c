@@ -282,6 +282,7 @@ Status config_write_yaml(const Config *c, FILE *f) {
     kv_enum(&w, "metric", CONFIG_METRIC_NAMES, t->metric);
     kv_bool(&w, "save_best", t->save_best);
     kv_int(&w, "early_stopping_patience", t->early_stopping_patience, false);
+    kv_int(&w, "max_bad_steps", t->max_bad_steps, false);
     map_end(&w);
 
     kv_str(&w, "resume", c->resume == CONFIG_RESUME_AUTO ? "auto"

@@ -1,9 +1,11 @@
 /* main.c — `distill` entry point: dispatches to the subcommands of cli.h; help texts live in help.c. */
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../io/h5.h"
 #include "cli.h"
 
 typedef struct {
@@ -57,6 +59,10 @@ int main(int argc, char **argv) {
      * (measured: 2 threads ran 3x slower than 1 with the default policy, and faster than 1 with
      * passive waiting). The user's own setting wins. Must happen before the first OpenMP call. */
     setenv("OMP_WAIT_POLICY", "passive", 0);
+    /* A write past a file-size limit (ulimit -f) fails with EFBIG and is reported like a full
+     * disk, instead of SIGXFSZ killing the process with half a file written. */
+    signal(SIGXFSZ, SIG_IGN);
+    h5_setup();
     if (argc < 2) return help_usage(stderr, 2);
     if (is_help(argv[1])) return help_usage(stdout, 0);
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) return help_version(stdout);

@@ -17,6 +17,9 @@
 #include "runtime.h"
 #include "setup.h"
 
+/* Slots after the K loss terms in the step's all-reduce (see StepAcc). */
+#define RED_EXTRA 6
+
 /* ------------------------------------------------------------------ batches and evaluation */
 
 void batch_to_input(Ctx *c, const Batch *b, BertInput *in) {
@@ -199,6 +202,7 @@ void trainer_free(Trainer *t) {
     free(t->last.terms);
     free(t->step_red);
     free(t->step_terms);
+    free(t->step_rows);
     config_free(&t->cfg);
     free(t);
 }
@@ -214,10 +218,18 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
     t->hang_rank = -1;
     const char *hang = getenv("DISTILL_TEST_HANG");
     if (hang && sscanf(hang, "%d:%lld", &t->hang_rank, &t->hang_step) != 2) t->hang_rank = -1;
-    /* Testing hook (DISTILL_TEST_NAN=RANK:STEP): that rank's loss reads as NaN at that step. */
+    /* Testing hook (DISTILL_TEST_NAN=RANK:STEP[:COUNT[:grad]]): that rank's loss reads as NaN at
+     * COUNT (default 1) steps from STEP on; with ":grad" its gradient gets a NaN instead (before
+     * the all-reduce), with a finite loss. */
     t->nan_rank = -1;
     const char *nan_at = getenv("DISTILL_TEST_NAN");
-    if (nan_at && sscanf(nan_at, "%d:%lld", &t->nan_rank, &t->nan_step) != 2) t->nan_rank = -1;
+    if (nan_at) {
+        char kind[8] = "";
+        t->nan_count = 1;
+        int got = sscanf(nan_at, "%d:%lld:%lld:%7s", &t->nan_rank, &t->nan_step, &t->nan_count, kind);
+        if (got < 2 || t->nan_count < 1) t->nan_rank = -1;
+        t->nan_grad = !strcmp(kind, "grad");
+    }
     Config *cfg = &t->cfg;
     const int R = comm->world;
 
@@ -229,6 +241,7 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
         if (threads < 1) threads = 1;
     }
     runtime_set_threads(threads);
+    backend_set_tf32(cfg->tf32); /* CUDA fp32 GEMMs: TF32 only when the config asks */
 
     /* ---- device: one GPU per local rank ---- */
     bool gpu = cfg->device == CONFIG_DEVICE_CUDA || (cfg->device == CONFIG_DEVICE_AUTO && backend_cuda_available());
@@ -303,8 +316,10 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
     t->term_names = xcalloc((size_t)t->n_terms, sizeof *t->term_names);
     for (int i = 0; i < t->n_terms; i++) t->term_names[i] = loss_set_spec(t->losses, i)->name;
     t->last.terms = xcalloc((size_t)t->n_terms, sizeof *t->last.terms);
-    t->step_red = xcalloc((size_t)t->n_terms + 4, sizeof *t->step_red);
+    t->step_red = xcalloc((size_t)t->n_terms + RED_EXTRA, sizeof *t->step_red);
     t->step_terms = xcalloc((size_t)t->n_terms, sizeof *t->step_terms);
+    t->cap_step_rows = (cfg->data.batch_size / R + 1) * cfg->train.grad_accum;
+    t->step_rows = xcalloc((size_t)t->cap_step_rows, sizeof *t->step_rows);
 
     /* ---- this rank's loader and the schedule ---- */
     int accum = cfg->train.grad_accum;
@@ -327,9 +342,16 @@ fail:
 
 /* ------------------------------------------------------------------ the step */
 
+/* The DISTILL_TEST_NAN hook: true when this rank's current step is one it poisons. */
+static bool nan_hook(const Trainer *t) {
+    long long s = (long long)t->step + 1;
+    return t->nan_rank == t->comm->rank && s >= t->nan_step && s < t->nan_step + t->nan_count;
+}
+
 /* One step in progress: sums this rank adds to the global ones. */
 typedef struct StepAcc {
-    double *red;   /* [0, K): weighted terms x share, K: loss x share, K+1 rows, K+2 tokens, K+3 failed */
+    double *red;   /* [0, K): weighted terms x share, K: loss x share, K+1 rows, K+2 tokens, K+3 failed,
+                      K+4 non-finite loss, K+5 stop requested (RED_EXTRA = 6 after the K terms) */
     float *terms;
     char why[768]; /* this rank's failure, if any */
     double teacher_s;
@@ -341,7 +363,8 @@ static void step_begin(Trainer *t, StepAcc *acc) {
     /* the step's sums live in the trainer: no allocation per step */
     acc->red = t->step_red;
     acc->terms = t->step_terms;
-    memset(acc->red, 0, ((size_t)t->n_terms + 4) * sizeof *acc->red);
+    memset(acc->red, 0, ((size_t)t->n_terms + RED_EXTRA) * sizeof *acc->red);
+    t->n_step_rows = 0;
     t->comm->step = (long long)t->step + 1;
     for (int i = 0; i < t->n_stores; i++) params_zero_grad(t->stores[i]);
 }
@@ -354,6 +377,8 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     t->epoch = b->cursor.epoch;
     t->samples_seen += b->global_rows;
     acc->red[K + 1] += b->rows;
+    for (int i = 0; i < b->rows && b->row_index && t->n_step_rows < t->cap_step_rows; i++)
+        t->step_rows[t->n_step_rows++] = b->row_index[i];
     if (b->rows == 0 || acc->why[0]) return;
     ctx_reset(c);
     /* Dropout masks are a pure function of (seed, micro-step) over the global batch; this rank
@@ -394,18 +419,36 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     double share = (double)b->rows / (double)b->global_rows / (double)n;
     ctx_backward(c, op_scale(c, loss, (float)share));
     float lv = op_item(loss);
-    if (t->nan_rank == t->comm->rank && t->nan_step == t->step + 1) lv = NAN; /* testing hook */
+    if (nan_hook(t) && !t->nan_grad) lv = NAN;
     if (!isfinite(lv)) {
-        snprintf(acc->why, sizeof acc->why, "the loss is %g (lower optimizer.lr, or check the data)", lv);
-        acc->red[K + 3] = 1;
+        acc->red[K + 4] = 1; /* the update is skipped (step_end) */
+        return;
     }
     acc->red[K] += lv * share;
     for (int i = 0; i < K; i++) acc->red[i] += acc->terms[i] * share;
     for (int i = 0; i < b->rows; i++) acc->red[K + 2] += b->lengths[i];
 }
 
+/* The DISTILL_TEST_NAN ":grad" hook: one gradient element becomes NaN. */
+static void poison_grad(Trainer *t) {
+    const float nan_value = NAN;
+    params_buffer_from_host(t->stores[0], t->stores[0]->grad, &nan_value, 1);
+}
+
+/* The rows of a skipped step on stderr: "rows 12, 907, ... (N rows)", this rank's. */
+static void print_step_rows(const Trainer *t) {
+    const int show = 16;
+    if (t->comm->world > 1) fprintf(stderr, "distill: warning:   rank %d's rows:", t->comm->rank);
+    else fprintf(stderr, "distill: warning:   the batch's rows (0-based, in data.train):");
+    for (int i = 0; i < t->n_step_rows && i < show; i++)
+        fprintf(stderr, "%s %lld", i ? "," : "", (long long)t->step_rows[i]);
+    if (t->n_step_rows > show) fprintf(stderr, ", ... (%d rows)", t->n_step_rows);
+    fprintf(stderr, "\n");
+}
+
 /* The collectives, clipping and the update. A failure on any rank fails every rank with the
- * failing rank's message. */
+ * failing rank's message. A non-finite loss (any rank) or gradient norm skips the update on every
+ * rank; max_bad_steps of them in a row fail the step. */
 static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
     const int K = t->n_terms;
     Comm *comm = t->comm;
@@ -413,14 +456,15 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
     ctx_set_rows(c, 0, 0, 0);
     ctx_reset(c);
     bool mine = acc->red[K + 3] != 0;
+    bool my_nonfinite = acc->red[K + 4] != 0;
+    acc->red[K + 5] = t->stop_request ? 1 : 0;
     /* Testing hook (DISTILL_TEST_HANG=RANK:STEP): this rank stops answering before the step's
      * collectives, as a rank stuck in I/O or a driver would; the others must end the job. */
     if (t->hang_rank == comm->rank && t->hang_step == t->step + 1) {
         fprintf(stderr, "distill: DISTILL_TEST_HANG: rank %d hangs at step %lld\n", comm->rank, (long long)t->step + 1);
         for (;;) pause();
     }
-    comm_allreduce_f64(comm, acc->red, (size_t)K + 4, "the loss all-reduce");
-    Status st = DISTILL_OK;
+    comm_allreduce_f64(comm, acc->red, (size_t)K + RED_EXTRA, "the loss all-reduce");
     if (acc->red[K + 3] != 0) {
         /* the lowest failing rank tells everyone what happened */
         int64_t *failed = xcalloc((size_t)comm->world, sizeof *failed);
@@ -434,34 +478,67 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
             distill_set_error("step %lld: rank %d: %s; stopping every rank", (long long)t->step + 1, bad, acc->why);
         else
             distill_set_error("step %lld: %s; stopping", (long long)t->step + 1, acc->why);
-        st = DISTILL_ERR;
+        return DISTILL_ERR;
     }
-    if (st == DISTILL_OK) {
-        /* The gradient all-reduce: the sum of the ranks' shares is the global mean's gradient. */
-        if (comm->kind != COMM_SINGLE) {
-            ctx_sync(c);
-            for (int i = 0; i < t->n_stores; i++)
-                comm_allreduce_f32(comm, t->stores[i]->grad, t->stores[i]->total, t->device.type == DEV_CUDA,
-                                   i == 0 ? "the student gradient all-reduce" : "the projection gradient all-reduce");
-        }
-        double gnorm = grad_global_norm(t->stores, t->n_stores);
-        float clip = clip_grad_scale(gnorm, (float)t->cfg.optimizer.max_grad_norm);
-        double lr = t->cfg.optimizer.lr *
-                    schedule_lambda((SchedKind)t->cfg.optimizer.schedule, t->opt[0]->t, t->warmup_steps, t->total_steps);
-        for (int i = 0; i < t->n_stores; i++) adamw_step(t->opt[i], (float)lr, clip);
+    /* The gradient all-reduce: the sum of the ranks' shares is the global mean's gradient. */
+    if (comm->kind != COMM_SINGLE) {
+        ctx_sync(c);
+        if (nan_hook(t) && t->nan_grad) poison_grad(t);
+        for (int i = 0; i < t->n_stores; i++)
+            comm_allreduce_f32(comm, t->stores[i]->grad, t->stores[i]->total, t->device.type == DEV_CUDA,
+                               i == 0 ? "the student gradient all-reduce" : "the projection gradient all-reduce");
+    } else if (nan_hook(t) && t->nan_grad) {
+        poison_grad(t);
+    }
+    double gnorm = grad_global_norm(t->stores, t->n_stores);
+    const long long step_no = (long long)t->step + 1;
+    TrainerStep *s = &t->last;
+    s->stop = acc->red[K + 5] != 0;
+    s->rows = (int64_t)acc->red[K + 1];
+    s->tokens = (int64_t)acc->red[K + 2];
+    s->epoch_end = acc->epoch_end;
+    s->teacher_s = acc->teacher_s;
+    s->grad_norm = gnorm;
+    double lr = t->cfg.optimizer.lr *
+                schedule_lambda((SchedKind)t->cfg.optimizer.schedule, t->opt[0]->t, t->warmup_steps, t->total_steps);
+    s->lr = lr;
+    s->skipped = acc->red[K + 4] != 0 || !isfinite(gnorm);
+    if (s->skipped) {
+        /* Every rank agrees (both tests read all-reduced values). The batch is consumed and the
+         * step counted (resume stays aligned); the weights, moments and optimizer clock stay. */
+        t->bad_steps++;
         t->step++;
-        TrainerStep *s = &t->last;
-        s->loss = acc->red[K];
-        for (int i = 0; i < K; i++) s->terms[i] = (float)acc->red[i];
-        s->grad_norm = gnorm;
-        s->lr = lr;
-        s->rows = (int64_t)acc->red[K + 1];
-        s->tokens = (int64_t)acc->red[K + 2];
-        s->epoch_end = acc->epoch_end;
-        s->teacher_s = acc->teacher_s;
+        const char *what = acc->red[K + 4] != 0 ? "the loss is not finite" : "the gradient norm is not finite";
+        if (comm->rank == 0 || my_nonfinite) {
+            if (comm->world > 1 && acc->red[K + 4] != 0)
+                fprintf(stderr, "distill: warning: step %lld: %s on %s; the update is skipped (%lld in a row, "
+                        "train.max_bad_steps %d)\n", step_no, what, my_nonfinite ? "this rank" : "another rank",
+                        (long long)t->bad_steps, t->cfg.train.max_bad_steps);
+            else
+                fprintf(stderr, "distill: warning: step %lld: %s (gradient norm %g); the update is skipped "
+                        "(%lld in a row, train.max_bad_steps %d)\n", step_no, what, gnorm, (long long)t->bad_steps,
+                        t->cfg.train.max_bad_steps);
+        }
+        print_step_rows(t);
+        s->loss = NAN;
+        for (int i = 0; i < K; i++) s->terms[i] = NAN;
         if (out) *out = *s;
+        if (t->bad_steps >= t->cfg.train.max_bad_steps) {
+            distill_set_error("step %lld: %lld steps in a row with a non-finite loss or gradient (train.max_bad_steps "
+                              "is %d); stopping (lower optimizer.lr, set precision: fp32, or check the rows named above)",
+                              step_no, (long long)t->bad_steps, t->cfg.train.max_bad_steps);
+            return DISTILL_ERR;
+        }
+        return DISTILL_OK;
     }
-    return st;
+    t->bad_steps = 0;
+    float clip = clip_grad_scale(gnorm, (float)t->cfg.optimizer.max_grad_norm);
+    for (int i = 0; i < t->n_stores; i++) adamw_step(t->opt[i], (float)lr, clip);
+    t->step++;
+    s->loss = acc->red[K];
+    for (int i = 0; i < K; i++) s->terms[i] = (float)acc->red[i];
+    if (out) *out = *s;
+    return DISTILL_OK;
 }
 
 Status trainer_step_on(Trainer *t, Batch *micro, int n, TrainerStep *out) {
@@ -509,6 +586,7 @@ Status trainer_save(Trainer *t, const char *path, const char *config_yaml) {
     ck.best_metric = t->best_metric;
     ck.best_step = t->best_step;
     ck.metrics_offset = t->metrics_offset;
+    ck.bad_steps = t->bad_steps;
     ck.config_yaml = (char *)config_yaml;
     ck.vocab = t->vocab;
     ck.n_vocab = t->n_vocab;
@@ -545,6 +623,7 @@ Status trainer_resume(Trainer *t, const char *path) {
         t->best_metric = ck.best_metric;
         t->best_step = ck.best_step;
         t->metrics_offset = ck.metrics_offset;
+        t->bad_steps = ck.bad_steps;
     }
     ckpt_free(&ck);
     return st;

@@ -44,6 +44,8 @@ typedef struct TrainerStep {
     int64_t rows, tokens; /* rows and valid tokens of the step over all ranks */
     bool epoch_end;       /* the step took an epoch's last batch */
     double teacher_s;     /* this rank's time in the teacher forward (bench) */
+    bool skipped;         /* the loss or gradient norm was not finite: no update (loss, terms NaN) */
+    bool stop;            /* some rank had stop_request set: the caller should checkpoint and stop */
 } TrainerStep;
 
 typedef struct Trainer {
@@ -69,13 +71,18 @@ typedef struct Trainer {
     double best_metric;   /* NaN until the first evaluation */
     int64_t best_step;    /* -1 until then */
     int64_t metrics_offset; /* bytes of metrics.jsonl at the checkpoint resumed from */
+    int64_t bad_steps;    /* consecutive skipped steps (non-finite loss or gradient) so far */
+    int stop_request;     /* set by the caller (a signal arrived); reported to all ranks in the step */
     TrainerStep last;
     double *step_red;     /* (n_terms + 4) the step's sums before the all-reduce */
     float *step_terms;    /* (n_terms) one micro-step's weighted terms */
+    int64_t *step_rows;   /* (cap_step_rows) the dataset rows of the step on this rank */
+    int n_step_rows, cap_step_rows;
     int hang_rank;        /* testing hook DISTILL_TEST_HANG=RANK:STEP (-1: off) */
     long long hang_step;
-    int nan_rank;         /* testing hook DISTILL_TEST_NAN=RANK:STEP (-1: off) */
-    long long nan_step;
+    int nan_rank;         /* testing hook DISTILL_TEST_NAN=RANK:STEP[:COUNT[:grad]] (-1: off) */
+    long long nan_step, nan_count;
+    bool nan_grad;
 } Trainer;
 
 /* Builds the trainer from a validated config (config_load, or config_parse with with_data false):
@@ -88,8 +95,10 @@ Status trainer_new(Config *cfg, Comm *comm, bool with_data, Trainer **out);
 void trainer_free(Trainer *t);
 
 /* One optimizer step on n micro-batches (this rank's shares, as the loader makes them). Collective:
- * every rank must call it with the same n. A non-finite loss on any rank fails the step on every
- * rank with the same message. */
+ * every rank must call it with the same n. A non-finite loss on any rank, or a non-finite gradient
+ * norm, skips the update on every rank (out->skipped, a warning on stderr naming the step and the
+ * rows); the train.max_bad_steps-th such step in a row fails with an error. An error on any rank
+ * (a loss that cannot be computed) fails the step on every rank with the same message. */
 Status trainer_step_on(Trainer *t, Batch *micro, int n, TrainerStep *out);
 /* One optimizer step on the next grad_accum batches of the trainer's loader. */
 Status trainer_step(Trainer *t, TrainerStep *out);
