@@ -79,6 +79,20 @@ cpu_read() {
   awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.2f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$TIMES_FILE"
 }
 
+# Where a finding happened, from a libFuzzer log: "hdf5" when the first stack frame of its first
+# report that is not the sanitizers', libFuzzer's or libc's own is inside libhdf5 (a crash, leak,
+# overlapping memcpy or giant allocation of the HDF5 library on a damaged file: it happens inside
+# H5Fopen/H5Dread/H5Aread, where our validators cannot step in); "ours" otherwise, including a
+# report without a stack (an RSS limit), which fails the run.
+where_found() { # where_found LOG
+  awk '/^ *#[0-9]+ 0x[0-9a-f]+ / {
+         fn = ($3 == "in") ? $4 : ""
+         if (fn ~ /^(__|fuzzer::|malloc$|calloc$|realloc$|free$|operator|abort$|raise$)/) next
+         if ($0 ~ /\/libc\.so|\/libstdc\+\+/) next
+         print ($0 ~ /libhdf5/) ? "hdf5" : "ours"; found = 1; exit }
+       END { if (!found) print "ours" }' "$1"
+}
+
 mkdir -p "$OUT"
 declare -a ROWS=()
 failed=0
@@ -98,7 +112,8 @@ for h in "${HARNESSES[@]}"; do
   : >"$log"
   cpu_mark
   c0=$(cpu_read)
-  cpu=0 execs=0 rc=0 rounds=0
+  cpu=0 execs=0 rc=0 rounds=0 lib=0
+  round="$OUT/$h.round.log"
   # The budget is CPU time (at nice 19 on a shared machine a wall-clock second is less): libFuzzer
   # runs again on the grown corpus for what is left until the harness has had its CPU seconds.
   while ((rc == 0 && cpu < SECONDS_EACH)); do
@@ -110,14 +125,24 @@ for h in "${HARNESSES[@]}"; do
     # shellcheck disable=SC2086
     ASAN_OPTIONS="$ASAN_OPTIONS$unwind" nice -n 19 "$BIN/$h" -max_total_time="$left" \
       -print_final_stats=1 -rss_limit_mb=2048 -timeout=30 -artifact_prefix="$art" "${dict[@]}" \
-      "${SEED[@]}" ${DISTILL_FUZZ_ARGS:-} "$corpus" >>"$log" 2>&1
+      "${SEED[@]}" ${DISTILL_FUZZ_ARGS:-} "$corpus" >"$round" 2>&1
     rc=$?
+    cat "$round" >>"$log"
     cpu_mark
     c1=$(cpu_read)
     cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.0f", b - a }')
-    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$round" | tail -1)
+    [[ -z $n ]] && n=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$round" | tail -1)
     execs=$((execs + ${n:-0}))
-    ((${#SEED[@]})) && break # the smoke run: one round, whatever the machine's load
+    if ((rc != 0)) && [[ $(where_found "$round") == hdf5 ]]; then
+      # A crash, leak or giant allocation inside the HDF5 library itself, on a damaged file: its
+      # input is kept apart and counted in the summary (not ours to fix); fuzzing goes on.
+      lib=$((lib + 1))
+      mkdir -p "$art/hdf5"
+      find "$art" -maxdepth 1 -type f -exec mv {} "$art/hdf5/" \;
+      echo "fuzz.sh: $h: round $rounds stopped inside libhdf5 ($(grep -m1 -oE 'ERROR: [A-Za-z]+: [a-z-]+' "$round")); going on"
+      rc=0
+    fi
   done
   rate=$(awk -v e="$execs" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? e / c : 0) }')
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | sort -n | tail -1)
@@ -125,6 +150,7 @@ for h in "${HARNESSES[@]}"; do
   bytes=$(du -sb "$corpus" | cut -f1)
   if ((rc == 0)); then
     verdict=ok
+    ((lib)) && verdict="ok; $lib stop(s) inside libhdf5 (inputs in $art""hdf5)"
   else
     failed=1
     verdict="FAILED (exit $rc): $(ls "$art" | head -3 | tr '\n' ' ')"
