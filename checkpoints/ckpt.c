@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 void (*ckpt_test_stage_hook)(const char *stage) = NULL;
 
@@ -429,6 +430,19 @@ static Status check_names(Reader *r, hid_t g, const char *gpath, const ParamStor
     return st;
 }
 
+/* Every tensor is stored as uncompressed f32, so a group of n parameters needs at least 4n bytes
+ * of the file. Checked before anything is allocated for them: a damaged config or shape (a
+ * vocab_size or a dimension off by some bits) would otherwise ask for hundreds of GB and end the
+ * process in xmalloc instead of being reported (and skipped by ckpt_find_latest). */
+static Status check_room(Reader *r, const char *gpath, size_t n) {
+    struct stat sb;
+    if (stat(r->path, &sb) != 0 || n <= (size_t)sb.st_size / sizeof(float)) return DISTILL_OK;
+    distill_set_error("%s: %s: the saved shapes make %zu parameters, more than the %lld-byte file "
+                      "holds (4 bytes each): the checkpoint is damaged", r->path, gpath, n,
+                      (long long)sb.st_size);
+    return DISTILL_ERR;
+}
+
 static Status load_student(Reader *r, Device device, TrainCheckpoint *out, BertConfig *cfg) {
     hid_t g = H5Gopen2(r->f, "/student", H5P_DEFAULT);
     if (g < 0) {
@@ -442,6 +456,7 @@ static Status load_student(Reader *r, Device device, TrainCheckpoint *out, BertC
         distill_set_error("%s: /student: the saved config cannot be built: %s", r->path, msg);
         st = DISTILL_ERR;
     }
+    if (st == DISTILL_OK) st = check_room(r, "/student", bert_config_param_count(cfg));
     if (st == DISTILL_OK) {
         out->student = bert_build(cfg, device);
         st = check_names(r, g, "/student", out->student->params);
@@ -506,6 +521,14 @@ static Status load_projections(Reader *r, Device device, TrainCheckpoint *out) {
     h5_strs_free(names, n);
     free(nd);
     H5Gclose(g);
+    size_t numel = 0;
+    for (int i = 0; st == DISTILL_OK && i < ps->n; i++) {
+        size_t k = 1; /* each dimension <= 2^30 and at most 4 of them: saturate, never wrap */
+        for (int d = 0; d < ps->tensors[i]->ndim; d++)
+            k = k > SIZE_MAX / (size_t)ps->tensors[i]->shape[d] ? SIZE_MAX : k * (size_t)ps->tensors[i]->shape[d];
+        numel = numel > SIZE_MAX - k ? SIZE_MAX : numel + k;
+    }
+    if (st == DISTILL_OK) st = check_room(r, "/projections", numel);
     if (st != DISTILL_OK) return st;
     params_finalize(ps);
     for (int i = 0; i < ps->n; i++)
