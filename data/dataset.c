@@ -8,7 +8,9 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/h5.h"
@@ -49,8 +51,22 @@ static Status ds_open(hid_t f, const char *path, const char *name, bool required
     di->rank = H5Sget_simple_extent_ndims(sp);
     if (di->rank >= 1 && di->rank <= 2) H5Sget_simple_extent_dims(sp, di->dims, NULL);
     di->cls = H5Tget_class(t);
+    size_t esize = H5Tget_size(t);
     H5Tclose(t);
     H5Sclose(sp);
+    /* Every dataset prepare writes is stored whole, at worst deflated, and deflate never packs
+     * more than 1032 bytes into one: a shape whose data cannot fit in the file is damage, caught
+     * here before the reader allocates for it (a row count off by some bits asked for 64 GB). */
+    struct stat sb;
+    unsigned long long bytes = esize;
+    for (int i = 0; i < di->rank && i < 2; i++)
+        bytes = di->dims[i] && bytes > ULLONG_MAX / di->dims[i] ? ULLONG_MAX : bytes * di->dims[i];
+    if (stat(path, &sb) == 0 && bytes / 1032 > (unsigned long long)sb.st_size) {
+        distill_set_error("%s: /%s: its shape makes %llu bytes of data, more than the %lld-byte file "
+                          "holds even deflated (at most 1032:1): the file is damaged", path, name, bytes,
+                          (long long)sb.st_size);
+        return DISTILL_ERR;
+    }
     return DISTILL_OK;
 }
 
