@@ -15,8 +15,8 @@ CASE:
               optimizer clock. The same for a NaN gradient (":grad"). NaN at steps 3-5 with
               train.max_bad_steps 3: exit 1 with an error naming step 5, no checkpoint after step 2.
   disk        writes that fail on a file-size limit (RLIMIT_FSIZE; the same errno path as a full
-              disk): the checkpoint of a resumed run, export --onnx, export --hf, prepare --output
-              and predict --out each exit 1 with "File too large" and the file's name, leave the
+              disk): the checkpoint of a resumed run, metrics.jsonl (the run stops), export --onnx,
+              export --hf, prepare --output and predict --out each exit 1 with "File too large" and the file's name, leave the
               previous file byte-identical and no temporary file.
   crash       scripts/crash_test.sh --kills 4: SIGKILL at random moments (checkpoints at every
               step, so some kills land inside writes), resumed each time; ends byte-identical.
@@ -211,6 +211,14 @@ def case_disk(distill, d):
     check(not os.path.exists(os.path.join(rd, "ckpt-18.h5")) and not temps(rd),
           "checkpoint: no ckpt-18.h5 and no temporary file (%s)" % temps(rd))
     check(not os.path.exists(os.path.join(rd, "final")), "checkpoint: training stopped (no final/)")
+
+    # metrics.jsonl: a 2 KiB limit stops the run at the line that crosses it (no checkpoint or best/ due
+    # before: checkpoints at the epoch's end, best/ not kept)
+    p = train(distill, d, "mj", "--set", "train.checkpoint_every=0", "--set", "train.save_best=false",
+              limit_bytes=2048, expect_rc=1)
+    check(re.search(r"distill: error: mj/metrics\.jsonl: cannot write: File too large; stopping", p.stderr)
+          is not None and not os.path.exists(os.path.join(d, "mj", "final")),
+          "metrics.jsonl: a failed write stops the run, naming the file and the reason")
 
     ckpt = os.path.join(rd, "ckpt-12.h5")
     test_e2e.run([distill, "export", "--checkpoint", ckpt, "--onnx", "m.onnx", "--hf", "hf"], d)

@@ -191,6 +191,7 @@ static Status save_checkpoint(Run *r) {
         char path[4300];
         progress_break(&r->prog);
         t->metrics_offset = progress_offset(&r->prog);
+        if (!progress_ok(&r->prog)) return agree(r, DISTILL_ERR, "writing metrics.jsonl");
         ckpt_step_path(t->cfg.run.dir, t->step, path, sizeof path);
         st = trainer_save(t, path, r->config_yaml);
         if (st == DISTILL_OK) st = ckpt_rotate(t->cfg.run.dir, t->cfg.train.keep_last);
@@ -270,6 +271,9 @@ static Status loop(Run *r, const char *resume_path) {
         }
         tokens_since += s.tokens;
         if (sleep_ms > 0) usleep((useconds_t)sleep_ms * 1000);
+        /* a failed metrics.jsonl write (full disk) stops the run: here with one rank, at the next
+         * checkpoint (which every rank waits for) with several */
+        if (r->comm->world == 1 && !progress_ok(&r->prog)) return DISTILL_ERR;
         bool last = t->step >= t->total_steps;
         bool log = t->step % cfg->train.log_every == 0 || last;
         double now = now_seconds();

@@ -3,6 +3,8 @@
 #include "progress.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@ bool progress_open(Progress *p, const char *metrics_path, long long total, long 
             /* A missing file is fine (fresh run); anything else is reported by fopen below. */
         }
         p->jsonl = fopen(metrics_path, "a");
+        p->jsonl_path = xstrdup(metrics_path);
         if (!p->jsonl) {
             distill_set_error("%s: cannot open for writing", metrics_path);
             return false;
@@ -31,10 +34,24 @@ bool progress_open(Progress *p, const char *metrics_path, long long total, long 
     return true;
 }
 
+/* fflush, remembering the first failure's errno (later writes are not trusted). */
+static void flush_jsonl(Progress *p) {
+    if (fflush(p->jsonl) != 0 || ferror(p->jsonl)) {
+        if (!p->jsonl_errno) p->jsonl_errno = errno ? errno : EIO;
+    }
+}
+
 long long progress_offset(const Progress *p) {
     if (!p->jsonl) return 0;
     fflush(p->jsonl);
     return (long long)ftell(p->jsonl);
+}
+
+bool progress_ok(const Progress *p) {
+    if (!p->jsonl || (!p->jsonl_errno && !ferror(p->jsonl))) return true;
+    distill_set_error("%s: cannot write: %s; stopping",
+                      p->jsonl_path ? p->jsonl_path : "metrics.jsonl", strerror(p->jsonl_errno ? p->jsonl_errno : EIO));
+    return false;
 }
 
 static void fmt_eta(double s, char *buf, size_t n) {
@@ -58,7 +75,7 @@ void progress_step(Progress *p, long long step, int epoch, const char *const *na
         for (int i = 0; i < n; i++) fprintf(p->jsonl, ",\"%s\":%.6g", names[i], values[i]);
         fprintf(p->jsonl, ",\"lr\":%.6g,\"grad_norm\":%.6g,\"tokens_per_s\":%.1f,\"time_s\":%.3f}\n", lr,
                 grad_norm, tokens_per_s, now_seconds() - p->t_start);
-        fflush(p->jsonl);
+        flush_jsonl(p);
     }
     if (!print) return;
     double el = now_seconds() - p->t_start;
@@ -94,7 +111,7 @@ static void write_eval(Progress *p, long long step, const char *split, double lo
         fprintf(p->jsonl, "{\"step\":%lld,\"split\":\"%s\",\"eval_loss\":%.6g", step, split, loss);
         for (int i = 0; i < 3; i++) fprintf(p->jsonl, ",\"%s\":%.6g", names[i], vals[i]);
         fprintf(p->jsonl, ",\"n\":%lld,\"best\":%s}\n", n, is_best ? "true" : "false");
-        fflush(p->jsonl);
+        flush_jsonl(p);
     }
     fprintf(stderr, "eval %s @ step %lld: loss %.4f", split, step, loss);
     for (int i = 0; i < 3; i++) fprintf(stderr, " %s %.4g", names[i], vals[i]);
@@ -141,4 +158,6 @@ void progress_close(Progress *p) {
     progress_break(p);
     if (p->jsonl) fclose(p->jsonl);
     p->jsonl = NULL;
+    free(p->jsonl_path);
+    p->jsonl_path = NULL;
 }

@@ -17,6 +17,8 @@ typedef struct Progress {
     double t_start;      /* wall clock at start (or resume) */
     long long step_start;/* step at start (or resume), for the ETA */
     FILE *jsonl;         /* metrics.jsonl, or NULL */
+    char *jsonl_path;    /* its path, for error messages */
+    int jsonl_errno;     /* the first failed write's errno, 0 while all is well */
     bool line_open;      /* a bar is drawn and not yet ended by a newline */
 } Progress;
 
@@ -26,6 +28,9 @@ bool progress_open(Progress *p, const char *metrics_path, long long total, long 
                    long long truncate_at);
 /* Byte offset of metrics.jsonl now (saved in checkpoints). */
 long long progress_offset(const Progress *p);
+/* False (with an error naming metrics.jsonl and the system's reason) once a write to it failed
+ * (a full disk): the training loop stops instead of logging into the void. */
+bool progress_ok(const Progress *p);
 /* A training step: term names/values (n terms), total loss, lr, tokens/s. Draws the bar (TTY) or
  * prints a log line when `print` is true, and writes the JSON line when `log` is true. */
 void progress_step(Progress *p, long long step, int epoch, const char *const *names, const float *values,
