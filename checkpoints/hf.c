@@ -490,6 +490,22 @@ Status hf_load(const char *dir, Device device, const HfLoadOptions *opt_in, Bert
     rep->prefixed = false;
     for (int i = 0; i < f->n; i++) rep->prefixed |= strncmp(f->tensors[i].name, "bert.", 5) == 0;
 
+    /* Every parameter but a fresh pooler and classifier comes from the checkpoint: a config.json
+     * that makes far more of them than the checkpoint holds values cannot match it, and is refused
+     * before bert_build allocates for it (a large vocab_size or hidden_size asked for 275 GB).
+     * "Far": over twice as many plus 2^20, so that a tensor or two missing (up to the word
+     * embeddings of a small model) still gets the precise message of the plan below. */
+    size_t held = 0, heads = (size_t)cfg.hidden_size * ((size_t)cfg.hidden_size + 1) +
+                              (size_t)cfg.num_labels * ((size_t)cfg.hidden_size + 1);
+    for (int i = 0; i < f->n; i++) held += f->tensors[i].numel;
+    size_t want = bert_config_param_count(&cfg);
+    if (want / 2 > held + heads + (1u << 20)) {
+        distill_set_error("%s: %s/config.json makes a model of %zu parameters, but the checkpoint "
+                          "holds %zu values: they do not belong together (vocab_size, hidden_size, "
+                          "intermediate_size or num_hidden_layers?)", path, dir, want, held);
+        goto done;
+    }
+
     m = bert_build(&cfg, device);
     ParamStore *ps = m->params;
     src = xcalloc((size_t)ps->n, sizeof *src);
