@@ -149,6 +149,14 @@ const char *ckpt_step_path(const char *dir, int64_t step, char *buf, size_t n);
  * still printed). */
 int ckpt_info_print(const char *path, FILE *out);
 
+/* The identity of a model's forward, for the teacher-logit cache (`distill cache`): the SHA-256 of
+ * what its outputs depend on, as 64 hex digits. Fed, in the checkpoints' hash encoding: a format
+ * tag, the architecture fields of the config (vocab, hidden, layers, heads, FFN, positions, type
+ * vocab, num_labels, layer_norm_eps, pad id, pooler) and every parameter (name, shape, fp32 bytes)
+ * in name order. Not fed: dropout rates, initializer_range, label names and the file it came from,
+ * so the same weights give the same hash from a Hugging Face folder or a checkpoint. */
+void ckpt_model_sha256(const Bert *m, char out[65]);
+
 /* Cheap: true when `path` is an HDF5 file whose root says format = "distill-checkpoint". Reads
  * no tensor. Never prints. */
 bool ckpt_is_checkpoint(const char *path);

@@ -221,6 +221,43 @@ static void hash_config(Sha256 *h, const BertConfig *c) {
         sha_field_str(h, "id2label", c->id2label[i] ? c->id2label[i] : "");
 }
 
+void ckpt_model_sha256(const Bert *m, char out[65]) {
+    const BertConfig *c = &m->cfg;
+    Sha256 h;
+    sha_begin(&h);
+    sha_field_str(&h, "format", "distill-model-forward-1");
+    sha_field_i64(&h, "vocab_size", c->vocab_size);
+    sha_field_i64(&h, "hidden_size", c->hidden_size);
+    sha_field_i64(&h, "num_hidden_layers", c->num_hidden_layers);
+    sha_field_i64(&h, "num_attention_heads", c->num_attention_heads);
+    sha_field_i64(&h, "intermediate_size", c->intermediate_size);
+    sha_field_i64(&h, "max_position_embeddings", c->max_position_embeddings);
+    sha_field_i64(&h, "type_vocab_size", c->type_vocab_size);
+    sha_field_i64(&h, "num_labels", c->num_labels);
+    sha_field_f32(&h, "layer_norm_eps", c->layer_norm_eps);
+    sha_field_i64(&h, "pad_token_id", c->pad_token_id);
+    sha_field_i64(&h, "has_pooler", c->has_pooler);
+    const ParamStore *ps = m->params;
+    float *host = xmalloc((ps->total ? ps->total : 1) * sizeof(float));
+    params_buffer_to_host(ps, ps->data, host, ps->total);
+    DigestList dl = {0};
+    for (int i = 0; i < ps->n; i++) {
+        const Tensor *t = ps->tensors[i];
+        Sha256 th;
+        uint8_t d[SHA256_LEN];
+        sha_begin(&th);
+        sha_f32s(&th, host + ps->offsets[i], (size_t)t->numel);
+        sha_end(&th, d);
+        digests_add(&dl, t->name, t->ndim, t->shape, d);
+    }
+    free(host);
+    digests_feed(&h, &dl, "");
+    digests_free(&dl);
+    uint8_t d[SHA256_LEN];
+    sha_end(&h, d);
+    sha_hex(d, out);
+}
+
 void ckpt_hash_student(const BertConfig *cfg, const TrainCheckpoint *ck, DigestList *dl,
                        uint8_t out[SHA256_LEN]) {
     Sha256 h;

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/atomic.h"
 #include "io/h5.h"
 
 enum { READ_BLOCK = 4096 }; /* rows per hyperslab read */
@@ -125,6 +126,7 @@ void dataset_free(Dataset *ds) {
     free(ds->labels);
     free(ds->targets);
     free(ds->teacher_logits);
+    free(ds->teacher_cache.teacher_path);
     free(ds);
 }
 
@@ -195,6 +197,40 @@ static Status load_tokens(Dataset *ds, hid_t f) {
     free(bt);
     ds_close(&di_ids);
     ds_close(&di_types);
+    return st;
+}
+
+/* The identity attributes of /teacher_logits (dataset d); all absent -> known false. */
+static Status read_cache_id(const char *path, hid_t d, TeacherCacheId *id) {
+    memset(id, 0, sizeof *id);
+    static const char *const names[] = {"teacher_sha256", "teacher_precision", "vocab_sha256", "max_seq", NULL};
+    int have = 0;
+    for (int i = 0; names[i]; i++) have += h5a_has(d, names[i]);
+    if (have == 0) return DISTILL_OK;
+    char *sha = NULL, *prec = NULL, *vocab = NULL;
+    int max_seq = 0;
+    Status st = DISTILL_ERR;
+    if (h5a_get_str(path, d, "/teacher_logits", "teacher_sha256", &sha) != DISTILL_OK ||
+        h5a_get_str(path, d, "/teacher_logits", "teacher_precision", &prec) != DISTILL_OK ||
+        h5a_get_str(path, d, "/teacher_logits", "vocab_sha256", &vocab) != DISTILL_OK ||
+        h5a_get_int_in(path, d, "/teacher_logits", "max_seq", 2, 1 << 16, &max_seq) != DISTILL_OK)
+        goto done;
+    if (strlen(sha) != 64 || strlen(vocab) != 64 || (strcmp(prec, "fp32") && strcmp(prec, "bf16"))) {
+        distill_set_error("%s: /teacher_logits: expected teacher_sha256 and vocab_sha256 of 64 hex digits and "
+                          "teacher_precision fp32 or bf16, found '%s', '%s', '%s'", path, sha, vocab, prec);
+        goto done;
+    }
+    snprintf(id->teacher_sha256, sizeof id->teacher_sha256, "%s", sha);
+    snprintf(id->precision, sizeof id->precision, "%s", prec);
+    snprintf(id->vocab_sha256, sizeof id->vocab_sha256, "%s", vocab);
+    id->max_seq = max_seq;
+    if (h5a_has(d, "teacher_path") && h5a_get_str(path, d, "/teacher_logits", "teacher_path", &id->teacher_path) != DISTILL_OK)
+        goto done;
+    if (!id->teacher_path) id->teacher_path = xstrdup("");
+    id->known = true;
+    st = DISTILL_OK;
+done:
+    free(sha), free(prec), free(vocab);
     return st;
 }
 
@@ -317,6 +353,7 @@ static Status open_dataset(Dataset **out, const char *path, bool with_tokens) {
     if (di.d >= 0) {
         if (ds_expect(&di, path, "teacher_logits", H5T_FLOAT, 2, N, -1) != DISTILL_OK) goto done;
         ds->teacher_classes = (int)di.dims[1];
+        if (read_cache_id(path, di.d, &ds->teacher_cache) != DISTILL_OK) goto done;
         ds->teacher_logits = xmalloc((size_t)(N ? N : 1) * (size_t)ds->teacher_classes * sizeof(float));
         if (N && ds_read_rows(&di, path, "teacher_logits", H5T_NATIVE_FLOAT, 0, (hsize_t)N, ds->teacher_logits) !=
                      DISTILL_OK)
@@ -435,11 +472,114 @@ int data_info_print(const char *path, FILE *out) {
     } else {
         fprintf(out, "  labels:        none\n");
     }
-    if (ds->teacher_logits) fprintf(out, "  teacher_logits: [%lld, %d]\n", (long long)N, ds->teacher_classes);
+    if (ds->teacher_logits) {
+        fprintf(out, "  teacher_logits: [%lld, %d]", (long long)N, ds->teacher_classes);
+        const TeacherCacheId *id = &ds->teacher_cache;
+        if (id->known)
+            fprintf(out, " (distill cache: teacher %s, sha256 %.16s..., %s, max_seq %d)\n",
+                    id->teacher_path[0] ? id->teacher_path : "(path not recorded)", id->teacher_sha256, id->precision,
+                    id->max_seq);
+        else
+            fprintf(out, " (no teacher identity: not made by distill cache)\n");
+    }
     fprintf(out, "  vocab:         %d tokens, sha256 %s, do_lower_case %s\n", ds->vocab_size, ds->vocab_sha256,
             ds->do_lower_case ? "yes" : "no");
     fprintf(out, "  source:        %s\n", ds->source[0] ? ds->source : "(not recorded)");
     if (ds->created_by[0]) fprintf(out, "  created_by:    %s\n", ds->created_by);
     dataset_free(ds);
     return 0;
+}
+
+/* ---------------------------------------------------------------- the teacher-logit cache */
+
+/* Copies the bytes of src into dst (an existing file, truncated). */
+static Status copy_file(const char *src, const char *dst, const char *what) {
+    FILE *in = fopen(src, "rb");
+    if (!in) {
+        distill_set_error("%s: cannot read: %s", src, strerror(errno));
+        return DISTILL_ERR;
+    }
+    FILE *out = fopen(dst, "wb");
+    if (!out) {
+        distill_set_error("%s: cannot write %s: %s", what, dst, strerror(errno));
+        fclose(in);
+        return DISTILL_ERR;
+    }
+    static char buf[1 << 16];
+    size_t n;
+    Status st = DISTILL_OK;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+        if (fwrite(buf, 1, n, out) != n) {
+            distill_set_error("%s: cannot write a copy: %s", what, strerror(errno));
+            st = DISTILL_ERR;
+            break;
+        }
+    if (st == DISTILL_OK && ferror(in)) {
+        distill_set_error("%s: read error: %s", src, strerror(errno));
+        st = DISTILL_ERR;
+    }
+    fclose(in);
+    if (fclose(out) != 0 && st == DISTILL_OK) {
+        distill_set_error("%s: cannot write a copy: %s", what, strerror(errno));
+        st = DISTILL_ERR;
+    }
+    return st;
+}
+
+/* Writes /teacher_logits and its attributes into the open file f (path: for messages). */
+static Status put_teacher_logits(hid_t f, const char *path, const float *logits, int64_t rows, int classes,
+                                 const TeacherCacheId *id) {
+    if (H5Lexists(f, "teacher_logits", H5P_DEFAULT) > 0 && H5Ldelete(f, "teacher_logits", H5P_DEFAULT) < 0) {
+        distill_set_error("%s: cannot remove the old /teacher_logits: %s", path, h5_error_text());
+        return DISTILL_ERR;
+    }
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)classes};
+    hid_t sp = H5Screate_simple(2, dims, NULL);
+    hid_t d = H5Dcreate2(f, "teacher_logits", H5T_IEEE_F32LE, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    H5Sclose(sp);
+    if (d < 0) {
+        distill_set_error("%s: cannot create /teacher_logits: %s", path, h5_error_text());
+        return DISTILL_ERR;
+    }
+    Status st = DISTILL_OK;
+    if (rows > 0 && H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, logits) < 0) {
+        distill_set_error("%s: cannot write /teacher_logits: %s", path, h5_error_text());
+        st = DISTILL_ERR;
+    }
+    if (st == DISTILL_OK) st = h5a_put_str(path, d, "teacher_sha256", id->teacher_sha256);
+    if (st == DISTILL_OK) st = h5a_put_str(path, d, "teacher_precision", id->precision);
+    if (st == DISTILL_OK) st = h5a_put_str(path, d, "vocab_sha256", id->vocab_sha256);
+    if (st == DISTILL_OK) st = h5a_put_int(path, d, "max_seq", H5T_STD_I32LE, id->max_seq);
+    if (st == DISTILL_OK) st = h5a_put_str(path, d, "teacher_path", id->teacher_path);
+    H5Dclose(d);
+    return st;
+}
+
+Status dataset_write_teacher_logits(const char *path, const float *logits, int64_t rows, int classes,
+                                    const TeacherCacheId *id) {
+    AtomicFile af;
+    if (io_atomic_begin_named(&af, path) != DISTILL_OK) return DISTILL_ERR;
+    if (copy_file(path, af.tmp, path) != DISTILL_OK) {
+        io_atomic_abort(&af);
+        return DISTILL_ERR;
+    }
+    H5Quiet q;
+    h5_quiet_begin(&q);
+    hid_t f = H5Fopen(af.tmp, H5F_ACC_RDWR, H5P_DEFAULT);
+    Status st = DISTILL_OK;
+    if (f < 0) {
+        distill_set_error("%s: cannot open a copy for writing: %s", path, h5_error_text());
+        st = DISTILL_ERR;
+    }
+    if (st == DISTILL_OK) st = put_teacher_logits(f, path, logits, rows, classes, id);
+    if (f >= 0 && H5Fclose(f) < 0 && st == DISTILL_OK) {
+        distill_set_error("%s: cannot close the copy: %s", path, h5_error_text());
+        st = DISTILL_ERR;
+    }
+    h5_quiet_end(&q);
+    if (st != DISTILL_OK) {
+        io_atomic_abort(&af);
+        return DISTILL_ERR;
+    }
+    return io_atomic_commit(&af);
 }

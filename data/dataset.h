@@ -22,6 +22,17 @@
 
 typedef enum { LABELS_NONE = 0, LABELS_CLASS, LABELS_REGRESSION } LabelKind;
 
+/* The identity of a teacher-logit cache: the attributes of /teacher_logits that `distill cache`
+ * writes. A run uses the cache only when all of them match its own teacher and file. */
+typedef struct TeacherCacheId {
+    bool known;                /* all the attributes below were present */
+    char teacher_sha256[65];   /* ckpt_model_sha256 of the teacher */
+    char precision[8];         /* the teacher's GEMM precision: "fp32" or "bf16" */
+    char vocab_sha256[65];     /* the file's vocab_sha256 when the cache was made */
+    int max_seq;               /* the file's max_seq when the cache was made */
+    char *teacher_path;        /* where the teacher was loaded from (for messages); "" if unknown */
+} TeacherCacheId;
+
 typedef struct {
     char *path;
     int64_t rows;        /* N */
@@ -45,11 +56,20 @@ typedef struct {
     float *targets;      /* [N] regression, else NULL */
     int teacher_classes; /* C of /teacher_logits, 0 when absent */
     float *teacher_logits; /* [N, C] or NULL */
+    TeacherCacheId teacher_cache; /* who computed /teacher_logits (its attributes); .known false
+                                   * when absent or the attributes are missing */
 } Dataset;
 
 /* Opens and checks a prepared file; load_tokens false reads everything but ids/types (for info). */
 Status dataset_open(Dataset **out, const char *path, bool load_tokens);
 void dataset_free(Dataset *ds);
+
+/* Adds (or replaces) /teacher_logits [rows, classes] (f32, row i = the file's row i) with the
+ * attributes of *id, atomically (io/atomic.h): the file is copied beside itself, the dataset
+ * written into the copy, and the copy renamed over the file. On any failure the file is unchanged.
+ * The file must be a prepared file with `rows` rows. */
+Status dataset_write_teacher_logits(const char *path, const float *logits, int64_t rows, int classes,
+                                    const TeacherCacheId *id);
 
 /* The /vocab strings of a prepared file: *tokens[0..*n) malloc'ed (free each and the array). */
 Status dataset_read_vocab(const char *path, char ***tokens, int *n);
