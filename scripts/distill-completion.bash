@@ -26,7 +26,7 @@ _distill() {
   cmd=""
   for ((i = 1; i < COMP_CWORD; i++)); do
     case "${COMP_WORDS[i]}" in
-      train | prepare | eval | export | predict | info | bench | help) cmd="${COMP_WORDS[i]}"; break ;;
+      train | prepare | eval | export | predict | info | bench | cache | help) cmd="${COMP_WORDS[i]}"; break ;;
       --config | --set | --resume) cmd=train; break ;;
     esac
   done
@@ -42,6 +42,8 @@ _distill() {
         _distill_files '@(h5)'
       fi
       return ;;
+    --precision) mapfile -t COMPREPLY < <(compgen -W "fp32 bf16" -- "$cur"); return ;;
+    --teacher) _distill_files; return ;;
     --pooling) mapfile -t COMPREPLY < <(compgen -W "cls mean" -- "$cur"); return ;;
     --device) mapfile -t COMPREPLY < <(compgen -W "cpu cuda auto cuda:0" -- "$cur"); return ;;
     --format) mapfile -t COMPREPLY < <(compgen -W "tsv csv jsonl" -- "$cur"); return ;;
@@ -55,7 +57,7 @@ _distill() {
 
   local opts
   case "$cmd" in
-    "") opts="train prepare eval export predict info bench help --config --set --resume --version --help" ;;
+    "") opts="train prepare eval export predict info bench cache help --config --set --resume --version --help" ;;
     train) opts="--config --set --resume --help" ;;
     prepare) opts="--vocab --input --output --max-seq --format --text --text-pair --label --no-label --labels --regression --no-lower-case --skip-bad-rows --help" ;;
     eval) opts="--model --random --data --max-seq --allow-vocab-mismatch --batch-size --latency-rows --no-latency --threads --device --json --help" ;;
@@ -65,7 +67,8 @@ _distill() {
       if [[ "$cur" != -* ]]; then _distill_files; return; fi
       opts="--tensors --help" ;;
     bench) opts="--config --set --steps --seq --from-data --json --help" ;;
-    help) opts="train prepare eval export predict info bench" ;;
+    cache) opts="--teacher --data --batch-size --precision --threads --device --help" ;;
+    help) opts="train prepare eval export predict info bench cache" ;;
   esac
   mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
 }

@@ -453,7 +453,7 @@ static void case_predict(void) {
 static const char *g_src; /* the source tree (DISTILL_SOURCE_DIR), for the configs and demo.sh */
 
 /* Every command's help: `distill help CMD` and `distill CMD --help` print the same text. */
-static const char *const COMMANDS[] = {"train", "prepare", "eval", "export", "predict", "info", NULL};
+static const char *const COMMANDS[] = {"train", "prepare", "eval", "export", "predict", "info", "cache", NULL};
 
 static char *help_of(const char *cmd) {
     Run r = run("help", cmd, NULL);
@@ -553,7 +553,7 @@ static void case_config_value(void) {
  * and so do the forms that were missing before (export --model, eval --random). */
 static void case_usage_flags(void) {
     Run top = run("--help", NULL);
-    const char *cmds[] = {"train", "prepare", "eval", "export", "predict", "info", "bench", NULL};
+    const char *cmds[] = {"train", "prepare", "eval", "export", "predict", "info", "bench", "cache", NULL};
     for (int i = 0; cmds[i]; i++) {
         char *h;
         if (!strcmp(cmds[i], "bench")) {
@@ -591,6 +591,7 @@ static void case_help_examples(void) {
     static const char *const made[][2] = {
         /* example input path, what in scripts/demo.sh or configs/ makes it */
         {"runs/demo/data/sst2/test.h5", "--output \"$RUNS/data/sst2/$split.h5\""},
+        {"runs/demo/data/sst2/train.h5", "--output \"$RUNS/data/sst2/$split.h5\""},
         {"runs/demo/teacher/best", "run.dir=$RUNS/teacher"},
         {"runs/demo/tiny/best", "run.dir=$RUNS/tiny"},
         {"runs/demo/tiny/ckpt-400.h5", "max_steps: 400"},

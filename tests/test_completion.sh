@@ -23,10 +23,10 @@ expect() { # WANT WORDS...: WANT is among the completions
     fail=1
   fi
 }
-for c in train prepare eval export predict info bench help; do expect "$c" distill ""; done
+for c in train prepare eval export predict info bench cache help; do expect "$c" distill ""; done
 expect --version distill --
 expect --config distill --c
-for cmd in train prepare eval export predict info bench; do
+for cmd in train prepare eval export predict info bench cache; do
   # every option defined in the command's help ("  --opt ...")
   for opt in $("$distill" help "$cmd" | sed -n 's/^  \(--[a-z0-9-]*\).*/\1/p' | sort -u); do
     expect "$opt" distill "$cmd" --
@@ -36,6 +36,7 @@ expect embedding distill predict --model m --output e
 expect mean distill predict --pooling m
 expect auto distill --config x.yaml --resume a
 expect jsonl distill prepare --format j
+expect bf16 distill cache --precision b
 expect cuda distill eval --device c
 expect --max-seq distill eval --model m --max
 [[ $fail == 0 ]] && echo "test_completion: all checks passed"

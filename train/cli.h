@@ -15,6 +15,7 @@ int cmd_eval(int argc, char **argv);    /* distill eval ... */
 int cmd_export(int argc, char **argv);  /* distill export ... */
 int cmd_predict(int argc, char **argv); /* distill predict ... */
 int cmd_bench(int argc, char **argv);   /* distill bench ... */
+int cmd_cache(int argc, char **argv);   /* distill cache --teacher PATH --data FILE.h5 ... */
 
 /* Help texts (help.c). Each help_X writes the full help of one command to f and returns rc, so
  * a caller can `return help_X(stderr, 2);` after a usage error or `help_X(stdout, 0)` for --help.
@@ -26,6 +27,7 @@ int help_eval(FILE *f, int rc);
 int help_export(FILE *f, int rc);
 int help_predict(FILE *f, int rc);
 int help_info(FILE *f, int rc);
+int help_cache(FILE *f, int rc);
 /* `distill help [NAME]`: the help of NAME (NULL: the top-level usage) on f; 0, or 2 after an
  * error naming an unknown command. */
 int help_command(const char *name, FILE *f);

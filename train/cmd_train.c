@@ -110,6 +110,9 @@ static void print_run(Run *r) {
            CONFIG_PRECISION_NAMES[cfg->student.precision], backend_gemm_library(t->device));
     printf("# distill: resolved config (%s)\n%s", cfg->source, r->config_yaml);
     if (t->teacher) print_model("teacher", t->teacher);
+    if (trainer_uses_cache(t))
+        printf("teacher: logits from the cache in %s (teacher sha256 %.16s...): the teacher is not run\n",
+               cfg->data.train, t->train->teacher_cache.teacher_sha256);
     print_model("student", t->student);
     char b[32];
     if (t->stores[1]) printf("projections: %s parameters\n", fmt_count(params_count(t->stores[1], ""), b, sizeof b));
@@ -156,6 +159,7 @@ static Status final_model_and_test(Run *r) {
     if (r->rank0) {
         printf("final model: %s\n", dir);
         if (t->best_step >= 0) printf("best model: %s (step %lld, dev %.4f)\n", bdir, (long long)t->best_step, t->best_metric);
+        if (t->teacher) printf("teacher forwards: %lld (this process)\n", (long long)t->teacher_forwards);
     }
     if (!t->test) return DISTILL_OK;
     /* the test split is scored with the best model when one was kept (every rank reads it) */

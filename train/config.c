@@ -21,6 +21,7 @@
 const char *const CONFIG_TASK_NAMES[] = {"distill", "finetune", NULL};
 const char *const CONFIG_DEVICE_NAMES[] = {"cpu", "cuda", "auto", NULL};
 const char *const CONFIG_PRECISION_NAMES[] = {"fp32", "bf16", NULL};
+const char *const CONFIG_CACHE_NAMES[] = {"auto", "off", "required", NULL};
 const char *const CONFIG_SCHEDULE_NAMES[] = {"linear", "cosine", "constant", NULL};
 const char *const CONFIG_METRIC_NAMES[] = {"accuracy", "f1", "mcc", "pearson", "spearman", "loss", NULL};
 
@@ -30,7 +31,7 @@ static const char *const TOP_KEYS[] = {"task", "run", "device", "precision", "th
 static const char *const RUN_KEYS[] = {"name", "dir", "seed", "overwrite", NULL};
 static const char *const TEACHER_KEYS[] = {"path", "init", "layers", "hidden", "heads", "intermediate",
                                            "max_position", "vocab_size", "type_vocab_size", "num_labels",
-                                           "layer_norm_eps", "initializer_range", "precision", NULL};
+                                           "layer_norm_eps", "initializer_range", "precision", "cache", NULL};
 static const char *const STUDENT_KEYS[] = {"init", "layers", "hidden", "heads", "intermediate", "max_position",
                                            "vocab_size", "type_vocab_size", "num_labels", "dropout",
                                            "attention_dropout", "layer_norm_eps", "initializer_range", "precision", NULL};
@@ -487,6 +488,7 @@ static Status rd_model(Rd *r, const YNode *node, const char *sec, bool teacher) 
         rd_num(r, node, sec, "initializer_range", 0, true, INFINITY, false, true, &m->initializer_range))
         return DISTILL_ERR;
     RD_ENUM(r, node, sec, "precision", CONFIG_PRECISION_NAMES, m->precision);
+    if (teacher) RD_ENUM(r, node, sec, "cache", CONFIG_CACHE_NAMES, m->cache);
     if (!teacher && (rd_num(r, node, sec, "dropout", 0, false, 1, true, true, &m->dropout) ||
                      rd_num(r, node, sec, "attention_dropout", 0, false, 1, true, true, &m->attention_dropout)))
         return DISTILL_ERR;

@@ -46,6 +46,11 @@
 typedef enum { CONFIG_TASK_DISTILL = 0, CONFIG_TASK_FINETUNE } ConfigTask;
 typedef enum { CONFIG_DEVICE_CPU = 0, CONFIG_DEVICE_CUDA, CONFIG_DEVICE_AUTO } ConfigDevice;
 typedef enum { CONFIG_PRECISION_FP32 = 0, CONFIG_PRECISION_BF16 } ConfigPrecision;
+/* teacher.cache: whether a run takes the teacher's logits from the train file's /teacher_logits
+ * (written by `distill cache`) instead of running the teacher. AUTO: when every loss needs only
+ * the logits and the file has a cache (a cache of another teacher, vocabulary, max_seq or
+ * precision is an error); OFF: always the live teacher; REQUIRED: the cache, or an error. */
+typedef enum { CONFIG_CACHE_AUTO = 0, CONFIG_CACHE_OFF, CONFIG_CACHE_REQUIRED } ConfigTeacherCache;
 
 /* How a model's weights start. NONE only for an absent teacher (task finetune). */
 typedef enum {
@@ -81,6 +86,7 @@ typedef struct ConfigModel {
     /* ConfigPrecision of this model's GEMMs; after loading never CONFIG_AUTO: an absent key takes
      * the top-level `precision` (teacher.precision / student.precision override it). */
     int precision;
+    int cache;              /* teacher only: ConfigTeacherCache (default AUTO) */
 } ConfigModel;
 
 typedef struct ConfigRun {

@@ -77,6 +77,7 @@ const char *yclosest(const char *word, const char *const *cands);
 extern const char *const CONFIG_TASK_NAMES[];
 extern const char *const CONFIG_DEVICE_NAMES[];
 extern const char *const CONFIG_PRECISION_NAMES[];
+extern const char *const CONFIG_CACHE_NAMES[];  /* teacher.cache: ConfigTeacherCache */
 extern const char *const CONFIG_SCHEDULE_NAMES[];
 extern const char *const CONFIG_METRIC_NAMES[];
 

@@ -144,6 +144,7 @@ static void write_model(W *w, const char *name, const ConfigModel *m, bool teach
     kv_num(w, "layer_norm_eps", m->layer_norm_eps, true);
     kv_num(w, "initializer_range", m->initializer_range, true);
     kv_enum(w, "precision", CONFIG_PRECISION_NAMES, m->precision);
+    if (teacher) kv_enum(w, "cache", CONFIG_CACHE_NAMES, m->cache);
     map_end(w);
 }
 

@@ -52,6 +52,8 @@ int help_usage(FILE *f, int rc) {
           "                  [--format tsv|csv|jsonl] [--text COL] [--text-pair COL])\n"
           "                  [--output logits|probs|label|embedding] [--pooling cls|mean] [--normalize]\n"
           "                  [--out FILE] [--batch-size N] [--max-seq N] [--threads N] [--device D]\n"
+          "  distill cache --teacher DIR|CKPT.h5 --data FILE.h5 [--batch-size N] [--precision fp32|bf16]\n"
+          "                [--threads N] [--device cpu|cuda|auto]\n"
           "  distill info PATH [--tensors]\n"
           "  distill bench --config FILE [--set KEY=VALUE ...] [--steps N] [--seq S] [--from-data] [--json]\n"
           "  distill help [COMMAND]\n"
@@ -122,6 +124,29 @@ int help_prepare(FILE *f, int rc) {
           "  distill prepare --vocab ../shared/data/vocab/bert-base-uncased-vocab.txt \\\n"
           "                  --input ../shared/data/sst2/test.tsv --output runs/demo/data/sst2/test.h5 \\\n"
           "                  --max-seq 128 --labels 0,1\n",
+          f);
+    return rc;
+}
+
+int help_cache(FILE *f, int rc) {
+    fputs("usage: distill cache --teacher DIR|CKPT.h5 --data FILE.h5 [options]\n"
+          "\n"
+          "Runs the teacher once over every row of a prepared file and stores its logits in the file\n"
+          "(/teacher_logits, with the teacher's SHA-256, the precision, the vocabulary hash and max_seq).\n"
+          "A distillation run on that file whose losses need only the teacher's logits (logits_kd,\n"
+          "logits_ce, with hard_ce) then takes them from the file and never runs the teacher; a cache\n"
+          "of another teacher, vocabulary, max_seq or precision is refused (see teacher.cache in\n"
+          "configs/README.md). The file is replaced atomically; caching again replaces the cache.\n"
+          "\n"
+          "  --teacher PATH        the run's teacher: a Hugging Face folder or a training checkpoint\n"
+          "  --data FILE.h5        a prepared file (distill prepare), usually data.train\n"
+          "  --batch-size N        rows per teacher forward (default 32)\n"
+          "  --precision P         fp32 (default) or bf16: must be the run's teacher.precision\n"
+          "  --threads N           CPU threads (default: all cores)\n"
+          "  --device D            cpu (default), cuda or auto\n"
+          "\n"
+          "Example (after scripts/demo.sh):\n"
+          "  distill cache --teacher runs/demo/teacher/best --data runs/demo/data/sst2/train.h5\n",
           f);
     return rc;
 }
@@ -278,6 +303,7 @@ int help_command(const char *name, FILE *f) {
         int (*fn)(FILE *, int);
     } texts[] = {{"train", help_train},     {"prepare", help_prepare}, {"eval", help_eval},
                  {"export", help_export},   {"predict", help_predict}, {"info", help_info},
+                 {"cache", help_cache},
                  {"help", help_usage},      {NULL, NULL}};
     if (!name) return help_usage(f, 0);
     for (int i = 0; texts[i].name; i++)
@@ -287,7 +313,7 @@ int help_command(const char *name, FILE *f) {
         return cmd_bench(2, argv);
     }
     fprintf(stderr, "distill: error: help: unknown command '%s' (commands: train, prepare, eval, "
-                    "export, predict, info, bench)\n", name);
+                    "export, predict, info, bench, cache)\n", name);
     return 2;
 }
 

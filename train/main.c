@@ -21,6 +21,7 @@ static const Command commands[] = {
     {"export", cmd_export},
     {"eval", cmd_eval},
     {"bench", cmd_bench},
+    {"cache", cmd_cache},
     {NULL, NULL},
 };
 

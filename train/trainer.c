@@ -14,6 +14,7 @@
 #include "../engine/ops.h"
 #include "../losses/losses.h"
 #include "config.h"
+#include "config_tree.h"
 #include "runtime.h"
 #include "setup.h"
 
@@ -185,6 +186,81 @@ static Status check_same_job(Trainer *t) {
     return comm_check_same(t->comm, fh, "data files (data.train, data.dev, data.test contents)");
 }
 
+/* True when the current loss set needs the teacher's logits and nothing else from it. */
+static bool logits_only(const Trainer *t) {
+    return loss_set_needs_teacher(t->losses) && !t->treq.no_logits && !t->treq.hidden && !t->treq.scores &&
+           !t->treq.probs;
+}
+
+bool trainer_uses_cache(const Trainer *t) { return t->teacher_cached && logits_only(t); }
+
+/* teacher.cache (configs/README.md): sets t->teacher_cached when the train file has a teacher-logit
+ * cache made by this run's teacher for this file (vocabulary, max_seq), at the teacher's precision,
+ * with its classifier's width. Checked whenever the run has a teacher and the file a cache (unless
+ * teacher.cache is off), whatever the losses, so no stage can use an unchecked cache: a mismatch
+ * is an error. The steps then use it whenever their losses need only the logits
+ * (trainer_uses_cache). Every rank reads the same file (check_same_job) and decides alike. */
+static Status use_teacher_cache(Trainer *t) {
+    const Config *cfg = &t->cfg;
+    const Dataset *ds = t->train;
+    const int mode = cfg->teacher.cache;
+    if (!t->teacher || !ds || mode == CONFIG_CACHE_OFF) return DISTILL_OK;
+    const char *key = config_where(cfg, "teacher.cache");
+    const bool required = mode == CONFIG_CACHE_REQUIRED;
+    const char *fix = required ? "set teacher.cache: off to run the teacher" : "set teacher.cache: off to run the "
+                                                                              "teacher and ignore the cache";
+    const char *tp = cfg->teacher.path ? cfg->teacher.path : "(init: random)";
+    if (!ds->teacher_logits) {
+        if (!required) return DISTILL_OK;
+        distill_set_error("%s: teacher.cache: required, but %s has no teacher-logit cache (/teacher_logits); make "
+                          "it with `distill cache --teacher %s --data %s`", key, ds->path, tp, ds->path);
+        return DISTILL_ERR;
+    }
+    if (required && !logits_only(t)) {
+        distill_set_error("%s: teacher.cache: required, but the losses need the teacher's hidden states or "
+                          "attention, which the cache (logits only) does not hold", key);
+        return DISTILL_ERR;
+    }
+    const TeacherCacheId *id = &ds->teacher_cache;
+    char sha[65];
+    ckpt_model_sha256(t->teacher, sha);
+    const char *prec = CONFIG_PRECISION_NAMES[cfg->teacher.precision];
+    int run_seq = cfg->data.max_seq ? cfg->data.max_seq : ds->max_seq;
+    const char *made = id->teacher_path && id->teacher_path[0] ? id->teacher_path : "(path not recorded)";
+    if (!id->known)
+        distill_set_error("%s: %s's /teacher_logits has no teacher identity (it was not made by `distill cache`), so "
+                          "it cannot be checked against the run's teacher; remake it with `distill cache`, or %s",
+                          key, ds->path, fix);
+    else if (strcmp(id->teacher_sha256, sha))
+        distill_set_error("%s: the teacher-logit cache in %s was made by another teacher: %s (sha256 %.16s...), the "
+                          "run's teacher is %s (sha256 %.16s...); remake it with `distill cache --teacher %s --data %s`, "
+                          "or %s", key, ds->path, made, id->teacher_sha256, tp, sha, tp, ds->path, fix);
+    else if (strcmp(id->vocab_sha256, ds->vocab_sha256))
+        distill_set_error("%s: the teacher-logit cache in %s was made for another vocabulary: sha256 %.16s..., the "
+                          "file's vocabulary is sha256 %.16s...; remake it with `distill cache`, or %s", key, ds->path,
+                          id->vocab_sha256, ds->vocab_sha256, fix);
+    else if (id->max_seq != run_seq)
+        distill_set_error("%s: the teacher-logit cache in %s was made for max_seq %d, the run's max_seq is %d (%s); "
+                          "remake it with `distill cache`, or %s", key, ds->path, id->max_seq, run_seq,
+                          cfg->data.max_seq ? "data.max_seq" : "the file's", fix);
+    else if (strcmp(id->precision, prec))
+        distill_set_error("%s: the teacher-logit cache in %s was computed at %s precision, the run's "
+                          "teacher.precision is %s; remake it with `distill cache --precision %s`, or %s", key,
+                          ds->path, id->precision, prec, prec, fix);
+    else if (ds->teacher_classes != t->teacher->cfg.num_labels)
+        distill_set_error("%s: the teacher-logit cache in %s holds %d logits per row, the run's teacher has %d "
+                          "outputs; remake it with `distill cache`, or %s", key, ds->path, ds->teacher_classes,
+                          t->teacher->cfg.num_labels, fix);
+    else {
+        t->teacher_cached = true;
+        if (!logits_only(t) && loss_set_needs_teacher(t->losses) && t->comm->rank == 0)
+            fprintf(stderr, "distill: note: %s has a teacher-logit cache, but the losses need the teacher's hidden "
+                            "states or attention: the teacher runs\n", ds->path);
+        return DISTILL_OK;
+    }
+    return DISTILL_ERR;
+}
+
 void trainer_free(Trainer *t) {
     if (!t) return;
     loader_free(t->loader);
@@ -312,6 +388,7 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
         t->opt[i] = adamw_new(t->stores[i], (float)cfg->optimizer.beta1, (float)cfg->optimizer.beta2,
                               (float)cfg->optimizer.eps, (float)cfg->optimizer.weight_decay);
     loss_set_request(t->losses, &t->sreq, &t->treq);
+    if (with_data && use_teacher_cache(t) != DISTILL_OK) goto fail;
     t->n_terms = loss_set_size(t->losses);
     t->term_names = xcalloc((size_t)t->n_terms, sizeof *t->term_names);
     for (int i = 0; i < t->n_terms; i++) t->term_names[i] = loss_set_spec(t->losses, i)->name;
@@ -389,7 +466,12 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     batch_to_input(c, b, &in);
     BertOutput to, so;
     memset(&to, 0, sizeof to);
-    if (t->teacher && loss_set_needs_teacher(t->losses)) {
+    if (trainer_uses_cache(t)) {
+        /* the cached logits of the batch's rows (use_teacher_cache checked who made them) */
+        int s2[2] = {b->rows, b->teacher_classes};
+        to.logits = ctx_from_host(c, DT_F32, 2, s2, b->teacher_logits);
+    } else if (t->teacher && loss_set_needs_teacher(t->losses)) {
+        t->teacher_forwards++;
         double t0 = now_seconds();
         ctx_set_record(c, false);
         c->training = false;

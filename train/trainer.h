@@ -57,6 +57,11 @@ typedef struct Trainer {
     char **vocab;         /* the train file's vocabulary (n_vocab), or NULL */
     int n_vocab;
     Bert *teacher, *student;
+    bool teacher_cached;  /* the train file has a teacher-logit cache (/teacher_logits, `distill
+                           * cache`) of this teacher, checked, and teacher.cache allows it: steps
+                           * whose losses need only the logits take them from it and do not run
+                           * the teacher (trainer_uses_cache) */
+    int64_t teacher_forwards; /* teacher forwards run by this process's steps (not by evaluation) */
     struct LossSet *losses;
     ParamStore *stores[2]; /* student params, projections (or NULL) */
     int n_stores;
@@ -93,6 +98,9 @@ typedef struct Trainer {
  * BERT vocabulary (30522) and 2 labels (what `bench` needs). */
 Status trainer_new(Config *cfg, Comm *comm, bool with_data, Trainer **out);
 void trainer_free(Trainer *t);
+/* True when the steps (of the current loss set) take the teacher's logits from the train file's
+ * cache instead of running the teacher. */
+bool trainer_uses_cache(const Trainer *t);
 
 /* One optimizer step on n micro-batches (this rank's shares, as the loader makes them). Collective:
  * every rank must call it with the same n. A non-finite loss on any rank, or a non-finite gradient
