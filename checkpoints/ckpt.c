@@ -202,6 +202,10 @@ static Status write_state(Writer *w, const TrainCheckpoint *ck) {
     st |= h5a_put_i64(p, f, "best_step", ck->best_step);
     st |= h5a_put_i64(p, f, "metrics_offset", ck->metrics_offset);
     st |= h5a_put_i64(p, f, "bad_steps", ck->bad_steps);
+    if (ck->stage) { /* staged runs past their first stage; absent = stage 0, stage_step = step */
+        st |= h5a_put_i64(p, f, "stage", ck->stage);
+        st |= h5a_put_i64(p, f, "stage_step", ck->stage_step);
+    }
     st |= h5a_put_i64(p, f, "do_lower_case", ck->do_lower_case);
     if (st == DISTILL_OK && ck->n_label_names > 0)
         st = h5a_put_strs(p, f, "label_names", (const char *const *)ck->label_names,
@@ -581,6 +585,18 @@ static Status load_state(Reader *r, TrainCheckpoint *out) {
     out->do_lower_case = lower != 0;
     out->bad_steps = 0; /* absent in checkpoints written before train.max_bad_steps existed */
     if (h5a_has(f, "bad_steps") && h5a_get_i64(p, f, "/", "bad_steps", &out->bad_steps)) return DISTILL_ERR;
+    /* absent in checkpoints written before `stages:` existed: stage 0, its step is the step */
+    out->stage = 0;
+    out->stage_step = out->step;
+    if (h5a_has(f, "stage") && h5a_get_i64(p, f, "/", "stage", &out->stage)) return DISTILL_ERR;
+    if (h5a_has(f, "stage_step") && h5a_get_i64(p, f, "/", "stage_step", &out->stage_step)) return DISTILL_ERR;
+    if (out->stage < 0 || out->stage_step < 0 || out->stage_step > out->step ||
+        (out->stage == 0 && out->stage_step != out->step)) {
+        distill_set_error("%s: stage %lld, stage_step %lld: expected a stage >= 0 and 0 <= stage_step <= step (%lld), "
+                          "stage_step = step in stage 0",
+                          r->path, (long long)out->stage, (long long)out->stage_step, (long long)out->step);
+        return DISTILL_ERR;
+    }
     if (h5a_has(f, "label_names") &&
         h5a_get_strs(p, f, "/", "label_names", &out->label_names, &out->n_label_names))
         return DISTILL_ERR;

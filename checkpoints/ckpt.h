@@ -6,8 +6,10 @@
  *
  *   /                          attributes: format = "distill-checkpoint", format_version = 1,
  *                              step, epoch, batch_cursor, samples_seen, optimizer_steps,
- *                              best_step, metrics_offset, bad_steps (int64; bad_steps absent in
- *                              files older than it, read as 0); rng_seed, rng_counter,
+ *                              best_step, metrics_offset, bad_steps, stage, stage_step (int64;
+ *                              bad_steps absent in files older than it, read as 0; stage and
+ *                              stage_step written only when stage > 0, absent read as 0 and
+ *                              step); rng_seed, rng_counter,
  *                              data_seed (uint64); best_metric (float64); do_lower_case (uint8);
  *                              label_names (string [n], absent when n = 0);
  *                              student_sha256, sha256 (hex strings); complete = 1 (written last)
@@ -75,6 +77,8 @@ typedef struct TrainCheckpoint {
     int64_t metrics_offset;   /* bytes of metrics.jsonl written at this step: a resumed run
                                  truncates the log to this length */
     int64_t bad_steps;        /* consecutive skipped (non-finite) steps just before this one */
+    int64_t stage;            /* the config's stage (0-based; 0 without stages:) this state is in */
+    int64_t stage_step;       /* optimizer steps taken in that stage (= step in single-stage runs) */
 
     /* ---- text (owned strings) ---- */
     char *config_yaml;        /* the resolved config, or NULL */

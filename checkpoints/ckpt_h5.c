@@ -294,6 +294,11 @@ void ckpt_hash_full(const TrainCheckpoint *ck, const uint8_t student[SHA256_LEN]
     sha_field_i64(&h, "metrics_offset", ck->metrics_offset);
     /* hashed only when set, so checkpoints from before the field still verify */
     if (ck->bad_steps) sha_field_i64(&h, "bad_steps", ck->bad_steps);
+    /* staged runs only (stages: in the config): single-stage files hash as before */
+    if (ck->stage) { /* in stage 0, stage_step == step (checked on load) */
+        sha_field_i64(&h, "stage", ck->stage);
+        sha_field_i64(&h, "stage_step", ck->stage_step);
+    }
     sha_field_str(&h, "config_yaml", ck->config_yaml);
     sha_end(&h, out);
 }

@@ -105,7 +105,7 @@ endforeach()
 
 set(DISTILL_CONFIG_CASES
   defaults design_example overrides roundtrip_design roundtrip_full roundtrip_finetune
-  where temperature missing_config_file config_is_directory no_file_defaults loss_table_keys tf32
+  where temperature stages missing_config_file config_is_directory no_file_defaults loss_table_keys tf32
   models_ok
   models_teacher_vocab models_data_vocab models_type_vocab models_max_seq_over_file
   models_seq_over_student models_seq_over_teacher models_attention_heads models_projection_none
@@ -119,6 +119,11 @@ add_test(NAME config_readme_example COMMAND test_config readme_example ${CMAKE_S
 set_tests_properties(config_readme_example PROPERTIES LABELS unit TIMEOUT 20)
 add_test(NAME config_readme_losses COMMAND test_config readme_losses ${CMAKE_SOURCE_DIR}/configs/README.md)
 set_tests_properties(config_readme_losses PROPERTIES LABELS unit TIMEOUT 20)
+# every shipped config parses, and its resolved dump parses to the same dump
+foreach(shipped finetune-teacher tiny tinybert-2stage)
+  add_test(NAME config_shipped_${shipped} COMMAND test_config shipped ${CMAKE_SOURCE_DIR}/configs/${shipped}.yaml)
+  set_tests_properties(config_shipped_${shipped} PROPERTIES LABELS unit TIMEOUT 20)
+endforeach()
 foreach(case ${DISTILL_CONFIG_CASES})
   add_test(NAME config_${case} COMMAND test_config ${case})
   set_tests_properties(config_${case} PROPERTIES LABELS unit TIMEOUT 20)

@@ -922,8 +922,77 @@ static void case_readme_example(const char *readme_path) {
     config_free(&c);
 }
 
+/* stages: inheritance of the optimizer and length from the top level, a stage's own keys over
+ * them (warmup_steps replacing an inherited warmup_ratio, epochs replacing inherited max_steps),
+ * default names, the resolved dump round trip; and a shipped staged config (configs/, by path). */
+static void case_stages(void) {
+    sandbox_touch("t.h5", "");
+    const char *yaml =
+        "teacher: {init: random, layers: 4, hidden: 64, heads: 4, intermediate: 128, num_labels: 2}\n"
+        "student: {init: random, layers: 2, hidden: 32, heads: 4, intermediate: 64, num_labels: 2}\n"
+        "data: {train: t.h5}\n"
+        "optimizer: {lr: 1.0e-4, warmup_ratio: 0.1, schedule: cosine}\n"
+        "train: {max_steps: 50}\n"
+        "stages:\n"
+        "  - losses: [{type: hidden_mse, layers: uniform}, {type: attention_mse, layers: uniform}]\n"
+        "  - name: pred\n"
+        "    losses: [{type: logits_kd, temperature: 1.0}]\n"
+        "    train: {epochs: 2}\n"
+        "    optimizer: {lr: 3.0e-5, warmup_steps: 7}\n";
+    Config c;
+    if (load_text(yaml, 0, NULL, &c)) { failures++; return; }
+    CHECK(c.n_stages == 2 && c.n_losses == 0 && c.losses == NULL && config_stage_count(&c) == 2);
+    const ConfigStage *a = &c.stages[0], *b = &c.stages[1];
+    CHECK_STR(a->name, "stage1");
+    CHECK_STR(b->name, "pred");
+    CHECK(a->n_losses == 2 && a->losses[0].type == LOSS_HIDDEN_MSE && b->n_losses == 1 && b->losses[0].type == LOSS_LOGITS_KD);
+    CHECK(a->optimizer.lr == 1e-4 && a->optimizer.warmup_ratio == 0.1 && a->optimizer.schedule == CONFIG_SCHEDULE_COSINE);
+    CHECK(a->max_steps == 50);
+    CHECK(b->optimizer.lr == 3e-5 && b->optimizer.warmup_steps == 7 && b->optimizer.warmup_ratio == 0 &&
+          b->optimizer.schedule == CONFIG_SCHEDULE_COSINE);
+    CHECK(b->max_steps == 0 && b->epochs == 2);
+    char *first = dump(&c, "resolved.yaml");
+    CHECK(strstr(first, "stages:") != NULL && strstr(first, "\nlosses:") == NULL);
+    free(first);
+    check_round_trip(&c);
+    config_free(&c);
+    /* a single-stage config is one implicit stage and its dump has no stages: key */
+    const char *plain = "teacher: {init: random}\ndata: {train: t.h5}\ntrain: {max_steps: 9}\n";
+    if (load_text(plain, 0, NULL, &c)) { failures++; return; }
+    ConfigStage tmp;
+    const ConfigStage *only = config_stage(&c, 0, &tmp);
+    CHECK(c.n_stages == 0 && config_stage_count(&c) == 1 && only->n_losses == 1 && only->max_steps == 9);
+    first = dump(&c, "plain.yaml");
+    CHECK(strstr(first, "stages") == NULL);
+    free(first);
+    config_free(&c);
+}
+
+static void case_shipped(const char *path) {
+    Config c, back;
+    if (config_parse(path, 0, NULL, &c)) {
+        fprintf(stderr, "FAIL: %s does not parse: %s\n", path, distill_error());
+        failures++;
+        return;
+    }
+    char *first = dump(&c, "resolved.yaml");
+    if (config_parse("resolved.yaml", 0, NULL, &back)) {
+        fprintf(stderr, "FAIL: the dump of %s does not parse: %s\n", path, distill_error());
+        failures++;
+    } else {
+        char *second = dump(&back, "resolved2.yaml");
+        const char *x = strstr(first, "\ntask:"), *y = strstr(second, "\ntask:");
+        CHECK(x && y && !strcmp(x, y));
+        free(second);
+        config_free(&back);
+    }
+    free(first);
+    config_free(&c);
+}
+
 int main(int argc, char **argv) {
-    bool readme_case = argc >= 2 && (!strcmp(argv[1], "readme_example") || !strcmp(argv[1], "readme_losses"));
+    bool readme_case = argc >= 2 && (!strcmp(argv[1], "readme_example") || !strcmp(argv[1], "readme_losses") ||
+                                     !strcmp(argv[1], "shipped"));
     if (argc < 2 || argc != (readme_case ? 3 : 2)) {
         fprintf(stderr, "usage: test_config CASE | test_config readme_example|readme_losses configs/README.md\n");
         return 2;
@@ -948,6 +1017,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(name, "readme_example")) case_readme_example(readme);
     else if (!strcmp(name, "readme_losses")) case_readme_losses(readme);
     else if (!strcmp(name, "loss_table_keys")) case_loss_table_keys();
+    else if (!strcmp(name, "stages")) case_stages();
+    else if (!strcmp(name, "shipped")) case_shipped(readme);
     else known = case_models(name);
     sandbox_leave();
     if (!known) {

@@ -14,6 +14,12 @@ CASE:
               and best models, byte for byte, as a run that never stopped; once stopping at a
               checkpoint step and once between checkpoints (lines logged after the checkpoint must
               be dropped). tests/e2e/resume.yaml.
+  stages      a two-stage config (tests/e2e/stages.yaml: intermediate-layer losses with projections,
+              then logits_kd + hard_ce) equals the two stages run by hand as two single-stage
+              configs, the second starting from the first's final/ student: the same step records
+              and a byte-identical final model; a run stopped inside stage 2, and one stopped at
+              the stage boundary, resume (--resume auto) to the uninterrupted run's metrics.jsonl
+              and final/best models, byte for byte.
   regression  `prepare --regression` + `task: finetune` with loss mse and metric pearson: the loss
               falls and dev Pearson is far above 0. tests/e2e/regression.yaml.
   plot        scripts/plot_metrics.py draws a short run's metrics.jsonl into a non-empty PNG.
@@ -267,6 +273,79 @@ def case_resume(distill, d):
                       "%s: %s is byte-identical to run %s's" % (name, f, ref_name))
 
 
+def case_stages(distill, d):
+    toy_task.write_task(d)
+    prepare(distill, d)
+    staged = os.path.join(FIXTURES, "stages.yaml")
+    train(distill, d, "stages.yaml", "--set", "run.dir=S")
+    steps, evals = read_metrics(os.path.join(d, "S"))
+    n1, n2 = 14, 16
+    check(len(steps) == n1 + n2 and [s["step"] for s in steps] == list(range(1, n1 + n2 + 1)),
+          "the staged run logged steps 1..%d" % (n1 + n2))
+    check([s.get("stage") for s in steps] == ["intermediate"] * n1 + ["prediction"] * n2,
+          "metrics.jsonl names each step's stage")
+    check(all("hidden_mse" in s and "logits_kd" not in s for s in steps[:n1]) and
+          all("logits_kd" in s and "hidden_mse" not in s for s in steps[n1:]), "each stage logs its own loss terms")
+    check(evals and all(e["step"] > n1 for e in evals), "dev evaluations only in the last stage (%s)"
+          % [e["step"] for e in evals])
+
+    # The same two stages by hand: two single-stage configs (JSON is YAML), the second starting from
+    # the first's final/ model. A stage restarts the data order, the dropout counters, the AdamW
+    # moments and the schedule, exactly as a fresh run does, and stage 2 has no projections to
+    # carry, so the chain must match bit for bit.
+    base = {"task": "distill", "run": {"seed": 5}, "threads": 1,
+            "teacher": {"init": "random", "layers": 2, "hidden": 32, "heads": 4, "intermediate": 64,
+                        "max_position": 32},
+            "student": {"init": "random", "layers": 1, "hidden": 16, "heads": 4, "intermediate": 32,
+                        "max_position": 32, "dropout": 0.1, "attention_dropout": 0.1},
+            "data": {"train": "train.h5", "dev": "dev.h5", "batch_size": 16},
+            "train": {"grad_accum": 2, "eval_every": 5, "log_every": 1, "checkpoint_every": 6, "keep_last": 2}}
+    opt = {"lr": 2.0e-3, "weight_decay": 0.01, "warmup_steps": 2, "schedule": "cosine"}
+    h1 = json.loads(json.dumps(base))
+    h1["run"].update(name="h1", dir="H1")
+    h1["losses"] = [{"type": "hidden_mse", "layers": [[0, 0], [1, 2]], "projection": "per_pair"},
+                    {"type": "attention_mse", "layers": [[1, 2]]}]
+    h1["optimizer"] = dict(opt, lr=3.0e-3)
+    h1["train"]["max_steps"] = n1
+    h2 = json.loads(json.dumps(base))
+    h2["run"].update(name="h2", dir="H2")
+    h2["student"] = {"init": "H1/final"}
+    h2["losses"] = [{"type": "logits_kd", "temperature": {"start": 4.0, "end": 1.0, "over": 10}},
+                    {"type": "hard_ce", "weight": 0.5}]
+    h2["optimizer"] = dict(opt, warmup_steps=3, schedule="linear")
+    h2["train"]["max_steps"] = n2
+    for name, cfg in (("h1", h1), ("h2", h2)):
+        path = os.path.join(d, name + ".yaml")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        run([distill, "--config", path], d)
+    by_hand = read_metrics(os.path.join(d, "H1"))[0] + read_metrics(os.path.join(d, "H2"))[0]
+
+    def core(rec):
+        return {k: v for k, v in rec.items() if k not in ("step", "stage", "time_s", "tokens_per_s")}
+    diff = [i for i in range(len(steps)) if i >= len(by_hand) or core(steps[i]) != core(by_hand[i])]
+    check(len(by_hand) == len(steps) and not diff, "the staged run's step records = the hand-chained runs'%s"
+          % ("" if not diff else " (first difference at step %d: %s vs %s)"
+             % (diff[0] + 1, core(steps[diff[0]]), core(by_hand[diff[0]]) if diff[0] < len(by_hand) else None)))
+    check(same_file(os.path.join(d, "S", "final", "model.safetensors"), os.path.join(d, "H2", "final", "model.safetensors")),
+          "final/model.safetensors of the staged run is byte-identical to the hand-chained run's")
+
+    # Resume inside stage 2 (K = 20: from ckpt-18, stage 2's step 4) and at the boundary (K = 14: the
+    # stage-end checkpoint; the resumed run enters stage 2 itself).
+    ref = strip_timing(os.path.join(d, "S", "metrics.jsonl"))
+    for name, K, ckpt in (("R20", 20, 18), ("R14", 14, 14)):
+        train(distill, d, "stages.yaml", "--set", "run.dir=" + name, env={"DISTILL_STOP_AFTER_STEP": str(K)},
+              expect_rc=3)
+        _, _, err = train(distill, d, "stages.yaml", "--set", "run.dir=" + name, "--resume", "auto")
+        check(re.search(r"resuming from \S*ckpt-%d\.h5 at step %d" % (ckpt, ckpt), err) is not None,
+              "%s: resumed from ckpt-%d.h5" % (name, ckpt))
+        got = strip_timing(os.path.join(d, name, "metrics.jsonl"))
+        check(got == ref, "%s: metrics.jsonl (less time_s, tokens_per_s) = the uninterrupted run's" % name)
+        for f in ("final/model.safetensors", "best/model.safetensors"):
+            check(same_file(os.path.join(d, "S", f), os.path.join(d, name, f)),
+                  "%s: %s is byte-identical to the uninterrupted run's" % (name, f))
+
+
 def case_regression(distill, d):
     task = toy_task.write_task(d)
     prepare(distill, d, regression=True)
@@ -439,7 +518,7 @@ def case_bf16(distill, d):
     check(all(v["dtype"] == "F32" for k, v in header.items() if k != "__metadata__"), "the bf16 run exports fp32")
 
 
-CASES = {"bf16": case_bf16, "learn": case_learn, "teacher_layers": case_teacher_layers, "bench": case_bench, "resume": case_resume, "regression": case_regression, "plot": case_plot}
+CASES = {"bf16": case_bf16, "learn": case_learn, "teacher_layers": case_teacher_layers, "bench": case_bench, "resume": case_resume, "stages": case_stages, "regression": case_regression, "plot": case_plot}
 
 
 def main():

@@ -92,6 +92,25 @@ static void print_model(const char *role, const Bert *m) {
            m->cfg.vocab_size, m->cfg.num_labels, fmt_count(params_count(m->params, ""), b, sizeof b));
 }
 
+/* "stage 2/2 (prediction): steps 101..150, ..." on entering a stage of a staged run (rank 0). */
+static void print_stage(Run *r) {
+    Trainer *t = r->t;
+    if (t->n_stages < 2) return;
+    ConfigStage tmp;
+    const ConfigStage *st = trainer_stage(t, &tmp);
+    progress_break(&r->prog);
+    printf("stage %d/%d (%s): steps %lld..%lld, losses", t->stage + 1, t->n_stages, st->name,
+           (long long)t->stage_begin + 1, (long long)(t->stage_begin + t->stage_len[t->stage]));
+    for (int i = 0; i < t->n_terms; i++) printf("%s %s", i ? "," : "", t->term_names[i]);
+    printf("; lr %g, warmup %lld, %s schedule; fresh optimizer state", st->optimizer.lr, (long long)t->warmup_steps,
+           schedule_name((SchedKind)st->optimizer.schedule));
+    if (t->stage_carried || t->stage_fresh)
+        printf("; projections: %d tensors carried over, %d new", t->stage_carried, t->stage_fresh);
+    printf("\n");
+    r->prog.stage = st->name;
+    fflush(stdout);
+}
+
 static void print_run(Run *r) {
     Trainer *t = r->t;
     const Config *cfg = &t->cfg;
@@ -115,6 +134,7 @@ static void print_run(Run *r) {
                cfg->data.train, t->train->teacher_cache.teacher_sha256);
     print_model("student", t->student);
     char b[32];
+    ConfigStage tmp;
     if (t->stores[1]) printf("projections: %s parameters\n", fmt_count(params_count(t->stores[1], ""), b, sizeof b));
     printf("losses:\n");
     loss_set_print(t->losses, stdout);
@@ -124,7 +144,14 @@ static void print_run(Run *r) {
     if (comm->world > 1) printf(", %d rows per rank", cfg->data.batch_size / comm->world);
     printf(")%s%s; %lld optimizer steps, warmup %lld, %s schedule\n", t->dev ? ", dev " : "",
            t->dev ? cfg->data.dev : "", (long long)t->total_steps, (long long)t->warmup_steps,
-           schedule_name((SchedKind)cfg->optimizer.schedule));
+           schedule_name((SchedKind)trainer_stage(t, &tmp)->optimizer.schedule));
+    if (t->n_stages > 1) {
+        printf("stages: %d (the steps above are their sum; each stage restarts the data order, the optimizer "
+               "state and the schedule; dev evaluations in the last stage only)\n", t->n_stages);
+        for (int s = 0; s < t->n_stages; s++)
+            printf("  %d. %s: %lld steps\n", s + 1, t->cfg.stages[s].name, (long long)t->stage_len[s]);
+        print_stage(r);
+    }
     fflush(stdout);
 }
 
@@ -257,6 +284,7 @@ static Status loop(Run *r, const char *resume_path) {
     if (r->rank0 &&
         !progress_open(&r->prog, metrics_path, t->total_steps, t->step, resume_path[0] ? t->metrics_offset : 0))
         return DISTILL_ERR;
+    if (r->rank0 && t->n_stages > 1) r->prog.stage = t->cfg.stages[t->stage].name;
     double t_log = now_seconds();
     long long tokens_since = 0;
     bool stop = false;
@@ -267,6 +295,13 @@ static Status loop(Run *r, const char *resume_path) {
     long sleep_ms = sleep_env ? atol(sleep_env) : 0;
     while (t->step < t->total_steps && !stop) {
         TrainerStep s;
+        if (trainer_stage_done(t)) {
+            if (trainer_next_stage(t) != DISTILL_OK) {
+                if (r->rank0) progress_break(&r->prog);
+                return DISTILL_ERR;
+            }
+            if (r->rank0) print_stage(r);
+        }
         t->stop_request = signals_pending();
         if (r->rank0 && signals_pending()) progress_break(&r->prog);
         if (trainer_step(t, &s) != DISTILL_OK) {
@@ -290,7 +325,12 @@ static Status loop(Run *r, const char *resume_path) {
             t_log = now;
             tokens_since = 0;
         }
-        bool eval_now = t->dev && (cfg->train.eval_every > 0 ? t->step % cfg->train.eval_every == 0 : s.epoch_end);
+        /* dev evaluations, best/ and early stopping belong to the last stage (an earlier one, such as
+         * TinyBERT's intermediate-layer stage, need not train the classifier at all) */
+        bool last_stage = t->stage == t->n_stages - 1;
+        bool stage_end = !last_stage && t->step - t->stage_begin == t->stage_len[t->stage];
+        bool eval_now = t->dev && last_stage &&
+                        (cfg->train.eval_every > 0 ? t->step % cfg->train.eval_every == 0 : s.epoch_end);
         if (t->dev && last && t->best_step != t->step) eval_now = true;
         if (eval_now) {
             if (do_eval(r) != DISTILL_OK) return DISTILL_ERR;
@@ -304,7 +344,7 @@ static Status loop(Run *r, const char *resume_path) {
         }
         bool ckpt_now = cfg->train.checkpoint_every > 0 ? t->step % cfg->train.checkpoint_every == 0 : s.epoch_end;
         bool signalled = s.stop && !last && !stop; /* the last step finishes the run normally */
-        if ((ckpt_now || last || stop || signalled) && save_checkpoint(r) != DISTILL_OK) return DISTILL_ERR;
+        if ((ckpt_now || last || stop || signalled || stage_end) && save_checkpoint(r) != DISTILL_OK) return DISTILL_ERR;
         if (signalled) {
             /* Preemption: every rank saw the request in the same step's all-reduce, so all stop
              * here, after this step's evaluation (if one was due) and its checkpoint. */

@@ -27,7 +27,7 @@ const char *const CONFIG_METRIC_NAMES[] = {"accuracy", "f1", "mcc", "pearson", "
 
 /* The keys of each section, in the order config_write_yaml prints them. */
 static const char *const TOP_KEYS[] = {"task", "run", "device", "precision", "threads", "tf32", "teacher", "student",
-                                       "data", "losses", "optimizer", "train", "resume", NULL};
+                                       "data", "losses", "optimizer", "train", "stages", "resume", NULL};
 static const char *const RUN_KEYS[] = {"name", "dir", "seed", "overwrite", NULL};
 static const char *const TEACHER_KEYS[] = {"path", "init", "layers", "hidden", "heads", "intermediate",
                                            "max_position", "vocab_size", "type_vocab_size", "num_labels",
@@ -40,6 +40,8 @@ static const char *const DATA_KEYS[] = {"train", "dev", "test", "batch_size", "e
 static const char *const SCHEDULE_KEYS[] = {"start", "end", "over", NULL};
 static const char *const OPTIMIZER_KEYS[] = {"lr", "weight_decay", "beta1", "beta2", "eps", "warmup_steps",
                                              "warmup_ratio", "schedule", "max_grad_norm", NULL};
+static const char *const STAGE_KEYS[] = {"name", "losses", "train", "optimizer", NULL};
+static const char *const STAGE_TRAIN_KEYS[] = {"epochs", "max_steps", NULL};
 static const char *const TRAIN_KEYS[] = {"epochs", "max_steps", "grad_accum", "eval_every", "log_every",
                                          "checkpoint_every", "keep_last", "metric", "save_best",
                                          "early_stopping_patience", "max_bad_steps", NULL};
@@ -637,9 +639,9 @@ static bool valid_name(const char *s) {
 
 /* One entry of `losses`: the type, then exactly the keys its row of the loss table takes, over
  * the table's defaults. */
-static Status rd_loss(Rd *r, const YNode *item, int idx, LossSpec *l) {
-    char sec[32], kp[160];
-    snprintf(sec, sizeof sec, "losses[%d]", idx);
+static Status rd_loss(Rd *r, const YNode *item, const char *list, int idx, LossSpec *l) {
+    char sec[64], kp[160];
+    snprintf(sec, sizeof sec, "%s[%d]", list, idx);
     if (item->kind != YN_MAP)
         return fail_found(r, item, sec, "a loss like {type: logits_kd, weight: 1.0, temperature: 2.0}");
     loc_add(r, sec, item);
@@ -690,30 +692,30 @@ static Status rd_loss(Rd *r, const YNode *item, int idx, LossSpec *l) {
     return DISTILL_OK;
 }
 
-static Status rd_losses(Rd *r, const YNode *v) {
-    Config *c = r->cfg;
+/* The list `list` ("losses", "stages[1].losses") into *out (n entries, owned by the config). */
+static Status rd_losses(Rd *r, const YNode *v, const char *list, LossSpec **out, int *n) {
     if (yis_null(v)) return DISTILL_OK; /* defaults after the task is known */
-    loc_add(r, "losses", v);
+    loc_add(r, list, v);
     if (v->kind != YN_SEQ || v->n == 0)
-        return fail_found(r, v, "losses", "a list of losses like [{type: logits_kd, weight: 1.0}]");
-    c->losses = xcalloc((size_t)v->n, sizeof *c->losses);
+        return fail_found(r, v, list, "a list of losses like [{type: logits_kd, weight: 1.0}]");
+    *out = xcalloc((size_t)v->n, sizeof **out);
+    LossSpec *ls = *out;
     for (int i = 0; i < v->n; i++) {
-        c->n_losses = i + 1;
-        if (rd_loss(r, v->vals[i], i, &c->losses[i])) return DISTILL_ERR;
+        *n = i + 1;
+        if (rd_loss(r, v->vals[i], list, i, &ls[i])) return DISTILL_ERR;
         for (int j = 0; j < i; j++)
-            if (!strcmp(c->losses[j].name, c->losses[i].name)) {
-                char ki[64], exp[160];
-                snprintf(ki, sizeof ki, "losses[%d].name", i);
-                snprintf(exp, sizeof exp, "a name not used by losses[%d] (set name: to tell them apart in the logs)", j);
-                return yfail(&r->src, at_key(v->vals[i], "name"), ki, "expected %s, found '%s'", exp, c->losses[i].name);
+            if (!strcmp(ls[j].name, ls[i].name)) {
+                char ki[96], exp[160];
+                snprintf(ki, sizeof ki, "%s[%d].name", list, i);
+                snprintf(exp, sizeof exp, "a name not used by %s[%d] (set name: to tell them apart in the logs)", list, j);
+                return yfail(&r->src, at_key(v->vals[i], "name"), ki, "expected %s, found '%s'", exp, ls[i].name);
             }
     }
     return DISTILL_OK;
 }
 
-static Status rd_optimizer(Rd *r, const YNode *o) {
-    ConfigOptimizer *x = &r->cfg->optimizer;
-    const char *s = "optimizer";
+/* `optimizer` (sec "optimizer" or "stages[N].optimizer") over the values already in *x. */
+static Status rd_optimizer(Rd *r, const YNode *o, const char *s, ConfigOptimizer *x) {
     if (need_map(r, o, s, OPTIMIZER_KEYS) || check_keys(r, o, s, OPTIMIZER_KEYS)) return DISTILL_ERR;
     if (rd_num(r, o, s, "lr", 0, true, INFINITY, false, false, &x->lr) ||
         rd_num(r, o, s, "weight_decay", 0, false, INFINITY, false, false, &x->weight_decay) ||
@@ -725,8 +727,10 @@ static Status rd_optimizer(Rd *r, const YNode *o) {
         rd_num(r, o, s, "max_grad_norm", 0, false, INFINITY, false, false, &x->max_grad_norm))
         return DISTILL_ERR;
     RD_ENUM(r, o, s, "schedule", CONFIG_SCHEDULE_NAMES, x->schedule);
+    char wkey[96];
+    join(wkey, sizeof wkey, s, "warmup_ratio");
     if (x->warmup_steps > 0 && x->warmup_ratio > 0)
-        return yfail(&r->src, at_key(o, "warmup_ratio"), "optimizer.warmup_ratio", "expected 0 when "
+        return yfail(&r->src, at_key(o, "warmup_ratio"), wkey, "expected 0 when "
                      "warmup_steps is set (%lld), found %g: set one of the two",
                      (long long)x->warmup_steps, x->warmup_ratio);
     return DISTILL_OK;
@@ -752,6 +756,90 @@ static Status rd_train(Rd *r, const YNode *t, bool metric_regression) {
     if (x->epochs == 0 && x->max_steps == 0)
         return yfail(&r->src, at_key(t, "epochs"), "train.epochs", "expected at least 1 epoch (or "
                      "train.max_steps > 0), found 0");
+    return DISTILL_OK;
+}
+
+/* One entry of `stages:`: name, losses (required), train: {epochs | max_steps}, optimizer keys;
+ * what it does not set comes from the top level (already read). */
+static Status rd_stage(Rd *r, const YNode *item, int idx, ConfigStage *st) {
+    Config *c = r->cfg;
+    char sec[32], kp[160], list[48];
+    snprintf(sec, sizeof sec, "stages[%d]", idx);
+    if (item->kind != YN_MAP)
+        return fail_found(r, item, sec, "a stage like {name: intermediate, losses: [...], train: {epochs: 3}}");
+    loc_add(r, sec, item);
+    if (check_keys(r, item, sec, STAGE_KEYS)) return DISTILL_ERR;
+    char *name = NULL;
+    if (rd_str(r, item, sec, "name", "a name", &name)) return DISTILL_ERR;
+    if (name && !valid_name(name)) {
+        free(name);
+        snprintf(kp, sizeof kp, "%s.name", sec);
+        return fail_found(r, at_key(item, "name"), kp, "a name of letters, digits, '_' or '-'");
+    }
+    if (!name) {
+        char def[32];
+        snprintf(def, sizeof def, "stage%d", idx + 1);
+        name = xstrdup(def);
+    }
+    st->name = name;
+    for (int j = 0; j < idx; j++)
+        if (!strcmp(c->stages[j].name, name)) {
+            snprintf(kp, sizeof kp, "%s.name", sec);
+            return yfail(&r->src, at_key(item, "name"), kp, "expected a name not used by stages[%d], found '%s'", j,
+                         name);
+        }
+    snprintf(list, sizeof list, "%s.losses", sec);
+    const YNode *lv = value_of(r, item, sec, "losses", kp, sizeof kp);
+    if (!lv) return yfail(&r->src, at_key(item, "losses"), kp, "expected the stage's list of losses, found none");
+    if (rd_losses(r, lv, list, &st->losses, &st->n_losses)) return DISTILL_ERR;
+    /* the optimizer: the top level's, this stage's keys over it; warmup_steps and warmup_ratio
+     * replace each other (setting one here clears the other inherited one) */
+    st->optimizer = c->optimizer;
+    const YNode *ov = value_of(r, item, sec, "optimizer", kp, sizeof kp);
+    if (ov && ov->kind == YN_MAP) {
+        bool ws = !yis_null(ymap_get(ov, "warmup_steps", NULL)), wr = !yis_null(ymap_get(ov, "warmup_ratio", NULL));
+        if (ws && !wr) st->optimizer.warmup_ratio = 0;
+        if (wr && !ws) st->optimizer.warmup_steps = 0;
+    }
+    snprintf(kp, sizeof kp, "%s.optimizer", sec);
+    if (rd_optimizer(r, ov, kp, &st->optimizer)) return DISTILL_ERR;
+    /* the length: the top level's train.epochs / max_steps unless the stage sets one */
+    st->epochs = c->train.epochs;
+    st->max_steps = c->train.max_steps;
+    const YNode *tv = value_of(r, item, sec, "train", kp, sizeof kp);
+    snprintf(kp, sizeof kp, "%s.train", sec);
+    if (need_map(r, tv, kp, STAGE_TRAIN_KEYS) || check_keys(r, tv, kp, STAGE_TRAIN_KEYS)) return DISTILL_ERR;
+    if (tv) {
+        bool has_ms = !yis_null(ymap_get(tv, "max_steps", NULL)), has_ep = !yis_null(ymap_get(tv, "epochs", NULL));
+        if (has_ep && !has_ms) st->max_steps = 0; /* epochs given here: they count, not the top level's steps */
+        if (rd_int(r, tv, kp, "epochs", 0, 1000000, false, &st->epochs) ||
+            rd_int64(r, tv, kp, "max_steps", 0, INT64_MAX, false, &st->max_steps))
+            return DISTILL_ERR;
+    }
+    if (st->epochs == 0 && st->max_steps == 0) {
+        char k[64];
+        snprintf(k, sizeof k, "%s.train.epochs", sec);
+        return yfail(&r->src, tv ? at_key(tv, "epochs") : item, k, "expected at least 1 epoch (or max_steps > 0), "
+                     "found 0");
+    }
+    return DISTILL_OK;
+}
+
+static Status rd_stages(Rd *r, const YNode *root) {
+    Config *c = r->cfg;
+    char kp[160];
+    const YNode *v = value_of(r, root, "", "stages", kp, sizeof kp);
+    if (!v) return DISTILL_OK;
+    if (v->kind != YN_SEQ || v->n == 0)
+        return fail_found(r, v, "stages", "a list of stages like [{losses: [...], train: {epochs: 3}}, ...]");
+    if (!yis_null(ymap_get(root, "losses", NULL)))
+        return yfail(&r->src, at_key(root, "losses"), "losses", "expected no top-level losses with stages: (each "
+                     "stage lists its own), found a list");
+    c->stages = xcalloc((size_t)v->n, sizeof *c->stages);
+    for (int i = 0; i < v->n; i++) {
+        c->n_stages = i + 1;
+        if (rd_stage(r, v->vals[i], i, &c->stages[i])) return DISTILL_ERR;
+    }
     return DISTILL_OK;
 }
 
@@ -787,48 +875,57 @@ static Status check_combinations(Rd *r, const YNode *root) {
                      "expected random or a path without a teacher, found teacher_layers");
 
     bool any_teacher_loss = false, has_hard = false, has_mse = false;
-    double total = 0;
-    for (int i = 0; i < c->n_losses; i++) {
-        const LossSpec *l = &c->losses[i];
-        const LossTypeInfo *info = loss_type_info(l->type);
-        char key[48];
-        snprintf(key, sizeof key, "losses[%d].type", i);
-        const YNode *at = NULL;
-        const YNode *ls = ymap_get(root, "losses", NULL);
-        if (ls && ls->kind == YN_SEQ && i < ls->n) at = at_key(ls->vals[i], "type");
-        if (!at) at = root;
-        bool needs = info->needs_teacher;
-        any_teacher_loss |= needs;
-        total += l->weight;
-        char types[256];
-        if (c->task == CONFIG_TASK_FINETUNE && needs)
-            return yfail(&r->src, at, key, "expected %s for task: finetune (there is no teacher), found %s",
-                         loss_type_list(reads_labels_only, " or ", types, sizeof types), info->name);
-        bool hard = info->labels == LOSS_LABELS_CLASS, mse = info->labels == LOSS_LABELS_REGRESSION;
-        if ((hard && has_mse) || (mse && has_hard))
-            return yfail(&r->src, at, key, "expected either hard_ce (classification) or mse (regression), "
-                         "found both");
-        has_hard |= hard;
-        has_mse |= mse;
-        int nl = c->student.num_labels;
-        bool classes = info->reads == LOSS_READS_LOGITS && !mse; /* reads class logits */
-        if (classes && (nl == 0 || nl == 1))
-            return yfail(&r->src, at, key, "expected a loss for the student's %s (student.num_labels: %d), "
-                         "found %s", nl ? "regression head (mse)" : "missing classifier (no logits loss)", nl,
-                         info->name);
-        if (mse && nl != CONFIG_AUTO && nl != 1)
-            return yfail(&r->src, at, key, "expected a regression student (num_labels: 1) for %s, found "
-                         "student.num_labels: %d", info->name, nl);
+    int n_stages = config_stage_count(c);
+    const YNode *stages_at = ymap_get(root, "stages", NULL);
+    for (int s = 0; s < n_stages; s++) {
+        ConfigStage tmp;
+        const ConfigStage *stage = config_stage(c, s, &tmp);
+        const YNode *ls = c->n_stages ? ymap_get(stages_at->vals[s], "losses", NULL) : ymap_get(root, "losses", NULL);
+        const YNode *losses_at = ls ? ls : root;
+        char list[48];
+        if (c->n_stages) snprintf(list, sizeof list, "stages[%d].losses", s);
+        else snprintf(list, sizeof list, "losses");
+        double total = 0;
+        for (int i = 0; i < stage->n_losses; i++) {
+            const LossSpec *l = &stage->losses[i];
+            const LossTypeInfo *info = loss_type_info(l->type);
+            char key[80];
+            snprintf(key, sizeof key, "%s[%d].type", list, i);
+            const YNode *at = NULL;
+            if (ls && ls->kind == YN_SEQ && i < ls->n) at = at_key(ls->vals[i], "type");
+            if (!at) at = root;
+            bool needs = info->needs_teacher;
+            any_teacher_loss |= needs;
+            total += l->weight;
+            char types[256];
+            if (c->task == CONFIG_TASK_FINETUNE && needs)
+                return yfail(&r->src, at, key, "expected %s for task: finetune (there is no teacher), found %s",
+                             loss_type_list(reads_labels_only, " or ", types, sizeof types), info->name);
+            bool hard = info->labels == LOSS_LABELS_CLASS, mse = info->labels == LOSS_LABELS_REGRESSION;
+            if ((hard && has_mse) || (mse && has_hard))
+                return yfail(&r->src, at, key, "expected either hard_ce (classification) or mse (regression), "
+                             "found both");
+            has_hard |= hard;
+            has_mse |= mse;
+            int nl = c->student.num_labels;
+            bool classes = info->reads == LOSS_READS_LOGITS && !mse; /* reads class logits */
+            if (classes && (nl == 0 || nl == 1))
+                return yfail(&r->src, at, key, "expected a loss for the student's %s (student.num_labels: %d), "
+                             "found %s", nl ? "regression head (mse)" : "missing classifier (no logits loss)", nl,
+                             info->name);
+            if (mse && nl != CONFIG_AUTO && nl != 1)
+                return yfail(&r->src, at, key, "expected a regression student (num_labels: 1) for %s, found "
+                             "student.num_labels: %d", info->name, nl);
+        }
+        if (total <= 0)
+            return yfail(&r->src, losses_at, list, "expected a weight > 0 on at least one loss, found all 0");
     }
-    const YNode *losses_at = ymap_get(root, "losses", NULL);
-    if (!losses_at) losses_at = root;
     char teacher_types[256];
+    /* staged: some stage reads the teacher (a later one may fine-tune on labels alone) */
     if (c->task == CONFIG_TASK_DISTILL && !any_teacher_loss)
-        return yfail(&r->src, losses_at, "losses", "expected at least one loss that reads the teacher "
-                     "(%s) for task: distill, found only label losses",
+        return yfail(&r->src, stages_at ? stages_at : at_key(root, "losses"), c->n_stages ? "stages" : "losses",
+                     "expected at least one loss that reads the teacher (%s) for task: distill, found only label losses",
                      loss_type_list(reads_teacher, ", ", teacher_types, sizeof teacher_types));
-    if (total <= 0)
-        return yfail(&r->src, losses_at, "losses", "expected a weight > 0 on at least one loss, found all 0");
 
     const YNode *train = ymap_get(root, "train", NULL);
     if (!c->data.dev && c->train.eval_every > 0)
@@ -880,8 +977,9 @@ static Status decode(Rd *r, const YNode *root) {
     v = value_of(r, root, "", "data", kp, sizeof kp);
     if (rd_data(r, v)) return DISTILL_ERR;
     v = value_of(r, root, "", "losses", kp, sizeof kp);
-    if (rd_losses(r, v)) return DISTILL_ERR;
-    if (c->n_losses == 0) {
+    bool staged = !yis_null(ymap_get(root, "stages", NULL));
+    if (!staged && rd_losses(r, v, "losses", &c->losses, &c->n_losses)) return DISTILL_ERR;
+    if (c->n_losses == 0 && !staged) {
         c->n_losses = 1;
         c->losses = xcalloc(1, sizeof *c->losses);
         c->losses[0] = loss_default(c->task == CONFIG_TASK_FINETUNE
@@ -889,12 +987,22 @@ static Status decode(Rd *r, const YNode *root) {
                                         : LOSS_LOGITS_KD);
     }
     v = value_of(r, root, "", "optimizer", kp, sizeof kp);
-    if (rd_optimizer(r, v)) return DISTILL_ERR;
+    if (rd_optimizer(r, v, "optimizer", &c->optimizer)) return DISTILL_ERR;
+    /* the stages read the optimizer and train lengths they inherit: first the top level's */
+    const YNode *tv = value_of(r, root, "", "train", kp, sizeof kp);
+    if (need_map(r, tv, "train", TRAIN_KEYS) || check_keys(r, tv, "train", TRAIN_KEYS)) return DISTILL_ERR;
+    if (rd_int(r, tv, "train", "epochs", 0, 1000000, false, &c->train.epochs) ||
+        rd_int64(r, tv, "train", "max_steps", 0, INT64_MAX, false, &c->train.max_steps))
+        return DISTILL_ERR;
+    if (rd_stages(r, root)) return DISTILL_ERR;
     bool regression = c->student.num_labels == 1;
-    for (int i = 0; i < c->n_losses; i++)
-        regression |= loss_type_info(c->losses[i].type)->labels == LOSS_LABELS_REGRESSION;
-    v = value_of(r, root, "", "train", kp, sizeof kp);
-    if (rd_train(r, v, regression)) return DISTILL_ERR;
+    for (int s = 0; s < config_stage_count(c); s++) {
+        ConfigStage tmp;
+        const ConfigStage *st = config_stage(c, s, &tmp);
+        for (int i = 0; i < st->n_losses; i++)
+            regression |= loss_type_info(st->losses[i].type)->labels == LOSS_LABELS_REGRESSION;
+    }
+    if (rd_train(r, tv, regression)) return DISTILL_ERR;
     if (rd_resume(r, root)) return DISTILL_ERR;
     return check_combinations(r, root);
 }
@@ -920,6 +1028,18 @@ Status config_load(const char *path, int n_overrides, char **overrides, Config *
     return DISTILL_OK;
 }
 
+/* ------------------------------------------------------------------ stages */
+
+int config_stage_count(const Config *cfg) { return cfg->n_stages > 0 ? cfg->n_stages : 1; }
+
+const ConfigStage *config_stage(const Config *cfg, int s, ConfigStage *tmp) {
+    if (cfg->n_stages > 0) return &cfg->stages[s];
+    DCHECK(s == 0);
+    *tmp = (ConfigStage){.name = (char *)"", .n_losses = cfg->n_losses, .losses = cfg->losses,
+                         .optimizer = cfg->optimizer, .epochs = cfg->train.epochs, .max_steps = cfg->train.max_steps};
+    return tmp;
+}
+
 /* ------------------------------------------------------------------ small helpers */
 
 static void model_free(ConfigModel *m) {
@@ -938,6 +1058,11 @@ void config_free(Config *c) {
     free(c->data.dev);
     free(c->data.test);
     free(c->losses);
+    for (int s = 0; s < c->n_stages; s++) {
+        free(c->stages[s].name);
+        free(c->stages[s].losses);
+    }
+    free(c->stages);
     free(c->resume_path);
     if (c->locations) {
         for (int i = 0; i < c->locations->n; i++) {

@@ -139,6 +139,17 @@ typedef struct ConfigTrain {
     int max_bad_steps;      /* a non-finite loss or gradient skips the update; this many in a row stop the run */
 } ConfigTrain;
 
+/* One entry of `stages:` (configs/README.md, "Staged distillation"), fully resolved: every field
+ * holds the stage's own value or the top-level one it inherits. */
+typedef struct ConfigStage {
+    char *name;             /* default "stage<N>" (1-based); [A-Za-z0-9_-], unique */
+    int n_losses;           /* >= 1: a stage lists its own losses */
+    LossSpec *losses;       /* (n_losses) as Config.losses */
+    ConfigOptimizer optimizer; /* the top-level optimizer with this stage's keys over it */
+    int epochs;             /* used when max_steps == 0 */
+    int64_t max_steps;      /* optimizer steps of this stage; > 0 overrides epochs */
+} ConfigStage;
+
 typedef enum { CONFIG_RESUME_NONE = 0, CONFIG_RESUME_AUTO, CONFIG_RESUME_PATH } ConfigResume;
 
 typedef struct Config {
@@ -159,13 +170,29 @@ typedef struct Config {
      * temperature without a schedule; `layers: last` stays LOSS_MAP_LAST, which the set resolves
      * to (M, N) when the models are known). weight and temperatures are float, as the terms use
      * them. */
-    LossSpec *losses;
+    LossSpec *losses;       /* NULL (n_losses 0) when the config has stages: */
     ConfigOptimizer optimizer;
     ConfigTrain train;
+    /* `stages:` (0 = none: the config is one implicit stage made of losses, optimizer and
+     * train.epochs/max_steps). With stages, top-level `losses` is rejected and each stage's
+     * losses, optimizer and length are resolved here; read them through config_stage. */
+    int n_stages;
+    ConfigStage *stages;
     ConfigResume resume;
     char *resume_path;      /* resume PATH; NULL otherwise */
     struct ConfigLocations *locations; /* where each key was set, for run-time messages */
 } Config;
+
+/* How many stages the run has (1 without stages:). */
+int config_stage_count(const Config *cfg);
+/* Stage s (0-based) of the run: cfg->stages[s], or, without stages:, a view of the top-level
+ * losses, optimizer and train.epochs/max_steps in *tmp (name ""). Valid while cfg lives. */
+const ConfigStage *config_stage(const Config *cfg, int s, ConfigStage *tmp);
+
+/* Teacher k (0-based, k < n_teachers): &teacher for k 0, else more_teachers[k - 1]. */
+const ConfigModel *config_teacher(const Config *cfg, int k);
+/* "teacher" (the single form) or "teachers[K]", the key prefix of teacher k in messages. */
+const char *config_teacher_key(const Config *cfg, int k, char *buf, size_t cap);
 
 /* Parses and validates everything that needs only the YAML (see the top of this file). `path`
  * may be NULL (start from defaults); overrides are "key.sub=value" / "losses[1].weight=2"

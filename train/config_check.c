@@ -137,13 +137,14 @@ static Status check_shape(const Config *c, const char *sec, const ConfigModel *m
     return DISTILL_OK;
 }
 
-static Status check_loss(const Config *c, int i, const ConfigFacts *f) {
-    const LossSpec *l = &c->losses[i];
+/* Entry i of the loss list `list` ("losses", "stages[1].losses"). */
+static Status check_loss(const Config *c, const char *list, const LossSpec *ls, int i, const ConfigFacts *f) {
+    const LossSpec *l = &ls[i];
     const LossTypeInfo *info = loss_type_info(l->type);
     const ConfigModelFacts *S = &f->student, *T = &f->teacher;
     const char *type = info->name;
-    char key[64];
-    snprintf(key, sizeof key, "losses[%d]", i);
+    char key[96];
+    snprintf(key, sizeof key, "%s[%d]", list, i);
     bool attn = info->reads == LOSS_READS_ATTENTION;
     bool projected = info->keys & LOSS_KEY_PROJECTION;
     bool logits = info->reads == LOSS_READS_LOGITS && info->needs_teacher;
@@ -153,20 +154,20 @@ static Status check_loss(const Config *c, int i, const ConfigFacts *f) {
         return cfail(c, key, "expected a student with the teacher's %d attention heads for %s, found %d heads",
                      T->heads, type, S->heads);
     if (projected && S->hidden != T->hidden && l->projection == LOSS_PROJ_NONE) {
-        snprintf(key, sizeof key, "losses[%d].projection", i);
+        snprintf(key, sizeof key, "%s[%d].projection", list, i);
         return cfail(c, key, "expected auto, per_pair or shared for %s (student width %d, teacher width %d), found none",
                      type, S->hidden, T->hidden);
     }
     for (int j = 0; l->map == LOSS_MAP_EXPLICIT && j < l->n_pairs; j++) {
         const LossLayerPair *p = &l->pairs[j];
         int lo = attn ? 1 : 0;
-        snprintf(key, sizeof key, "losses[%d].layers[%d]", i, j);
+        snprintf(key, sizeof key, "%s[%d].layers[%d]", list, i, j);
         if (p->student > S->layers)
             return cfail(c, key, "expected a student layer in %d..%d, found %d", lo, S->layers, p->student);
         if (p->teacher > T->layers)
             return cfail(c, key, "expected a teacher layer in %d..%d, found %d", lo, T->layers, p->teacher);
     }
-    snprintf(key, sizeof key, "losses[%d]", i);
+    snprintf(key, sizeof key, "%s[%d]", list, i);
     if (logits) {
         if (T->num_labels < 2 || S->num_labels < 2)
             return cfail(c, key, "expected classifiers on teacher and student for %s, found num_labels %d (teacher) "
@@ -247,8 +248,15 @@ Status config_check_models(const Config *c, const ConfigFacts *f) {
                          T->max_position, seq);
     }
 
-    for (int i = 0; i < c->n_losses; i++)
-        if (check_loss(c, i, f)) return DISTILL_ERR;
+    for (int s = 0; s < config_stage_count(c); s++) {
+        ConfigStage tmp;
+        const ConfigStage *st = config_stage(c, s, &tmp);
+        char list[48];
+        if (c->n_stages) snprintf(list, sizeof list, "stages[%d].losses", s);
+        else snprintf(list, sizeof list, "losses");
+        for (int i = 0; i < st->n_losses; i++)
+            if (check_loss(c, list, st->losses, i, f)) return DISTILL_ERR;
+    }
 
     /* labels (task finetune always has hard_ce or mse, whose checks above need labels) */
     if (f->has_data) {

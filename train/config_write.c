@@ -165,6 +165,21 @@ static void kv_float(W *w, const char *k, float v) {
 }
 
 /* A loss entry: type, name, weight, then the keys its row of the loss table takes. */
+static void write_optimizer(W *w, const ConfigOptimizer *o) {
+    key(w, "optimizer");
+    map_begin(w, false);
+    kv_num(w, "lr", o->lr, false);
+    kv_num(w, "weight_decay", o->weight_decay, false);
+    kv_num(w, "beta1", o->beta1, false);
+    kv_num(w, "beta2", o->beta2, false);
+    kv_num(w, "eps", o->eps, false);
+    kv_int(w, "warmup_steps", o->warmup_steps, false);
+    kv_num(w, "warmup_ratio", o->warmup_ratio, false);
+    kv_enum(w, "schedule", CONFIG_SCHEDULE_NAMES, o->schedule);
+    kv_num(w, "max_grad_norm", o->max_grad_norm, false);
+    map_end(w);
+}
+
 static void write_loss(W *w, const LossSpec *l) {
     const LossTypeInfo *info = loss_type_info(l->type);
     map_begin(w, true);
@@ -251,24 +266,14 @@ Status config_write_yaml(const Config *c, FILE *f) {
     kv_int(&w, "max_seq", c->data.max_seq, false);
     map_end(&w);
 
-    key(&w, "losses");
-    seq_begin(&w, false);
-    for (int i = 0; i < c->n_losses; i++) write_loss(&w, &c->losses[i]);
-    seq_end(&w);
+    if (c->n_stages == 0) { /* with stages:, each stage prints its own */
+        key(&w, "losses");
+        seq_begin(&w, false);
+        for (int i = 0; i < c->n_losses; i++) write_loss(&w, &c->losses[i]);
+        seq_end(&w);
+    }
 
-    const ConfigOptimizer *o = &c->optimizer;
-    key(&w, "optimizer");
-    map_begin(&w, false);
-    kv_num(&w, "lr", o->lr, false);
-    kv_num(&w, "weight_decay", o->weight_decay, false);
-    kv_num(&w, "beta1", o->beta1, false);
-    kv_num(&w, "beta2", o->beta2, false);
-    kv_num(&w, "eps", o->eps, false);
-    kv_int(&w, "warmup_steps", o->warmup_steps, false);
-    kv_num(&w, "warmup_ratio", o->warmup_ratio, false);
-    kv_enum(&w, "schedule", CONFIG_SCHEDULE_NAMES, o->schedule);
-    kv_num(&w, "max_grad_norm", o->max_grad_norm, false);
-    map_end(&w);
+    write_optimizer(&w, &c->optimizer);
 
     const ConfigTrain *t = &c->train;
     key(&w, "train");
@@ -285,6 +290,29 @@ Status config_write_yaml(const Config *c, FILE *f) {
     kv_int(&w, "early_stopping_patience", t->early_stopping_patience, false);
     kv_int(&w, "max_bad_steps", t->max_bad_steps, false);
     map_end(&w);
+
+    /* stages: every one fully resolved (what it inherits written out), so the file loads alone */
+    if (c->n_stages > 0) {
+        key(&w, "stages");
+        seq_begin(&w, false);
+        for (int s = 0; s < c->n_stages; s++) {
+            const ConfigStage *st = &c->stages[s];
+            map_begin(&w, false);
+            kv_str(&w, "name", st->name);
+            key(&w, "losses");
+            seq_begin(&w, false);
+            for (int i = 0; i < st->n_losses; i++) write_loss(&w, &st->losses[i]);
+            seq_end(&w);
+            key(&w, "train");
+            map_begin(&w, false);
+            kv_int(&w, "epochs", st->epochs, false);
+            kv_int(&w, "max_steps", st->max_steps, false);
+            map_end(&w);
+            write_optimizer(&w, &st->optimizer);
+            map_end(&w);
+        }
+        seq_end(&w);
+    }
 
     kv_str(&w, "resume", c->resume == CONFIG_RESUME_AUTO ? "auto"
                          : c->resume == CONFIG_RESUME_PATH ? c->resume_path : "none");

@@ -72,6 +72,7 @@ void progress_step(Progress *p, long long step, int epoch, const char *const *na
                    int n, float loss, double lr, double grad_norm, double tokens_per_s, bool print, bool log) {
     if (log && p->jsonl) {
         fprintf(p->jsonl, "{\"step\":%lld,\"epoch\":%d,\"loss\":%.6g", step, epoch, loss);
+        if (p->stage) fprintf(p->jsonl, ",\"stage\":\"%s\"", p->stage); /* a validated name: no escaping */
         for (int i = 0; i < n; i++) fprintf(p->jsonl, ",\"%s\":%.6g", names[i], values[i]);
         fprintf(p->jsonl, ",\"lr\":%.6g,\"grad_norm\":%.6g,\"tokens_per_s\":%.1f,\"time_s\":%.3f}\n", lr,
                 grad_norm, tokens_per_s, now_seconds() - p->t_start);

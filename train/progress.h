@@ -20,6 +20,7 @@ typedef struct Progress {
     char *jsonl_path;    /* its path, for error messages */
     int jsonl_errno;     /* the first failed write's errno, 0 while all is well */
     bool line_open;      /* a bar is drawn and not yet ended by a newline */
+    const char *stage;   /* staged runs: the stage's name, written as "stage" in metrics.jsonl; NULL otherwise */
 } Progress;
 
 /* Opens (appends to) metrics_path when non-NULL. `truncate_at` >= 0 cuts the file to that many

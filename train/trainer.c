@@ -264,6 +264,7 @@ static Status use_teacher_cache(Trainer *t) {
 void trainer_free(Trainer *t) {
     if (!t) return;
     loader_free(t->loader);
+    free(t->stage_len);
     for (int i = 0; i < 2; i++) adamw_free(t->opt[i]);
     loss_set_free(t->losses);
     bert_free(t->student);
@@ -281,6 +282,98 @@ void trainer_free(Trainer *t) {
     free(t->step_rows);
     config_free(&t->cfg);
     free(t);
+}
+
+/* ------------------------------------------------------------------ stages */
+
+const ConfigStage *trainer_stage(const Trainer *t, ConfigStage *tmp) { return config_stage(&t->cfg, t->stage, tmp); }
+
+bool trainer_stage_done(const Trainer *t) {
+    return t->stage + 1 < t->n_stages && t->step - t->stage_begin >= t->stage_len[t->stage];
+}
+
+/* The current stage's warmup (its own fraction of its own length). */
+static void stage_schedule(Trainer *t) {
+    ConfigStage tmp;
+    const ConfigOptimizer *o = &trainer_stage(t, &tmp)->optimizer;
+    int64_t len = t->stage_len[t->stage];
+    t->warmup_steps = o->warmup_steps > 0 ? o->warmup_steps : (int64_t)ceil(o->warmup_ratio * (double)len);
+}
+
+/* Builds stage s's loss set, projections, optimizers and the per-step arrays sized by its terms,
+ * replacing the current ones. Projection tensors of the old set with the same name and shape
+ * carry their values over; the rest start as a fresh run starts them (the same seed). */
+static Status stage_losses(Trainer *t, int s) {
+    const Config *cfg = &t->cfg;
+    ConfigStage tmp;
+    const ConfigStage *st = config_stage(cfg, s, &tmp);
+    struct LossSet *ls = NULL;
+    if (loss_set_build(st->losses, st->n_losses, &t->student->cfg, t->teacher ? &t->teacher->cfg : NULL, t->device,
+                       cfg->run.seed ^ 0x9B0Full, &ls) != DISTILL_OK)
+        return DISTILL_ERR;
+    ParamStore *old = t->losses ? loss_set_params(t->losses) : NULL, *nw = loss_set_params(ls);
+    t->stage_carried = t->stage_fresh = 0;
+    for (int i = 0; nw && i < nw->n; i++) {
+        const Tensor *x = nw->tensors[i];
+        int j = old ? params_index(old, x->name) : -1;
+        bool same = j >= 0 && old->tensors[j]->ndim == x->ndim;
+        for (int d = 0; same && d < x->ndim; d++) same = old->tensors[j]->shape[d] == x->shape[d];
+        if (same) {
+            params_buffer_copy(nw, nw->data + nw->offsets[i], old, old->data + old->offsets[j], x->numel);
+            t->stage_carried++;
+        } else {
+            t->stage_fresh++;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        adamw_free(t->opt[i]);
+        t->opt[i] = NULL;
+    }
+    loss_set_free(t->losses);
+    t->losses = ls;
+    t->stage = s;
+    t->stores[0] = t->student->params;
+    t->stores[1] = nw;
+    t->n_stores = nw ? 2 : 1;
+    const ConfigOptimizer *o = &st->optimizer;
+    for (int i = 0; i < t->n_stores; i++)
+        t->opt[i] = adamw_new(t->stores[i], (float)o->beta1, (float)o->beta2, (float)o->eps, (float)o->weight_decay);
+    memset(&t->sreq, 0, sizeof t->sreq);
+    memset(&t->treq, 0, sizeof t->treq);
+    loss_set_request(t->losses, &t->sreq, &t->treq);
+    t->n_terms = loss_set_size(t->losses);
+    free(t->term_names);
+    free(t->last.terms);
+    free(t->step_red);
+    free(t->step_terms);
+    t->term_names = xcalloc((size_t)t->n_terms, sizeof *t->term_names);
+    for (int i = 0; i < t->n_terms; i++) t->term_names[i] = loss_set_spec(t->losses, i)->name;
+    t->last.terms = xcalloc((size_t)t->n_terms, sizeof *t->last.terms);
+    t->step_red = xcalloc((size_t)t->n_terms + RED_EXTRA, sizeof *t->step_red);
+    t->step_terms = xcalloc((size_t)t->n_terms, sizeof *t->step_terms);
+    return DISTILL_OK;
+}
+
+/* Enters stage s at the current step. */
+static Status stage_enter(Trainer *t, int s) {
+    if (stage_losses(t, s) != DISTILL_OK) return DISTILL_ERR;
+    t->stage_begin = t->step;
+    t->bad_steps = 0;
+    stage_schedule(t);
+    /* the teacher-logit cache serves a stage whose losses read only the teacher's logits */
+    t->teacher_cached = false;
+    if (t->train && use_teacher_cache(t) != DISTILL_OK) return DISTILL_ERR;
+    /* the data order as a fresh run sees it: epoch 0, batch 0 */
+    LoaderCursor zero = {0, 0};
+    return t->loader ? loader_seek(t->loader, zero) : DISTILL_OK;
+}
+
+Status trainer_next_stage(Trainer *t) {
+    if (t->stage + 1 >= t->n_stages) {
+        distill_set_error("stage %d is the last of %d", t->stage + 1, t->n_stages);
+        return DISTILL_ERR;
+    }
+    return stage_enter(t, t->stage + 1);
 }
 
 Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
@@ -378,23 +471,10 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
             goto fail;
         }
     }
-    if (loss_set_build(cfg->losses, cfg->n_losses, &t->student->cfg, t->teacher ? &t->teacher->cfg : NULL, t->device,
-                       cfg->run.seed ^ 0x9B0Full, &t->losses) != DISTILL_OK)
-        goto fail;
-    t->stores[0] = t->student->params;
-    t->stores[1] = loss_set_params(t->losses);
-    t->n_stores = t->stores[1] ? 2 : 1;
-    for (int i = 0; i < t->n_stores; i++)
-        t->opt[i] = adamw_new(t->stores[i], (float)cfg->optimizer.beta1, (float)cfg->optimizer.beta2,
-                              (float)cfg->optimizer.eps, (float)cfg->optimizer.weight_decay);
-    loss_set_request(t->losses, &t->sreq, &t->treq);
+    t->n_stages = config_stage_count(cfg);
+    t->stage_len = xcalloc((size_t)t->n_stages, sizeof *t->stage_len);
+    if (stage_losses(t, 0) != DISTILL_OK) goto fail;
     if (with_data && use_teacher_cache(t) != DISTILL_OK) goto fail;
-    t->n_terms = loss_set_size(t->losses);
-    t->term_names = xcalloc((size_t)t->n_terms, sizeof *t->term_names);
-    for (int i = 0; i < t->n_terms; i++) t->term_names[i] = loss_set_spec(t->losses, i)->name;
-    t->last.terms = xcalloc((size_t)t->n_terms, sizeof *t->last.terms);
-    t->step_red = xcalloc((size_t)t->n_terms + RED_EXTRA, sizeof *t->step_red);
-    t->step_terms = xcalloc((size_t)t->n_terms, sizeof *t->step_terms);
     t->cap_step_rows = (cfg->data.batch_size / R + 1) * cfg->train.grad_accum;
     t->step_rows = xcalloc((size_t)t->cap_step_rows, sizeof *t->step_rows);
 
@@ -407,9 +487,14 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
         if (loader_new(&t->loader, t->train, &lo) != DISTILL_OK) goto fail;
         spe = loader_steps_per_epoch(t->loader);
     }
-    t->total_steps = cfg->train.max_steps > 0 ? cfg->train.max_steps : (int64_t)cfg->train.epochs * ((spe + accum - 1) / accum);
-    t->warmup_steps = cfg->optimizer.warmup_steps > 0 ? cfg->optimizer.warmup_steps
-                                                     : (int64_t)ceil(cfg->optimizer.warmup_ratio * (double)t->total_steps);
+    t->total_steps = 0;
+    for (int s = 0; s < t->n_stages; s++) {
+        ConfigStage tmp;
+        const ConfigStage *st = config_stage(cfg, s, &tmp);
+        t->stage_len[s] = st->max_steps > 0 ? st->max_steps : (int64_t)st->epochs * ((spe + accum - 1) / accum);
+        t->total_steps += t->stage_len[s];
+    }
+    stage_schedule(t);
     *out = t;
     return DISTILL_OK;
 fail:
@@ -460,7 +545,7 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     ctx_reset(c);
     /* Dropout masks are a pure function of (seed, micro-step) over the global batch; this rank
      * draws its rows' share of them. */
-    c->rng_counter = (uint64_t)(t->step * n + a) << 32;
+    c->rng_counter = (uint64_t)((t->step - t->stage_begin) * n + a) << 32; /* from each stage's step 0 */
     ctx_set_rows(c, b->rows, b->global_row0, b->global_rows);
     BertInput in;
     batch_to_input(c, b, &in);
@@ -490,8 +575,8 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     int s1[1] = {b->rows};
     if (lk == LOSS_LABELS_CLASS) labels = ctx_from_host(c, DT_I32, 1, s1, b->labels);
     else if (lk == LOSS_LABELS_REGRESSION) labels = ctx_from_host(c, DT_F32, 1, s1, b->targets);
-    Tensor *loss = loss_set_forward(c, t->losses, &so, t->teacher ? &to : NULL, labels, b->lengths, (long)t->step,
-                                    acc->terms);
+    Tensor *loss = loss_set_forward(c, t->losses, &so, t->teacher ? &to : NULL, labels, b->lengths,
+                                    (long)(t->step - t->stage_begin), acc->terms);
     if (!loss) {
         snprintf(acc->why, sizeof acc->why, "%s", distill_error());
         acc->red[K + 3] = 1;
@@ -581,8 +666,10 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
     s->epoch_end = acc->epoch_end;
     s->teacher_s = acc->teacher_s;
     s->grad_norm = gnorm;
-    double lr = t->cfg.optimizer.lr *
-                schedule_lambda((SchedKind)t->cfg.optimizer.schedule, t->opt[0]->t, t->warmup_steps, t->total_steps);
+    ConfigStage stmp;
+    const ConfigOptimizer *ocfg = &trainer_stage(t, &stmp)->optimizer; /* the stage's, with its own schedule */
+    double lr = ocfg->lr * schedule_lambda((SchedKind)ocfg->schedule, t->opt[0]->t, t->warmup_steps,
+                                           t->stage_len[t->stage]);
     s->lr = lr;
     s->skipped = acc->red[K + 4] != 0 || !isfinite(gnorm);
     if (s->skipped) {
@@ -614,7 +701,7 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
         return DISTILL_OK;
     }
     t->bad_steps = 0;
-    float clip = clip_grad_scale(gnorm, (float)t->cfg.optimizer.max_grad_norm);
+    float clip = clip_grad_scale(gnorm, (float)ocfg->max_grad_norm);
     for (int i = 0; i < t->n_stores; i++) adamw_step(t->opt[i], (float)lr, clip);
     t->step++;
     s->loss = acc->red[K];
@@ -669,6 +756,8 @@ Status trainer_save(Trainer *t, const char *path, const char *config_yaml) {
     ck.best_step = t->best_step;
     ck.metrics_offset = t->metrics_offset;
     ck.bad_steps = t->bad_steps;
+    ck.stage = t->stage;
+    ck.stage_step = t->step - t->stage_begin;
     ck.config_yaml = (char *)config_yaml;
     ck.vocab = t->vocab;
     ck.n_vocab = t->n_vocab;
@@ -681,7 +770,19 @@ Status trainer_save(Trainer *t, const char *path, const char *config_yaml) {
 Status trainer_resume(Trainer *t, const char *path) {
     TrainCheckpoint ck;
     if (ckpt_load(path, t->device, &ck) != DISTILL_OK) return DISTILL_ERR;
-    Status st = ckpt_copy_store(t->stores[0], t->opt[0]->m, t->opt[0]->v, ck.student->params, ck.m_student,
+    Status st = DISTILL_OK;
+    /* the stage it was in: its losses and projections must be in place before the copy */
+    int64_t begin = 0;
+    for (int s = 0; s < ck.stage && s < t->n_stages; s++) begin += t->stage_len[s];
+    if (ck.stage >= t->n_stages || ck.step - ck.stage_step != begin) {
+        distill_set_error("%s: the checkpoint is at step %lld of stage %lld (which began at step %lld), but the config "
+                          "has %d stage%s%s", path, (long long)ck.stage_step, (long long)ck.stage + 1,
+                          (long long)(ck.step - ck.stage_step), t->n_stages, t->n_stages == 1 ? "" : "s",
+                          ck.stage < t->n_stages ? " of other lengths (stages: or train lengths changed)" : "");
+        st = DISTILL_ERR;
+    }
+    if (st == DISTILL_OK && ck.stage != t->stage) st = stage_enter(t, (int)ck.stage);
+    if (st == DISTILL_OK) st = ckpt_copy_store(t->stores[0], t->opt[0]->m, t->opt[0]->v, ck.student->params, ck.m_student,
                                 ck.v_student);
     if (st == DISTILL_OK && (t->stores[1] != NULL) != (ck.projections != NULL)) {
         distill_set_error("%s: the checkpoint %s projections but the configured losses %s", path,
@@ -697,6 +798,7 @@ Status trainer_resume(Trainer *t, const char *path) {
     }
     if (st == DISTILL_OK) {
         t->step = ck.step;
+        t->stage_begin = ck.step - ck.stage_step;
         t->epoch = ck.epoch;
         t->samples_seen = ck.samples_seen;
         for (int i = 0; i < t->n_stores; i++) t->opt[i]->t = ck.optimizer_steps;

@@ -73,6 +73,15 @@ typedef struct Trainer {
     /* state saved in checkpoints */
     int64_t step, samples_seen, epoch;
     int64_t total_steps, warmup_steps;
+    /* Stages (config `stages:`; one implicit stage without it). Each stage is what a fresh
+     * single-stage run from the previous stage's student would do: its own loss set (projections
+     * of the same name and shape carried over, new ones seeded as a fresh run seeds them, unused
+     * ones dropped), fresh AdamW moments and LR schedule, the data order from epoch 0 and dropout
+     * counters from the stage's step 0. Steps count globally: total_steps is the sum. */
+    int stage, n_stages;
+    int64_t *stage_len;   /* (n_stages) optimizer steps of each stage */
+    int64_t stage_begin;  /* global step at which the current stage began */
+    int stage_carried, stage_fresh; /* projection tensors carried over / started fresh on entry */
     double best_metric;   /* NaN until the first evaluation */
     int64_t best_step;    /* -1 until then */
     int64_t metrics_offset; /* bytes of metrics.jsonl at the checkpoint resumed from */
@@ -101,6 +110,15 @@ void trainer_free(Trainer *t);
 /* True when the steps (of the current loss set) take the teacher's logits from the train file's
  * cache instead of running the teacher. */
 bool trainer_uses_cache(const Trainer *t);
+
+/* The current stage's resolved settings (losses, optimizer, length). */
+const ConfigStage *trainer_stage(const Trainer *t, ConfigStage *tmp);
+/* True when the current stage has taken all its steps and another stage follows. */
+bool trainer_stage_done(const Trainer *t);
+/* Enters the next stage (see the Trainer's stage fields): a new loss set, fresh optimizer state
+ * and schedule, the loader at epoch 0. Collective in the sense that every rank calls it at the
+ * same step; nothing is communicated. */
+Status trainer_next_stage(Trainer *t);
 
 /* One optimizer step on n micro-batches (this rank's shares, as the loader makes them). Collective:
  * every rank must call it with the same n. A non-finite loss on any rank, or a non-finite gradient
