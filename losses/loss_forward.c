@@ -115,7 +115,7 @@ static Tensor *hidden_mse_term(Ctx *c, const LossSet *ls, const LossTerm *t, con
     for (int p = 0; p < t->n_pairs; p++) {
         int a = t->pairs[p].student, b = t->pairs[p].teacher;
         Tensor *hs = hidden_at(s, a, ls->student_layers);
-        Tensor *ht = hidden_at(te, b, ls->teacher_layers);
+        Tensor *ht = hidden_at(te, b, ls->teachers[t->spec.teacher].layers);
         if (!hs) return term_fail(t, "the student forward did not return hidden state %d", a);
         if (!ht) return term_fail(t, "the teacher forward did not return hidden state %d", b);
         Tensor *x = project(c, t, p, hs);  /* (B, S, H_t) */
@@ -141,7 +141,7 @@ static Tensor *hidden_cos_term(Ctx *c, const LossSet *ls, const LossTerm *t, con
     for (int p = 0; p < t->n_pairs; p++) {
         int a = t->pairs[p].student, b = t->pairs[p].teacher;
         Tensor *hs = hidden_at(s, a, ls->student_layers);
-        Tensor *ht = hidden_at(te, b, ls->teacher_layers);
+        Tensor *ht = hidden_at(te, b, ls->teachers[t->spec.teacher].layers);
         if (!hs) return term_fail(t, "the student forward did not return hidden state %d", a);
         if (!ht) return term_fail(t, "the teacher forward did not return hidden state %d", b);
         ht = detach(c, ht);
@@ -212,17 +212,34 @@ static Tensor *attention_term(Ctx *c, const LossTerm *t, const BertOutput *s,
 
 Tensor *loss_set_forward(Ctx *c, LossSet *ls, const BertOutput *student, const BertOutput *teacher,
                          Tensor *labels, const int32_t *lengths_host, long step, float *term_values) {
+    DCHECK(ls->n_teachers <= 1);
+    return loss_set_forward_teachers(c, ls, student, teacher, teacher ? 1 : 0, teacher ? teacher->logits : NULL,
+                                     labels, lengths_host, step, term_values);
+}
+
+Tensor *loss_set_forward_teachers(Ctx *c, LossSet *ls, const BertOutput *student,
+                                  const BertOutput *teachers, int n_teachers, Tensor *teacher_logits,
+                                  Tensor *labels, const int32_t *lengths_host, long step,
+                                  float *term_values) {
     DCHECK(c != NULL && ls != NULL && student != NULL);
     Tensor *total = NULL;
+    BertOutput combined; /* what the logits terms read */
+    memset(&combined, 0, sizeof combined);
+    combined.logits = teacher_logits;
     for (int i = 0; i < ls->n; i++) {
         const LossTerm *t = &ls->terms[i];
         LossType ty = t->spec.type;
-        if (loss_type_info(ty)->needs_teacher && !teacher) return term_fail(t, "needs the teacher's outputs, found none");
+        if (loss_type_info(ty)->needs_teacher && (!teachers || n_teachers < 1))
+            return term_fail(t, "needs the teacher's outputs, found none");
+        if (loss_type_info(ty)->needs_teacher && t->spec.teacher >= n_teachers)
+            return term_fail(t, "reads teacher %d, but the outputs of %d teachers were given", t->spec.teacher + 1,
+                             n_teachers);
+        const BertOutput *teacher = loss_type_info(ty)->needs_teacher ? &teachers[t->spec.teacher] : NULL;
         float factor = 1.0f;
         Tensor *v = NULL;
         switch (ty) {
         case LOSS_LOGITS_KD:
-        case LOSS_LOGITS_CE: v = logits_term(c, t, student, teacher, step, &factor); break;
+        case LOSS_LOGITS_CE: v = logits_term(c, t, student, &combined, step, &factor); break;
         case LOSS_HARD_CE: v = hard_ce_term(c, t, student, labels); break;
         case LOSS_MSE: v = regression_term(c, t, student, labels); break;
         case LOSS_HIDDEN_MSE:

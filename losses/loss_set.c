@@ -48,7 +48,8 @@ static bool takes_target(const LossTypeInfo *i) { return i->keys & LOSS_KEY_TARG
 
 /* Resolves name, temperature, target and map of spec i in place; checks everything that needs
  * only the spec, its row of the table and the two configs. */
-static Status validate_term(int i, LossSpec *s, const BertConfig *st, const BertConfig *te) {
+static Status validate_term(int i, LossSpec *s, const BertConfig *st, const BertConfig *const *tes,
+                            int n_teachers) {
     if ((int)s->type < 0 || s->type >= LOSS_TYPE_COUNT) {
         distill_set_error("losses[%d]: unknown loss type %d", i, (int)s->type);
         return DISTILL_ERR;
@@ -66,8 +67,17 @@ static Status validate_term(int i, LossSpec *s, const BertConfig *st, const Bert
 
     if (!isfinite(s->weight) || s->weight < 0.0f)
         return term_error(i, nm, "weight must be a finite number >= 0, found %g", s->weight);
-    if (info->needs_teacher && te == NULL)
+    if (info->needs_teacher && n_teachers < 1)
         return term_error(i, nm, "needs a teacher, but none is configured");
+    /* the teacher the term reads: its own (hidden states, attention) or, for logits, the first
+     * (every teacher's classifier is checked below) */
+    if (!(info->keys & LOSS_KEY_TEACHER) && s->teacher != 0)
+        return term_error(i, nm, "teacher applies only to %s (logits terms read the teachers' combined "
+                          "logits), found teacher %d",
+                          loss_types_taking(LOSS_KEY_TEACHER, " and ", types, sizeof types), s->teacher + 1);
+    if (s->teacher < 0 || (n_teachers > 0 && s->teacher >= n_teachers))
+        return term_error(i, nm, "teacher %d does not exist: expected 1..%d", s->teacher + 1, n_teachers);
+    const BertConfig *te = n_teachers > 0 ? tes[s->teacher] : NULL;
 
     /* temperature */
     if (takes_temperature(info)) {
@@ -131,9 +141,15 @@ static Status validate_term(int i, LossSpec *s, const BertConfig *st, const Bert
         st->num_labels < 2)
         return term_error(i, nm, "needs a classifier with at least 2 labels, found student "
                           "num_labels %d", st->num_labels);
-    if (info->reads == LOSS_READS_LOGITS && info->needs_teacher && te->num_labels != st->num_labels)
-        return term_error(i, nm, "student and teacher must have the same number of labels, found "
-                          "student %d, teacher %d", st->num_labels, te->num_labels);
+    for (int k = 0; info->reads == LOSS_READS_LOGITS && info->needs_teacher && k < n_teachers; k++)
+        if (tes[k]->num_labels != st->num_labels) {
+            if (n_teachers == 1)
+                return term_error(i, nm, "student and teacher must have the same number of labels, "
+                                  "found student %d, teacher %d", st->num_labels, tes[k]->num_labels);
+            return term_error(i, nm, "student and every teacher must have the same number of labels "
+                              "(the teachers' logits are combined), found student %d, teacher %d %d",
+                              st->num_labels, k + 1, tes[k]->num_labels);
+        }
     if (info->labels == LOSS_LABELS_REGRESSION && st->num_labels < 1)
         return term_error(i, nm, "needs a regression head (num_labels >= 1), found student "
                           "num_labels %d", st->num_labels);
@@ -256,7 +272,14 @@ static void init_projections(ParamStore *ps, float std, uint64_t seed) {
 
 Status loss_set_build(const LossSpec *specs, int n, const BertConfig *student,
                       const BertConfig *teacher, Device device, uint64_t seed, LossSet **out) {
-    DCHECK(student != NULL && out != NULL);
+    return loss_set_build_teachers(specs, n, student, teacher ? &teacher : NULL, teacher ? 1 : 0, device,
+                                   seed, out);
+}
+
+Status loss_set_build_teachers(const LossSpec *specs, int n, const BertConfig *student,
+                               const BertConfig *const *teachers, int n_teachers, Device device,
+                               uint64_t seed, LossSet **out) {
+    DCHECK(student != NULL && out != NULL && n_teachers >= 0 && (n_teachers == 0 || teachers));
     *out = NULL;
     if (specs == NULL || n <= 0) {
         distill_set_error("losses: expected at least one loss term, found none");
@@ -266,7 +289,7 @@ Status loss_set_build(const LossSpec *specs, int n, const BertConfig *student,
     memcpy(res, specs, (size_t)n * sizeof *res);
     int class_term = -1, regression_term = -1;
     for (int i = 0; i < n; i++) {
-        if (validate_term(i, &res[i], student, teacher) != DISTILL_OK) goto fail;
+        if (validate_term(i, &res[i], student, teachers, n_teachers) != DISTILL_OK) goto fail;
         for (int j = 0; j < i; j++)
             if (strcmp(res[j].name, res[i].name) == 0) {
                 term_error(i, res[i].name, "the name is already used by losses[%d]; give each "
@@ -285,54 +308,76 @@ Status loss_set_build(const LossSpec *specs, int n, const BertConfig *student,
     }
 
     LossSet *ls = xcalloc(1, sizeof *ls);
-    int M = student->num_hidden_layers, N = teacher ? teacher->num_hidden_layers : 0;
+    int M = student->num_hidden_layers;
     ls->n = n;
     ls->terms = xcalloc((size_t)n, sizeof *ls->terms);
     ls->student_layers = M;
-    ls->teacher_layers = N;
     ls->student_width = student->hidden_size;
-    ls->teacher_width = teacher ? teacher->hidden_size : 0;
     ls->labels = class_term >= 0 ? LOSS_LABELS_CLASS
                : regression_term >= 0 ? LOSS_LABELS_REGRESSION : LOSS_LABELS_NONE;
     ls->student_hidden = xcalloc((size_t)M + 1, sizeof(bool));
-    ls->teacher_hidden = xcalloc((size_t)N + 1, sizeof(bool));
     ls->student_scores = xcalloc((size_t)M + 1, sizeof(bool));
     ls->student_probs = xcalloc((size_t)M + 1, sizeof(bool));
-    ls->teacher_scores = xcalloc((size_t)N + 1, sizeof(bool));
-    ls->teacher_probs = xcalloc((size_t)N + 1, sizeof(bool));
+    ls->n_teachers = n_teachers;
+    ls->teachers = xcalloc((size_t)n_teachers + 1, sizeof *ls->teachers);
+    for (int k = 0; k < n_teachers; k++) {
+        LossTeacher *lt = &ls->teachers[k];
+        int N = teachers[k]->num_hidden_layers;
+        lt->layers = N;
+        lt->width = teachers[k]->hidden_size;
+        lt->hidden = xcalloc((size_t)N + 1, sizeof(bool));
+        lt->scores = xcalloc((size_t)N + 1, sizeof(bool));
+        lt->probs = xcalloc((size_t)N + 1, sizeof(bool));
+    }
 
     /* Declare projections; record what each forward must return. */
     ParamStore *ps = NULL;
     Tensor *shared_w = NULL, *shared_b = NULL;
-    int hs = ls->student_width, ht = ls->teacher_width;
+    int hs = ls->student_width, shared_ht = 0, shared_term = -1;
     for (int i = 0; i < n; i++) {
         LossTerm *t = &ls->terms[i];
         t->spec = res[i];
         LossType ty = t->spec.type;
+        LossTeacher *lt = n_teachers > 0 ? &ls->teachers[t->spec.teacher] : NULL;
+        int N = lt ? lt->layers : 0, ht = lt ? lt->width : 0;
         t->pairs = resolve_pairs(&t->spec, M, N, &t->n_pairs);
         t->proj_w = xcalloc((size_t)t->n_pairs + 1, sizeof(Tensor *));
         t->proj_b = xcalloc((size_t)t->n_pairs + 1, sizeof(Tensor *));
         const LossTypeInfo *info = loss_type_info(ty);
         if (info->needs_teacher) ls->needs_teacher = true;
+        if (info->needs_teacher && !loss_is_logits(ty)) lt->read = true;
         if (info->reads == LOSS_READS_LOGITS) {
             ls->student_logits = true;
-            if (info->needs_teacher) ls->teacher_logits = true;
+            if (info->needs_teacher) {
+                ls->teacher_logits = true;
+                for (int k = 0; k < n_teachers; k++) ls->teachers[k].read = true;
+            }
         }
         for (int p = 0; p < t->n_pairs; p++) {
             int a = t->pairs[p].student, b = t->pairs[p].teacher;
             if (loss_is_hidden(ty)) {
-                ls->student_hidden[a] = ls->teacher_hidden[b] = true;
+                ls->student_hidden[a] = lt->hidden[b] = true;
             } else if (t->spec.target == LOSS_TARGET_SCORES) {
-                ls->student_scores[a - 1] = ls->teacher_scores[b - 1] = true;
+                ls->student_scores[a - 1] = lt->scores[b - 1] = true;
             } else {
-                ls->student_probs[a - 1] = ls->teacher_probs[b - 1] = true;
+                ls->student_probs[a - 1] = lt->probs[b - 1] = true;
             }
         }
         if (!needs_projection(&t->spec, hs, ht)) continue;
+        if (t->spec.projection == LOSS_PROJ_SHARED && shared_term >= 0 && ht != shared_ht) {
+            term_error(i, t->spec.name, "a shared projection maps to one width, but this term's teacher "
+                       "%d is %d wide and losses[%d]'s teacher is %d wide: use projection per_pair",
+                       t->spec.teacher + 1, ht, shared_term, shared_ht);
+            params_free(ps);
+            loss_set_free(ls);
+            goto fail;
+        }
         if (!ps) ps = params_new(device);
         int wshape[2] = {ht, hs}, bshape[1] = {ht};
         if (t->spec.projection == LOSS_PROJ_SHARED) {
             if (!shared_w) {
+                shared_term = i;
+                shared_ht = ht;
                 shared_w = params_add(ps, LOSS_PROJECTION_PREFIX "shared.weight", 2, wshape, false);
                 shared_b = params_add(ps, LOSS_PROJECTION_PREFIX "shared.bias", 1, bshape, true);
             }
@@ -371,11 +416,14 @@ void loss_set_free(LossSet *ls) {
     free(ls->terms);
     params_free(ls->params);
     free(ls->student_hidden);
-    free(ls->teacher_hidden);
     free(ls->student_scores);
     free(ls->student_probs);
-    free(ls->teacher_scores);
-    free(ls->teacher_probs);
+    for (int k = 0; k < ls->n_teachers; k++) {
+        free(ls->teachers[k].hidden);
+        free(ls->teachers[k].scores);
+        free(ls->teachers[k].probs);
+    }
+    free(ls->teachers);
     free(ls);
 }
 
@@ -385,8 +433,23 @@ static bool any(const bool *v, int n) {
     return false;
 }
 
+bool loss_set_request_teacher(const LossSet *ls, int k, BertRequest *treq) {
+    DCHECK(k >= 0 && k < ls->n_teachers);
+    const LossTeacher *lt = &ls->teachers[k];
+    int N = lt->layers;
+    memset(treq, 0, sizeof *treq);
+    treq->hidden = any(lt->hidden, N + 1) ? lt->hidden : NULL;
+    treq->scores = any(lt->scores, N) ? lt->scores : NULL;
+    treq->probs = any(lt->probs, N) ? lt->probs : NULL;
+    treq->no_logits = !ls->teacher_logits;
+    return lt->read;
+}
+
+bool loss_set_needs_teacher_logits(const LossSet *ls) { return ls->teacher_logits; }
+int loss_set_teachers(const LossSet *ls) { return ls->n_teachers; }
+
 void loss_set_request(const LossSet *ls, BertRequest *sreq, BertRequest *treq) {
-    int M = ls->student_layers, N = ls->teacher_layers;
+    int M = ls->student_layers;
     if (sreq) {
         memset(sreq, 0, sizeof *sreq);
         sreq->hidden = any(ls->student_hidden, M + 1) ? ls->student_hidden : NULL;
@@ -395,11 +458,12 @@ void loss_set_request(const LossSet *ls, BertRequest *sreq, BertRequest *treq) {
         sreq->no_logits = !ls->student_logits;
     }
     if (treq) {
-        memset(treq, 0, sizeof *treq);
-        treq->hidden = any(ls->teacher_hidden, N + 1) ? ls->teacher_hidden : NULL;
-        treq->scores = any(ls->teacher_scores, N) ? ls->teacher_scores : NULL;
-        treq->probs = any(ls->teacher_probs, N) ? ls->teacher_probs : NULL;
-        treq->no_logits = !ls->teacher_logits;
+        if (ls->n_teachers > 0) {
+            loss_set_request_teacher(ls, 0, treq);
+        } else {
+            memset(treq, 0, sizeof *treq);
+            treq->no_logits = true;
+        }
     }
 }
 
@@ -438,6 +502,9 @@ void loss_set_print(const LossSet *ls, FILE *f) {
             for (int p = 0; p < t->n_pairs; p++)
                 fprintf(f, " %d->%d", t->pairs[p].student, t->pairs[p].teacher);
         }
+        if (ls->n_teachers > 1 && (loss_type_info(s->type)->keys & LOSS_KEY_TEACHER))
+            fprintf(f, "  teacher %d", s->teacher + 1);
+        if (ls->n_teachers > 1 && loss_is_logits(s->type)) fprintf(f, "  teachers combined");
         if (loss_is_attention(s->type)) fprintf(f, "  target %s", loss_target_name(s->target));
         if (takes_projection(loss_type_info(s->type)))
             fprintf(f, "  projection %s",

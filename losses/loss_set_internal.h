@@ -16,6 +16,15 @@ typedef struct LossTerm {
     Tensor **proj_b;        /* (n_pairs), each (H_t) or NULL */
 } LossTerm;
 
+/* What the set reads of one teacher's forward. */
+typedef struct LossTeacher {
+    int layers;             /* N of this teacher */
+    int width;              /* its hidden width */
+    bool read;              /* some term reads this teacher (logits terms read every teacher) */
+    bool *hidden;           /* (N + 1) */
+    bool *scores, *probs;   /* (N) */
+} LossTeacher;
+
 struct LossSet {
     int n;
     LossTerm *terms;        /* (n) */
@@ -23,14 +32,13 @@ struct LossSet {
     LossLabels labels;
     bool needs_teacher;
     int student_layers;     /* M */
-    int teacher_layers;     /* N */
-    int student_width, teacher_width;
+    int student_width;
+    int n_teachers;
+    LossTeacher *teachers;  /* (n_teachers) */
     /* What each forward must return (BertRequest arrays point here). */
     bool student_logits, teacher_logits;
     bool *student_hidden;   /* (M + 1) */
-    bool *teacher_hidden;   /* (N + 1) */
     bool *student_scores, *student_probs; /* (M) */
-    bool *teacher_scores, *teacher_probs; /* (N) */
 };
 
 /* The table's facts, by type. */

@@ -20,12 +20,14 @@ const LossKeyInfo LOSS_KEYS[LOSS_KEY_COUNT] = {
     {"layers", LOSS_KEY_LAYERS},
     {"target", LOSS_KEY_TARGET},
     {"projection", LOSS_KEY_PROJECTION},
+    {"teacher", LOSS_KEY_TEACHER},
 };
 
 #define KEYS_T LOSS_KEY_TEMPERATURE
 #define KEYS_L LOSS_KEY_LAYERS
 #define KEYS_TG LOSS_KEY_TARGET
 #define KEYS_P LOSS_KEY_PROJECTION
+#define KEYS_TE LOSS_KEY_TEACHER
 
 static const LossTypeInfo TABLE[LOSS_TYPE_COUNT] = {
     /* name, definition (as configs/README.md shows it),
@@ -41,23 +43,23 @@ static const LossTypeInfo TABLE[LOSS_TYPE_COUNT] = {
         0, LOSS_READS_LOGITS, false, LOSS_LABELS_CLASS, LOSS_MAP_NONE, LOSS_TARGET_DEFAULT, 0.0f},
     [LOSS_HIDDEN_MSE] = {"hidden_mse",
         "MSE(projection(H_s), H_t) per mapped pair (TinyBERT L_hidn)",
-        KEYS_L | KEYS_P, LOSS_READS_HIDDEN, true, LOSS_LABELS_NONE, LOSS_MAP_UNIFORM,
+        KEYS_L | KEYS_P | KEYS_TE, LOSS_READS_HIDDEN, true, LOSS_LABELS_NONE, LOSS_MAP_UNIFORM,
         LOSS_TARGET_DEFAULT, 0.0f},
     [LOSS_EMBEDDING_MSE] = {"embedding_mse",
         "the same on the embedding outputs, pair (0, 0) (TinyBERT L_embd)",
-        KEYS_P, LOSS_READS_HIDDEN, true, LOSS_LABELS_NONE, LOSS_MAP_EMBEDDINGS,
+        KEYS_P | KEYS_TE, LOSS_READS_HIDDEN, true, LOSS_LABELS_NONE, LOSS_MAP_EMBEDDINGS,
         LOSS_TARGET_DEFAULT, 0.0f},
     [LOSS_ATTENTION_MSE] = {"attention_mse",
         "MSE of attention scores or probabilities per mapped pair, mean over heads (TinyBERT L_attn)",
-        KEYS_L | KEYS_TG, LOSS_READS_ATTENTION, true, LOSS_LABELS_NONE, LOSS_MAP_UNIFORM,
+        KEYS_L | KEYS_TG | KEYS_TE, LOSS_READS_ATTENTION, true, LOSS_LABELS_NONE, LOSS_MAP_UNIFORM,
         LOSS_TARGET_SCORES, 0.0f},
     [LOSS_ATTENTION_KL] = {"attention_kl",
         "KL(teacher ‖ student) of attention probability rows (MiniLM)",
-        KEYS_L, LOSS_READS_ATTENTION, true, LOSS_LABELS_NONE, LOSS_MAP_UNIFORM, LOSS_TARGET_PROBS,
+        KEYS_L | KEYS_TE, LOSS_READS_ATTENTION, true, LOSS_LABELS_NONE, LOSS_MAP_UNIFORM, LOSS_TARGET_PROBS,
         0.0f},
     [LOSS_HIDDEN_COS] = {"hidden_cos",
         "1 − cos(projection(H_s), H_t) over the valid tokens (DistilBERT's cosine loss)",
-        KEYS_L | KEYS_P, LOSS_READS_HIDDEN, true, LOSS_LABELS_NONE, LOSS_MAP_LAST,
+        KEYS_L | KEYS_P | KEYS_TE, LOSS_READS_HIDDEN, true, LOSS_LABELS_NONE, LOSS_MAP_LAST,
         LOSS_TARGET_DEFAULT, 0.0f},
     [LOSS_MSE] = {"mse",
         "regression: mean of (z_s − label)² over the batch, the counterpart of `hard_ce` for "

@@ -136,6 +136,9 @@ typedef struct LossSpec {
     LossAttnTarget target;     /* attention_mse (scores|probs), attention_kl (probs) */
     LossProjection projection; /* types with the `projection` key */
     char name[LOSS_NAME_MAX];  /* "" = the type name; [A-Za-z0-9_-], unique within a set */
+    int teacher;               /* types with the `teacher` key (hidden states, attention): the
+                                  0-based index of the teacher the term reads; 0 otherwise.
+                                  Logits terms read the teachers' combined logits. */
 } LossSpec;
 
 /* ------------------------------------------------------------------ the table
@@ -150,13 +153,14 @@ enum {
     LOSS_KEY_LAYERS = 1u << 1,      /* uniform | last | [[s, t], ...]: map, pairs */
     LOSS_KEY_TARGET = 1u << 2,      /* scores | probs: target */
     LOSS_KEY_PROJECTION = 1u << 3,  /* auto | per_pair | shared | none: projection */
+    LOSS_KEY_TEACHER = 1u << 4,     /* a teacher's name or 1-based number: teacher */
 };
-#define LOSS_KEY_COUNT 7
+#define LOSS_KEY_COUNT 8
 typedef struct LossKeyInfo {
     const char *name;
     unsigned bit;               /* 0: every type */
 } LossKeyInfo;
-/* type, name, weight, temperature, layers, target, projection: the config's order. */
+/* type, name, weight, temperature, layers, target, projection, teacher: the config's order. */
 extern const LossKeyInfo LOSS_KEYS[LOSS_KEY_COUNT];
 
 typedef struct LossTypeInfo {
@@ -206,6 +210,17 @@ float loss_spec_temperature(const LossSpec *spec, long step);
  * ("losses[2] (attention_mse): ...") and says what was expected and what was found. */
 Status loss_set_build(const LossSpec *specs, int n, const BertConfig *student,
                       const BertConfig *teacher, Device device, uint64_t seed, LossSet **out);
+/* The same with several teachers (n_teachers >= 1, teachers[k] the config of teacher k, or
+ * n_teachers 0 and teachers NULL for label losses only). Each hidden-state or attention term reads
+ * the teacher its spec names (spec.teacher in 0 .. n_teachers): its layer map resolves against
+ * that teacher's layer count, its projection against that teacher's width, its heads must match
+ * that teacher's. Logits terms read the combined logits the caller passes to
+ * loss_set_forward_teachers; every teacher must then have the student's classifier size. A
+ * `shared` projection serves terms of teachers of one width only. loss_set_build(student, t) is
+ * loss_set_build_teachers(student, &t, t ? 1 : 0). */
+Status loss_set_build_teachers(const LossSpec *specs, int n, const BertConfig *student,
+                               const BertConfig *const *teachers, int n_teachers, Device device,
+                               uint64_t seed, LossSet **out);
 void loss_set_free(LossSet *ls);
 
 /* Fills both requests (every field is overwritten) so each forward materialises only what a term
@@ -213,6 +228,15 @@ void loss_set_free(LossSet *ls);
  * when a logits term needs them. The arrays stay owned by the set. The caller may ask for more
  * afterwards (e.g. student logits for accuracy). */
 void loss_set_request(const LossSet *ls, BertRequest *student_req, BertRequest *teacher_req);
+
+/* What teacher k's forward must return (every field overwritten), for a set built with several
+ * teachers: its mapped hidden states and attention maps, and logits when a logits term needs the
+ * combined logits. Returns false when no term reads teacher k at all (the caller may skip its
+ * forward; with logits terms every teacher is read). */
+bool loss_set_request_teacher(const LossSet *ls, int k, BertRequest *treq);
+/* True when a logits term reads the (combined) teacher logits. */
+bool loss_set_needs_teacher_logits(const LossSet *ls);
+int loss_set_teachers(const LossSet *ls); /* the n_teachers it was built with */
 
 /* Computes every term and returns the total  sum_i weight_i * term_i  (a scalar [1] on c's tape;
  * teacher tensors are detached). `labels` is i32 (B) or f32 (B) as loss_set_labels says, else
@@ -223,6 +247,14 @@ void loss_set_request(const LossSet *ls, BertRequest *student_req, BertRequest *
  * hidden state the forward did not return, labels of the wrong dtype or out of range, ...). */
 Tensor *loss_set_forward(Ctx *c, LossSet *ls, const BertOutput *student, const BertOutput *teacher,
                          Tensor *labels, const int32_t *lengths_host, long step, float *term_values);
+
+/* The same with several teachers: teachers[k] (n_teachers of them, as built; an entry no term
+ * reads may be all-NULL) feeds the hidden-state and attention terms that name teacher k;
+ * teacher_logits (B, C) is what the logits terms read (NULL when none needs it). */
+Tensor *loss_set_forward_teachers(Ctx *c, LossSet *ls, const BertOutput *student,
+                                  const BertOutput *teachers, int n_teachers, Tensor *teacher_logits,
+                                  Tensor *labels, const int32_t *lengths_host, long step,
+                                  float *term_values);
 
 int loss_set_size(const LossSet *ls);
 /* The term's resolved spec (name filled in, target resolved, explicit pairs as given). */

@@ -97,6 +97,11 @@ set(DISTILL_CONFIG_BAD_FIXTURES
   warmup_both
   yaml_syntax
 )
+# several teachers (teachers:, teacher_logits, a loss's teacher)
+list(APPEND DISTILL_CONFIG_BAD_FIXTURES
+  teachers_and_teacher teachers_empty teachers_duplicate_name teachers_weight_with_mean
+  teachers_weighted_all_zero teacher_logits_typo loss_teacher_unknown_name loss_teacher_out_of_range
+  loss_teacher_on_logits)
 foreach(rule ${DISTILL_CONFIG_BAD_FIXTURES})
   add_test(NAME config_bad_${rule}
            COMMAND test_config_bad ${CMAKE_CURRENT_LIST_DIR}/configs/${rule}.yaml)
@@ -124,6 +129,8 @@ foreach(shipped finetune-teacher tiny tinybert-2stage)
   add_test(NAME config_shipped_${shipped} COMMAND test_config shipped ${CMAKE_SOURCE_DIR}/configs/${shipped}.yaml)
   set_tests_properties(config_shipped_${shipped} PROPERTIES LABELS unit TIMEOUT 20)
 endforeach()
+list(APPEND DISTILL_CONFIG_CASES roundtrip_teachers models_teachers_vocab models_teachers_labels
+  models_teachers_loss_heads models_teachers_ok)
 foreach(case ${DISTILL_CONFIG_CASES})
   add_test(NAME config_${case} COMMAND test_config ${case})
   set_tests_properties(config_${case} PROPERTIES LABELS unit TIMEOUT 20)

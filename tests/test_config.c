@@ -100,7 +100,7 @@ static bool loss_eq(const LossSpec *a, const LossSpec *b) {
     if (a->type != b->type || !str_eq(a->name, b->name) || a->weight != b->weight ||
         a->temperature != b->temperature || a->temperature_end != b->temperature_end ||
         a->temperature_steps != b->temperature_steps || a->map != b->map || a->n_pairs != b->n_pairs ||
-        a->target != b->target || a->projection != b->projection)
+        a->target != b->target || a->projection != b->projection || a->teacher != b->teacher)
         return false;
     for (int i = 0; i < a->n_pairs; i++)
         if (a->pairs[i].student != b->pairs[i].student || a->pairs[i].teacher != b->pairs[i].teacher) return false;
@@ -121,6 +121,12 @@ static bool config_eq(const Config *a, const Config *b) {
               !memcmp(&a->train, &b->train, sizeof a->train) && a->resume == b->resume &&
               str_eq(a->resume_path, b->resume_path);
     for (int i = 0; eq && i < a->n_losses; i++) eq = loss_eq(&a->losses[i], &b->losses[i]);
+    eq = eq && a->n_teachers == b->n_teachers && a->teacher_list == b->teacher_list &&
+         a->teacher_logits == b->teacher_logits;
+    for (int k = 1; eq && k < a->n_teachers; k++) eq = model_eq(config_teacher(a, k), config_teacher(b, k));
+    for (int k = 0; eq && k < a->n_teachers; k++)
+        eq = str_eq(config_teacher(a, k)->name, config_teacher(b, k)->name) &&
+             config_teacher(a, k)->weight == config_teacher(b, k)->weight;
     return eq;
 }
 
@@ -376,6 +382,43 @@ static void case_roundtrip_design(void) {
     config_free(&c);
 }
 
+/* `teachers:` with names, weights, teacher_logits and losses that name their teacher: defaults
+ * filled in, names and numbers resolved to 0-based indices, and the dump loads back the same. */
+static void case_roundtrip_teachers(void) {
+    const char *yaml =
+        "teachers:\n"
+        "  - {path: teacher, weight: 3}\n"
+        "  - {name: wide, init: random, layers: 4, hidden: 64, heads: 4, precision: fp32}\n"
+        "teacher_logits: weighted\n"
+        "data: {train: data/train.h5}\n"
+        "losses:\n"
+        "  - {type: logits_kd}\n"
+        "  - {type: hidden_mse, teacher: wide, layers: [[1, 2]]}\n"
+        "  - {type: attention_kl, name: att1, teacher: 1}\n"
+        "  - {type: hidden_cos, teacher: 2}\n";
+    Config c;
+    if (load_text(yaml, 0, NULL, &c)) {
+        failures++;
+        return;
+    }
+    CHECK(c.n_teachers == 2 && c.teacher_list && c.teacher_logits == CONFIG_TEACHER_LOGITS_WEIGHTED);
+    CHECK_STR(config_teacher(&c, 0)->name, "teacher1");
+    CHECK_STR(config_teacher(&c, 1)->name, "wide");
+    CHECK(config_teacher(&c, 0)->weight == 3 && config_teacher(&c, 1)->weight == 1);
+    CHECK(c.teacher.init == CONFIG_INIT_PATH && config_teacher(&c, 1)->init == CONFIG_INIT_RANDOM);
+    CHECK(config_teacher(&c, 1)->hidden == 64 && config_teacher(&c, 1)->intermediate == 256);
+    CHECK(c.losses[0].teacher == 0 && c.losses[1].teacher == 1 && c.losses[2].teacher == 0 && c.losses[3].teacher == 1);
+    check_round_trip(&c);
+    config_free(&c);
+    /* the single form is one teacher, not a list, and prints as before */
+    CHECK(load_text("teacher: {path: teacher}\ndata: {train: data/train.h5}\n", 0, NULL, &c) == DISTILL_OK);
+    CHECK(c.n_teachers == 1 && !c.teacher_list);
+    char *text = dump(&c, "single.yaml");
+    CHECK(!strstr(text, "teachers") && !strstr(text, "teacher_logits"));
+    free(text);
+    config_free(&c);
+}
+
 static void case_roundtrip_full(void) {
     /* strings that must be quoted to read back as strings, a path with ": ", every feature */
     sandbox_touch("true", "");
@@ -494,6 +537,7 @@ static void case_loss_table_keys(void) {
     static const struct { unsigned bit; const char *yaml; } SAMPLE[] = {
         {LOSS_KEY_TEMPERATURE, "temperature: 2.5"}, {LOSS_KEY_LAYERS, "layers: last"},
         {LOSS_KEY_TARGET, "target: probs"}, {LOSS_KEY_PROJECTION, "projection: shared"},
+        {LOSS_KEY_TEACHER, "teacher: 1"},
     };
     int n_sample = (int)(sizeof SAMPLE / sizeof *SAMPLE);
     for (int k = 0; k < LOSS_KEY_COUNT; k++) {
@@ -547,6 +591,7 @@ static void case_loss_table_keys(void) {
             case LOSS_KEY_LAYERS: CHECK(l->map == LOSS_MAP_LAST); break;
             case LOSS_KEY_TARGET: CHECK(l->target == LOSS_TARGET_PROBS); break;
             case LOSS_KEY_PROJECTION: CHECK(l->projection == LOSS_PROJ_SHARED); break;
+            case LOSS_KEY_TEACHER: CHECK(l->teacher == 0); break;
             }
             /* No bridge: the config's spec builds as it is (layers: last resolved to (M, N) here). */
             BertConfig sc = bert_config_default(), tc = bert_config_default();
@@ -614,6 +659,7 @@ static void key_default_text(unsigned bit, char *buf, size_t cap) {
             val[n] = temps[n];
         } else if (bit == LOSS_KEY_LAYERS) val[n] = loss_map_name(d.map);
         else if (bit == LOSS_KEY_TARGET) val[n] = loss_target_name(d.target);
+        else if (bit == LOSS_KEY_TEACHER) val[n] = "1"; /* the first teacher */
         else val[n] = loss_projection_name(d.projection);
         idx[n++] = t;
     }
@@ -740,6 +786,14 @@ static void case_config_is_directory(void) {
 
 /* ------------------------------------------------------------------ config_check_models */
 
+/* Two teachers; attention_kl reads the second. */
+#define MODELS_TEACHERS                                                                                 \
+    "teachers:\n"                                                                                      \
+    "  - {path: teacher}\n  - {path: teacher}\n"                                                       \
+    "student: {init: random, layers: 4, hidden: 312, heads: 12, intermediate: 1200}\n"                \
+    "data: {train: data/train.h5, dev: data/dev.h5}\n"                                                 \
+    "losses:\n"                                                                                        \
+    "  - {type: logits_kd}\n  - {type: attention_kl, teacher: 2}\n"
 static const char *MODELS_BASE =
     "teacher: {path: teacher}\n"
     "student: {init: random, layers: 4, hidden: 312, heads: 12, intermediate: 1200}\n"
@@ -838,6 +892,15 @@ static const ModelsCase MODELS_CASES[] = {
     {"models_teacher_shape_mismatch",
      "teacher: {path: teacher, heads: 16}\ndata: {train: data/train.h5}\n", {NULL},
      "cfg.yaml:1:33: teacher.heads: expected 12 as the teacher checkpoint has (or auto), found 16"},
+    {"models_teachers_vocab", MODELS_TEACHERS, {NULL},
+     "cfg.yaml:3:5: teachers[1]: expected the first teacher's vocabulary (30522 tokens, 2 token types: every model "
+     "reads the same token ids), found 28996 tokens, 2 token types"},
+    {"models_teachers_labels", MODELS_TEACHERS, {NULL},
+     "cfg.yaml:3:5: teachers[1]: expected the first teacher's 2 labels (the logits losses read the teachers' combined "
+     "logits), found num_labels 3"},
+    {"models_teachers_loss_heads", MODELS_TEACHERS, {NULL},
+     "cfg.yaml:8:5: losses[1]: expected a student with the teacher's 8 attention heads for attention_kl, found 12 heads"},
+    {"models_teachers_ok", MODELS_TEACHERS, {NULL}, NULL},
     {"models_teacher_layers_too_deep",
      "teacher: {path: teacher}\nstudent: {init: teacher_layers, layers: [2, 4, 14]}\ndata: {train: data/train.h5}\n",
      {NULL}, "cfg.yaml:2:48: student.layers[2]: expected a teacher layer in 1..12, found 14"},
@@ -865,6 +928,10 @@ static void case_facts(const char *name, ConfigFacts *f) {
     if (!strcmp(name, "models_metric_regression")) f->data_regression = true;
     if (!strcmp(name, "models_world_size")) f->world_size = 3;
     if (!strncmp(name, "models_bf16_", 12) && strstr(name, "cuda")) f->on_cuda = true;
+    if (!strncmp(name, "models_teachers_", 16)) f->more_teachers[0] = f->teacher; /* a second teacher like the first */
+    if (!strcmp(name, "models_teachers_vocab")) f->more_teachers[0].vocab_size = 28996;
+    if (!strcmp(name, "models_teachers_labels")) f->more_teachers[0].num_labels = 3;
+    if (!strcmp(name, "models_teachers_loss_heads")) f->more_teachers[0].heads = 8;
     if (!strcmp(name, "models_student_shape_mismatch")) f->student = (ConfigModelFacts){6, 384, 12, 1536, 512, 30522, 2, 2};
 }
 
@@ -1009,6 +1076,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(name, "tf32")) case_tf32();
     else if (!strcmp(name, "roundtrip_design")) case_roundtrip_design();
     else if (!strcmp(name, "roundtrip_full")) case_roundtrip_full();
+    else if (!strcmp(name, "roundtrip_teachers")) case_roundtrip_teachers();
     else if (!strcmp(name, "roundtrip_finetune")) case_roundtrip_finetune();
     else if (!strcmp(name, "where")) case_where();
     else if (!strcmp(name, "temperature")) case_temperature();

@@ -26,12 +26,13 @@ const char *const CONFIG_SCHEDULE_NAMES[] = {"linear", "cosine", "constant", NUL
 const char *const CONFIG_METRIC_NAMES[] = {"accuracy", "f1", "mcc", "pearson", "spearman", "loss", NULL};
 
 /* The keys of each section, in the order config_write_yaml prints them. */
-static const char *const TOP_KEYS[] = {"task", "run", "device", "precision", "threads", "tf32", "teacher", "student",
+static const char *const TOP_KEYS[] = {"task", "run", "device", "precision", "threads", "tf32", "teacher", "teachers", "teacher_logits", "student",
                                        "data", "losses", "optimizer", "train", "stages", "resume", NULL};
 static const char *const RUN_KEYS[] = {"name", "dir", "seed", "overwrite", NULL};
 static const char *const TEACHER_KEYS[] = {"path", "init", "layers", "hidden", "heads", "intermediate",
                                            "max_position", "vocab_size", "type_vocab_size", "num_labels",
                                            "layer_norm_eps", "initializer_range", "precision", "cache", NULL};
+const char *const CONFIG_TEACHER_LOGITS_NAMES[] = {"mean", "weighted", NULL};
 static const char *const STUDENT_KEYS[] = {"init", "layers", "hidden", "heads", "intermediate", "max_position",
                                            "vocab_size", "type_vocab_size", "num_labels", "dropout",
                                            "attention_dropout", "layer_norm_eps", "initializer_range", "precision", NULL};
@@ -305,6 +306,7 @@ static void config_defaults(Config *c, const char *path) {
     c->tf32 = false;
     model_defaults(&c->teacher, CONFIG_INIT_NONE);
     c->teacher.dropout = c->teacher.attention_dropout = 0; /* the teacher runs in eval mode */
+    c->teacher.weight = 1;
     model_defaults(&c->student, CONFIG_INIT_RANDOM);
     c->data.batch_size = 32;
     c->data.eval_batch_size = CONFIG_AUTO;
@@ -431,13 +433,32 @@ static Status rd_init_layers(Rd *r, const YNode *map, ConfigModel *m) {
     return DISTILL_OK;
 }
 
-static Status rd_model(Rd *r, const YNode *node, const char *sec, bool teacher) {
-    ConfigModel *m = teacher ? &r->cfg->teacher : &r->cfg->student;
-    const char *const *known = teacher ? TEACHER_KEYS : STUDENT_KEYS;
-    if (teacher && yis_null(node)) return DISTILL_OK; /* no teacher */
+/* The keys of an entry of `teachers:`: name and weight, then the keys of `teacher:`. */
+static const char *const *teachers_keys(void) {
+    static const char *keys[sizeof TEACHER_KEYS / sizeof *TEACHER_KEYS + 2];
+    if (!keys[0]) {
+        keys[0] = "name";
+        keys[1] = "weight";
+        for (size_t i = 0; TEACHER_KEYS[i]; i++) keys[i + 2] = TEACHER_KEYS[i];
+    }
+    return keys;
+}
+
+/* A teacher (teacher: or an entry of teachers:, then `sec` is "teachers[K]" and m its slot) or the
+ * student. */
+static Status rd_model_at(Rd *r, const YNode *node, const char *sec, ConfigModel *m, bool teacher, bool listed) {
+    const char *const *known = listed ? teachers_keys() : teacher ? TEACHER_KEYS : STUDENT_KEYS;
+    if (teacher && !listed && yis_null(node)) return DISTILL_OK; /* no teacher */
+    if (listed && yis_null(node))
+        return fail_found(r, node, sec, "a teacher like {path: FOLDER_OR_CHECKPOINT} or {init: random}");
     if (need_map(r, node, sec, known) || check_keys(r, node, sec, known)) return DISTILL_ERR;
     if (!yis_null(node)) loc_add(r, sec, node);
-    char kp[160];
+    char kp[160], k_path[160], k_init[160], k_layers[160], k_heads[160], k_hidden[160];
+    join(k_path, sizeof k_path, sec, "path");
+    join(k_init, sizeof k_init, sec, "init");
+    join(k_layers, sizeof k_layers, sec, "layers");
+    join(k_heads, sizeof k_heads, sec, "heads");
+    join(k_hidden, sizeof k_hidden, sec, "hidden");
 
     /* init / path */
     const YNode *init = value_of(r, node, sec, "init", kp, sizeof kp);
@@ -448,17 +469,17 @@ static Status rd_model(Rd *r, const YNode *node, const char *sec, bool teacher) 
         if (path && (path->kind != YN_SCALAR || !path->text[0]))
             return fail_found(r, path, kp, "the path of a Hugging Face folder or a checkpoint");
         if (init && !strcmp(init->text, "random")) {
-            if (path) return fail_found(r, path, "teacher.path", "no path with init: random");
+            if (path) return fail_found(r, path, k_path, "no path with init: random");
             m->init = CONFIG_INIT_RANDOM;
         } else if (init && !strcmp(init->text, "teacher_layers")) {
-            return fail_found(r, init, "teacher.init", "random or a path (teacher_layers is for the student)");
+            return fail_found(r, init, k_init, "random or a path (teacher_layers is for the student)");
         } else if (init && path) {
-            return fail_found(r, path, "teacher.path", "either path or init, not both");
+            return fail_found(r, path, k_path, "either path or init, not both");
         } else if (init || path) {
             m->init = CONFIG_INIT_PATH;
             m->path = xstrdup((init ? init : path)->text);
         } else {
-            return fail_found(r, node, "teacher", "path: FOLDER_OR_CHECKPOINT or init: random");
+            return fail_found(r, node, sec, "path: FOLDER_OR_CHECKPOINT or init: random");
         }
     } else if (init) {
         if (!strcmp(init->text, "random")) m->init = CONFIG_INIT_RANDOM;
@@ -475,7 +496,7 @@ static Status rd_model(Rd *r, const YNode *node, const char *sec, bool teacher) 
     } else {
         const YNode *lv = ymap_get(node, "layers", NULL);
         if (lv && lv->kind == YN_SEQ)
-            return fail_found(r, lv, teacher ? "teacher.layers" : "student.layers",
+            return fail_found(r, lv, k_layers,
                               "a layer count (a list of teacher layers needs init: teacher_layers)");
         if (rd_int(r, node, sec, "layers", 1, 4096, true, &m->layers)) return DISTILL_ERR;
     }
@@ -512,11 +533,123 @@ static Status rd_model(Rd *r, const YNode *node, const char *sec, bool teacher) 
         char exp[96];
         snprintf(exp, sizeof exp, "a number of heads that divides hidden (%d)", m->hidden);
         const YNode *hv = ymap_get(node, "heads", NULL);
-        if (hv) return fail_found(r, hv, teacher ? "teacher.heads" : "student.heads", exp);
-        return yfail(&r->src, at_key(node, "hidden"), teacher ? "teacher.hidden" : "student.hidden",
+        if (hv) return fail_found(r, hv, k_heads, exp);
+        return yfail(&r->src, at_key(node, "hidden"), k_hidden,
                      "expected a multiple of heads (%d), found %d", m->heads, m->hidden);
     }
     return DISTILL_OK;
+}
+
+static Status rd_model(Rd *r, const YNode *node, const char *sec, bool teacher) {
+    return rd_model_at(r, node, sec, teacher ? &r->cfg->teacher : &r->cfg->student, teacher, false);
+}
+
+/* The names a loss's `teacher:` and the config accept: [A-Za-z0-9_-], under 48 characters. */
+static bool valid_name(const char *s);
+
+/* `teachers:`, a list of 1..CONFIG_MAX_TEACHERS teachers with optional name and weight (the
+ * single `teacher:` form is then absent). */
+static Status rd_teachers(Rd *r, const YNode *root) {
+    Config *c = r->cfg;
+    char kp[160];
+    const YNode *v = value_of(r, root, "", "teachers", kp, sizeof kp);
+    if (!v) {
+        c->n_teachers = c->teacher.init != CONFIG_INIT_NONE ? 1 : 0;
+        return DISTILL_OK;
+    }
+    if (c->teacher.init != CONFIG_INIT_NONE)
+        return yfail(&r->src, v, "teachers", "expected either teacher: (one) or teachers: (a list), found both");
+    char exp[160];
+    snprintf(exp, sizeof exp, "a list of 1 to %d teachers like [{path: a}, {path: b}]", CONFIG_MAX_TEACHERS);
+    if (v->kind != YN_SEQ || v->n < 1 || v->n > CONFIG_MAX_TEACHERS) return fail_found(r, v, "teachers", exp);
+    c->teacher_list = true;
+    c->more_teachers = xcalloc((size_t)v->n, sizeof *c->more_teachers);
+    for (int i = 0; i < v->n; i++) {
+        char sec[32];
+        snprintf(sec, sizeof sec, "teachers[%d]", i);
+        ConfigModel *m = i == 0 ? &c->teacher : &c->more_teachers[i - 1];
+        if (i > 0) {
+            model_defaults(m, CONFIG_INIT_NONE);
+            m->dropout = m->attention_dropout = 0; /* teachers run in eval mode */
+        }
+        m->weight = 1;
+        c->n_teachers = i + 1; /* config_free frees what this one holds */
+        if (rd_model_at(r, v->vals[i], sec, m, true, true)) return DISTILL_ERR;
+        if (rd_str(r, v->vals[i], sec, "name", "a name", &m->name)) return DISTILL_ERR;
+        char kn[64];
+        snprintf(kn, sizeof kn, "%s.name", sec);
+        if (m->name && (!valid_name(m->name) || yscalar_int(ymap_get(v->vals[i], "name", NULL), &(int64_t){0}))) {
+            char e[128];
+            snprintf(e, sizeof e, "a name of at most %d letters, digits, '_' or '-', not a number", LOSS_NAME_MAX - 1);
+            return fail_found(r, at_key(v->vals[i], "name"), kn, e);
+        }
+        if (!m->name) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "teacher%d", i + 1);
+            m->name = xstrdup(nm);
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(config_teacher(c, j)->name, m->name))
+                return yfail(&r->src, at_key(v->vals[i], "name"), kn, "expected a name not used by teachers[%d], "
+                             "found '%s'", j, m->name);
+        if (rd_num(r, v->vals[i], sec, "weight", 0, false, INFINITY, false, false, &m->weight)) return DISTILL_ERR;
+    }
+    return DISTILL_OK;
+}
+
+/* teacher_logits, and the teachers' weights it reads. */
+static Status rd_teacher_logits(Rd *r, const YNode *root) {
+    Config *c = r->cfg;
+    RD_ENUM(r, root, "", "teacher_logits", CONFIG_TEACHER_LOGITS_NAMES, c->teacher_logits);
+    const YNode *list = ymap_get(root, "teachers", NULL);
+    double total = 0;
+    for (int k = 0; k < c->n_teachers; k++) total += config_teacher(c, k)->weight;
+    for (int k = 0; c->teacher_list && k < c->n_teachers; k++) {
+        const YNode *w = ymap_get(list->vals[k], "weight", NULL);
+        if (c->teacher_logits == CONFIG_TEACHER_LOGITS_MEAN && w && !yis_null(w)) {
+            char kw[64];
+            snprintf(kw, sizeof kw, "teachers[%d].weight", k);
+            char found[96];
+            ydescribe(w, found, sizeof found);
+            return yfail(&r->src, w, kw, "expected no weight with teacher_logits: mean (the plain average; set "
+                         "teacher_logits: weighted to weight the teachers), found %s", found);
+        }
+    }
+    if (c->teacher_logits == CONFIG_TEACHER_LOGITS_WEIGHTED && c->n_teachers > 0 && !(total > 0))
+        return yfail(&r->src, list ? list : root, "teachers", "expected a weight > 0 on at least one teacher for "
+                     "teacher_logits: weighted, found all 0");
+    return DISTILL_OK;
+}
+
+/* A loss's `teacher:`: a teacher's name or its 1-based number in `teachers:`; 0-based in spec. */
+static Status rd_loss_teacher(Rd *r, const YNode *item, const char *sec, LossSpec *l) {
+    Config *c = r->cfg;
+    char kp[160];
+    const YNode *v = value_of(r, item, sec, "teacher", kp, sizeof kp);
+    if (!v) return DISTILL_OK;
+    char names[CONFIG_MAX_TEACHERS * (LOSS_NAME_MAX + 2) + 64];
+    size_t len = 0;
+    names[0] = '\0';
+    for (int k = 0; k < c->n_teachers && c->teacher_list; k++)
+        len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", k ? ", " : "", config_teacher(c, k)->name);
+    int64_t x;
+    if (v->kind == YN_SCALAR && yscalar_int(v, &x)) {
+        if (x >= 1 && x <= c->n_teachers) {
+            l->teacher = (int)x - 1;
+            return DISTILL_OK;
+        }
+    } else if (v->kind == YN_SCALAR) {
+        for (int k = 0; k < c->n_teachers && c->teacher_list; k++)
+            if (!strcmp(v->text, config_teacher(c, k)->name)) {
+                l->teacher = k;
+                return DISTILL_OK;
+            }
+    }
+    char exp[sizeof names + 96];
+    if (c->n_teachers == 0) snprintf(exp, sizeof exp, "no teacher: there is none");
+    else if (!c->teacher_list) snprintf(exp, sizeof exp, "1 (there is one teacher)");
+    else snprintf(exp, sizeof exp, "a teacher's name (%s) or number 1..%d", names, c->n_teachers);
+    return fail_found(r, v, kp, exp);
 }
 
 static Status rd_data(Rd *r, const YNode *d) {
@@ -689,6 +822,7 @@ static Status rd_loss(Rd *r, const YNode *item, const char *list, int idx, LossS
         l->target = (LossAttnTarget)(e + LOSS_TARGET_SCORES);
     }
     if (info->keys & LOSS_KEY_PROJECTION) RD_ENUM(r, item, sec, "projection", loss_projection_names(), l->projection);
+    if ((info->keys & LOSS_KEY_TEACHER) && rd_loss_teacher(r, item, sec, l)) return DISTILL_ERR;
     return DISTILL_OK;
 }
 
@@ -969,9 +1103,14 @@ static Status decode(Rd *r, const YNode *root) {
     if (rd_run(r, v)) return DISTILL_ERR;
     v = value_of(r, root, "", "teacher", kp, sizeof kp);
     if (rd_model(r, v, "teacher", true)) return DISTILL_ERR;
+    if (rd_teachers(r, root) || rd_teacher_logits(r, root)) return DISTILL_ERR;
     v = value_of(r, root, "", "student", kp, sizeof kp);
     if (rd_model(r, v, "student", false)) return DISTILL_ERR;
     /* teacher.precision and student.precision override the top-level precision */
+    for (int k = 1; k < c->n_teachers; k++) {
+        ConfigModel *m = &c->more_teachers[k - 1];
+        if (m->precision == CONFIG_AUTO) m->precision = c->precision;
+    }
     if (c->teacher.precision == CONFIG_AUTO) c->teacher.precision = c->precision;
     if (c->student.precision == CONFIG_AUTO) c->student.precision = c->precision;
     v = value_of(r, root, "", "data", kp, sizeof kp);
@@ -1045,6 +1184,18 @@ const ConfigStage *config_stage(const Config *cfg, int s, ConfigStage *tmp) {
 static void model_free(ConfigModel *m) {
     free(m->path);
     free(m->init_layers);
+    free(m->name);
+}
+
+const ConfigModel *config_teacher(const Config *c, int k) {
+    DCHECK(k >= 0 && k < (c->n_teachers > 0 ? c->n_teachers : 1));
+    return k == 0 ? &c->teacher : &c->more_teachers[k - 1];
+}
+
+const char *config_teacher_key(const Config *c, int k, char *buf, size_t cap) {
+    if (c->teacher_list) snprintf(buf, cap, "teachers[%d]", k);
+    else snprintf(buf, cap, "teacher");
+    return buf;
 }
 
 void config_free(Config *c) {
@@ -1053,6 +1204,8 @@ void config_free(Config *c) {
     free(c->run.name);
     free(c->run.dir);
     model_free(&c->teacher);
+    for (int k = 1; k < c->n_teachers; k++) model_free(&c->more_teachers[k - 1]);
+    free(c->more_teachers);
     model_free(&c->student);
     free(c->data.train);
     free(c->data.dev);

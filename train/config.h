@@ -86,8 +86,20 @@ typedef struct ConfigModel {
     /* ConfigPrecision of this model's GEMMs; after loading never CONFIG_AUTO: an absent key takes
      * the top-level `precision` (teacher.precision / student.precision override it). */
     int precision;
+    /* Teachers of a `teachers:` list only (NULL / 1 otherwise). */
+    char *name;             /* [A-Za-z0-9_-], unique among the teachers; default "teacher<N>" */
+    double weight;          /* >= 0, its weight in teacher_logits: weighted; default 1 */
     int cache;              /* teacher only: ConfigTeacherCache (default AUTO) */
 } ConfigModel;
+
+/* How several teachers' logits become the one the logits losses read. */
+typedef enum {
+    CONFIG_TEACHER_LOGITS_MEAN = 0, /* the plain average */
+    CONFIG_TEACHER_LOGITS_WEIGHTED, /* sum_k w_k z_k / sum_k w_k */
+} ConfigTeacherLogits;
+
+#define CONFIG_MAX_TEACHERS 8
+extern const char *const CONFIG_TEACHER_LOGITS_NAMES[]; /* "mean", "weighted", NULL */
 
 typedef struct ConfigRun {
     char *name;             /* default: the config file's name without extension */
@@ -160,7 +172,12 @@ typedef struct Config {
     ConfigPrecision precision;
     int threads;            /* CPU threads per process; 0 = all cores */
     bool tf32;              /* CUDA fp32 GEMMs may round inputs to TF32 (backend_set_tf32); default false */
-    ConfigModel teacher;    /* init NONE when there is no teacher (task finetune) */
+    ConfigModel teacher;    /* the teacher, or the first of `teachers:`; init NONE when there is
+                               no teacher (task finetune) */
+    int n_teachers;         /* 0 (no teacher), 1, or the length of `teachers:` (1..CONFIG_MAX_TEACHERS) */
+    bool teacher_list;      /* the config used `teachers:` (written back that way) */
+    ConfigModel *more_teachers; /* (n_teachers - 1) teachers 2.. of the list, or NULL */
+    ConfigTeacherLogits teacher_logits; /* how the teachers' logits combine (mean with one teacher) */
     ConfigModel student;
     ConfigData data;
     int n_losses;
@@ -213,7 +230,8 @@ typedef struct ConfigModelFacts {
 
 typedef struct ConfigFacts {
     bool has_teacher;
-    ConfigModelFacts teacher; /* as loaded (ignored without a teacher) */
+    ConfigModelFacts teacher; /* as loaded (ignored without a teacher); the first of several */
+    ConfigModelFacts more_teachers[CONFIG_MAX_TEACHERS - 1]; /* teachers 2..n_teachers, as loaded */
     ConfigModelFacts student; /* as it will be built (init applied, CONFIG_AUTO resolved) */
     bool has_data;          /* false: random data (bench); the data_* fields are ignored */
     int data_vocab_size;    /* the train file's vocab_size attribute */

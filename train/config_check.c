@@ -81,8 +81,12 @@ Status config_check_paths(const Config *c) {
     if (need_file(c, "data.train", c->data.train, h5)) return DISTILL_ERR;
     if (c->data.dev && need_file(c, "data.dev", c->data.dev, h5)) return DISTILL_ERR;
     if (c->data.test && need_file(c, "data.test", c->data.test, h5)) return DISTILL_ERR;
-    if (c->teacher.init == CONFIG_INIT_PATH && need_model(c, "teacher.path", c->teacher.path, false))
-        return DISTILL_ERR;
+    for (int k = 0; k < (c->n_teachers > 0 ? c->n_teachers : 1); k++) {
+        const ConfigModel *m = config_teacher(c, k);
+        char key[64], sec[32];
+        snprintf(key, sizeof key, "%s.path", config_teacher_key(c, k, sec, sizeof sec));
+        if (m->init == CONFIG_INIT_PATH && need_model(c, key, m->path, false)) return DISTILL_ERR;
+    }
     if (c->student.init == CONFIG_INIT_PATH && need_model(c, "student.init", c->student.path, true))
         return DISTILL_ERR;
     struct stat sb;
@@ -141,7 +145,9 @@ static Status check_shape(const Config *c, const char *sec, const ConfigModel *m
 static Status check_loss(const Config *c, const char *list, const LossSpec *ls, int i, const ConfigFacts *f) {
     const LossSpec *l = &ls[i];
     const LossTypeInfo *info = loss_type_info(l->type);
-    const ConfigModelFacts *S = &f->student, *T = &f->teacher;
+    /* hidden-state and attention terms read their own teacher; logits terms every teacher's
+     * (config_check_models checks their classifiers agree with the first's) */
+    const ConfigModelFacts *S = &f->student, *T = l->teacher > 0 ? &f->more_teachers[l->teacher - 1] : &f->teacher;
     const char *type = info->name;
     char key[96];
     snprintf(key, sizeof key, "%s[%d]", list, i);
@@ -220,6 +226,38 @@ Status config_check_models(const Config *c, const ConfigFacts *f) {
                 return cfail(c, key, "expected a teacher layer in 1..%d, found %d", T->layers,
                              c->student.init_layers[i]);
             }
+    }
+
+    /* teachers 2..: their own shape keys, and the first teacher's tokenizer, positions and (for
+     * the combined logits) classifier */
+    bool logits_loss = false;
+    for (int s = 0; s < config_stage_count(c); s++) {
+        ConfigStage tmp;
+        const ConfigStage *st = config_stage(c, s, &tmp);
+        for (int i = 0; i < st->n_losses; i++) {
+            const LossTypeInfo *info = loss_type_info(st->losses[i].type);
+            logits_loss |= info->reads == LOSS_READS_LOGITS && info->needs_teacher;
+        }
+    }
+    for (int k = 1; k < c->n_teachers; k++) {
+        const ConfigModel *m = config_teacher(c, k);
+        const ConfigModelFacts *Tk = &f->more_teachers[k - 1];
+        char sec[32], key[64];
+        snprintf(sec, sizeof sec, "teachers[%d]", k);
+        if (m->init == CONFIG_INIT_PATH && check_shape(c, sec, m, Tk, "that teacher's checkpoint", true))
+            return DISTILL_ERR;
+        if (Tk->vocab_size != T->vocab_size || Tk->type_vocab_size != T->type_vocab_size)
+            return cfail(c, sec, "expected the first teacher's vocabulary (%d tokens, %d token types: every model "
+                         "reads the same token ids), found %d tokens, %d token types", T->vocab_size,
+                         T->type_vocab_size, Tk->vocab_size, Tk->type_vocab_size);
+        if (logits_loss && Tk->num_labels != T->num_labels)
+            return cfail(c, sec, "expected the first teacher's %d labels (the logits losses read the teachers' "
+                         "combined logits), found num_labels %d", T->num_labels, Tk->num_labels);
+        int seq = f->has_data ? (c->data.max_seq ? c->data.max_seq : f->data_max_seq) : 0;
+        snprintf(key, sizeof key, "%s", c->data.max_seq ? "data.max_seq" : "data.train");
+        if (seq > Tk->max_position)
+            return cfail(c, key, "expected rows of at most teacher %d's %d positions, found max_seq %d", k + 1,
+                         Tk->max_position, seq);
     }
 
     /* one tokenizer for teacher, student and data */

@@ -17,6 +17,7 @@
 typedef struct W {
     yaml_emitter_t em;
     bool ok;
+    bool teacher_list;      /* the config has `teachers:`: losses print their `teacher` */
 } W;
 
 static void emit(W *w, yaml_event_t *ev) {
@@ -109,12 +110,16 @@ static void kv_bool(W *w, const char *k, bool v) {
 }
 
 static void write_model(W *w, const char *name, const ConfigModel *m, bool teacher) {
-    key(w, name);
+    if (name) key(w, name); /* NULL: an entry of teachers: (with its name and weight) */
     if (m->init == CONFIG_INIT_NONE) {
         scalar(w, "null", true);
         return;
     }
     map_begin(w, false);
+    if (!name) {
+        kv_str(w, "name", m->name);
+        kv_num(w, "weight", m->weight, false);
+    }
     if (teacher && m->init == CONFIG_INIT_PATH) kv_str(w, "path", m->path);
     else kv_str(w, "init", m->init == CONFIG_INIT_RANDOM ? "random"
                          : m->init == CONFIG_INIT_TEACHER_LAYERS ? "teacher_layers" : m->path);
@@ -218,6 +223,7 @@ static void write_loss(W *w, const LossSpec *l) {
     }
     if (info->keys & LOSS_KEY_TARGET) kv_str(w, "target", loss_target_name(l->target));
     if (info->keys & LOSS_KEY_PROJECTION) kv_str(w, "projection", loss_projection_name(l->projection));
+    if ((info->keys & LOSS_KEY_TEACHER) && w->teacher_list) kv_int(w, "teacher", l->teacher + 1, false);
     map_end(w);
 }
 
@@ -251,7 +257,16 @@ Status config_write_yaml(const Config *c, FILE *f) {
     kv_enum(&w, "precision", CONFIG_PRECISION_NAMES, c->precision);
     kv_int(&w, "threads", c->threads, false);
     kv_bool(&w, "tf32", c->tf32);
-    write_model(&w, "teacher", &c->teacher, true);
+    if (c->teacher_list) { /* several teachers: the list, and how their logits combine */
+        w.teacher_list = true;
+        key(&w, "teachers");
+        seq_begin(&w, false);
+        for (int k = 0; k < c->n_teachers; k++) write_model(&w, NULL, config_teacher(c, k), true);
+        seq_end(&w);
+        kv_enum(&w, "teacher_logits", CONFIG_TEACHER_LOGITS_NAMES, (int)c->teacher_logits);
+    } else {
+        write_model(&w, "teacher", &c->teacher, true);
+    }
     write_model(&w, "student", &c->student, false);
 
     key(&w, "data");
