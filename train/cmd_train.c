@@ -128,7 +128,21 @@ static void print_run(Run *r) {
     printf("precision: teacher %s, student %s (GEMMs: %s)\n", t->teacher ? CONFIG_PRECISION_NAMES[cfg->teacher.precision] : "none",
            CONFIG_PRECISION_NAMES[cfg->student.precision], backend_gemm_library(t->device));
     printf("# distill: resolved config (%s)\n%s", cfg->source, r->config_yaml);
-    if (t->teacher) print_model("teacher", t->teacher);
+    if (t->n_teachers > 1) { /* teachers: each with its name, precision and logit weight */
+        printf("teachers: %d, logits combined by %s\n", t->n_teachers, CONFIG_TEACHER_LOGITS_NAMES[cfg->teacher_logits]);
+        for (int k = 0; k < t->n_teachers; k++) {
+            const ConfigModel *m = config_teacher(cfg, k);
+            char role[96];
+            if (cfg->teacher_logits == CONFIG_TEACHER_LOGITS_WEIGHTED)
+                snprintf(role, sizeof role, "teacher %d (%s, %s, weight %g)", k + 1, m->name,
+                         CONFIG_PRECISION_NAMES[m->precision], m->weight);
+            else
+                snprintf(role, sizeof role, "teacher %d (%s, %s)", k + 1, m->name, CONFIG_PRECISION_NAMES[m->precision]);
+            print_model(role, t->teachers[k]);
+        }
+    } else if (t->teacher) {
+        print_model("teacher", t->teacher);
+    }
     if (trainer_uses_cache(t))
         printf("teacher: logits from the cache in %s (teacher sha256 %.16s...): the teacher is not run\n",
                cfg->data.train, t->train->teacher_cache.teacher_sha256);

@@ -69,14 +69,19 @@ static void apply_dropout(Bert *m, const ConfigModel *cm) {
 }
 
 Status setup_teacher(const Config *cfg, Device device, const SetupData *data, Bert **out) {
+    return setup_teacher_at(cfg, 0, device, data, out);
+}
+
+Status setup_teacher_at(const Config *cfg, int k, Device device, const SetupData *data, Bert **out) {
     *out = NULL;
-    const ConfigModel *cm = &cfg->teacher;
+    const ConfigModel *cm = config_teacher(cfg, k);
     if (cm->init == CONFIG_INIT_NONE) return DISTILL_OK;
     if (cm->init == CONFIG_INIT_PATH) {
         if (setup_load_path(cm->path, device, cm->num_labels >= 0 ? cm->num_labels : -1, cfg->run.seed,
                             out) != DISTILL_OK) {
-            char msg[1200];
-            snprintf(msg, sizeof msg, "%s: teacher.path: %s", config_where(cfg, "teacher.path"), distill_error());
+            char msg[1200], sec[32], key[64];
+            snprintf(key, sizeof key, "%s.path", config_teacher_key(cfg, k, sec, sizeof sec));
+            snprintf(msg, sizeof msg, "%s: %s: %s", config_where(cfg, key), key, distill_error());
             distill_set_error("%s", msg);
             return DISTILL_ERR;
         }
@@ -85,7 +90,7 @@ Status setup_teacher(const Config *cfg, Device device, const SetupData *data, Be
     BertConfig c = shape_config(cm, data);
     Bert *m = bert_build(&c, device);
     bert_config_free_labels(&c);
-    bert_init(m, cfg->run.seed ^ 0x7EAC4E2ull);
+    bert_init(m, (cfg->run.seed ^ 0x7EAC4E2ull) + (uint64_t)k * 0x9E3779B97F4A7C15ull);
     *out = m;
     return DISTILL_OK;
 }

@@ -24,6 +24,9 @@ Status setup_load_path(const char *path, Device device, int num_labels, uint64_t
 /* The teacher of a distill run (NULL for finetune, not an error). Dropout is irrelevant: the
  * teacher always runs in evaluation mode. */
 Status setup_teacher(const Config *cfg, Device device, const SetupData *data, Bert **out);
+/* Teacher k (0-based) of cfg (config_teacher); a random teacher k > 0 draws from its own seed, so
+ * two random teachers differ. Messages name teachers[K] (or teacher). */
+Status setup_teacher_at(const Config *cfg, int k, Device device, const SetupData *data, Bert **out);
 /* The model being trained. */
 Status setup_student(const Config *cfg, Device device, const SetupData *data, const Bert *teacher,
                      Bert **out);

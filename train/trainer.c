@@ -216,6 +216,12 @@ static Status use_teacher_cache(Trainer *t) {
                           "it with `distill cache --teacher %s --data %s`", key, ds->path, tp, ds->path);
         return DISTILL_ERR;
     }
+    if (cfg->n_teachers > 1) {
+        if (!required) return DISTILL_OK; /* the cache holds one teacher's logits */
+        distill_set_error("%s: teacher.cache: required, but the run has %d teachers and the cache holds one "
+                          "teacher's logits", key, cfg->n_teachers);
+        return DISTILL_ERR;
+    }
     if (required && !logits_only(t)) {
         distill_set_error("%s: teacher.cache: required, but the losses need the teacher's hidden states or "
                           "attention, which the cache (logits only) does not hold", key);
@@ -261,6 +267,67 @@ static Status use_teacher_cache(Trainer *t) {
     return DISTILL_ERR;
 }
 
+/* Teachers 2.. of `teachers:` (the first is t->teacher), each at its own precision. */
+static Status load_more_teachers(Trainer *t, const SetupData *sd) {
+    const Config *cfg = &t->cfg;
+    t->n_teachers = t->teacher ? (cfg->n_teachers > 0 ? cfg->n_teachers : 1) : 0;
+    if (t->teacher) {
+        t->teachers[0] = t->teacher;
+        t->teacher_cfgs[0] = &t->teacher->cfg;
+    }
+    for (int k = 1; k < t->n_teachers; k++) {
+        if (setup_teacher_at(cfg, k, t->device, sd, &t->teachers[k]) != DISTILL_OK) {
+            t->n_teachers = k; /* trainer_free frees the ones loaded */
+            return DISTILL_ERR;
+        }
+        t->teacher_cfgs[k] = &t->teachers[k]->cfg;
+        if (config_teacher(cfg, k)->precision != CONFIG_PRECISION_BF16) continue;
+        char why[256], key[64];
+        if (!backend_bf16_supported(t->device, why, sizeof why)) {
+            snprintf(key, sizeof key, "teachers[%d].precision", k);
+            distill_set_error("%s: %s: bf16 cannot run here: %s; use fp32", config_where(cfg, key), key, why);
+            return DISTILL_ERR;
+        }
+        params_make_bf16(t->teachers[k]->params); /* rounded once: a teacher never changes */
+    }
+    return DISTILL_OK;
+}
+
+/* Which teachers run and what each returns, for the current loss set: teacher k runs when a
+ * hidden-state or attention term reads it, or when the logits terms need the combined logits and
+ * its weight in them is not 0. */
+static void teacher_requests(Trainer *t) {
+    const Config *cfg = &t->cfg;
+    bool logits = loss_set_needs_teacher_logits(t->losses);
+    bool weighted = cfg->teacher_logits == CONFIG_TEACHER_LOGITS_WEIGHTED;
+    for (int k = 0; k < t->n_teachers && k < loss_set_teachers(t->losses); k++) {
+        BertRequest *q = &t->treqs[k];
+        loss_set_request_teacher(t->losses, k, q);
+        bool own = q->hidden || q->scores || q->probs;
+        bool in_logits = logits && (!weighted || config_teacher(cfg, k)->weight > 0);
+        q->no_logits = !in_logits;
+        t->teacher_runs[k] = own || in_logits;
+    }
+}
+
+/* The logits the logits terms read: sum_k w_k z_k / sum_k w_k over the teachers that ran with
+ * logits (w_k = 1 for teacher_logits: mean), off the tape. */
+static Tensor *combine_teacher_logits(Trainer *t, const BertOutput *tos) {
+    const Config *cfg = &t->cfg;
+    bool weighted = cfg->teacher_logits == CONFIG_TEACHER_LOGITS_WEIGHTED;
+    double total = 0;
+    for (int k = 0; k < t->n_teachers; k++)
+        if (!t->treqs[k].no_logits) total += weighted ? config_teacher(cfg, k)->weight : 1.0;
+    Tensor *z = NULL;
+    for (int k = 0; k < t->n_teachers; k++) {
+        if (t->treqs[k].no_logits || !tos[k].logits) continue;
+        double w = (weighted ? config_teacher(cfg, k)->weight : 1.0) / total;
+        Tensor *term = op_scale(t->c, tos[k].logits, (float)w);
+        z = z ? op_add(t->c, z, term) : term;
+    }
+    return z;
+}
+
 void trainer_free(Trainer *t) {
     if (!t) return;
     loader_free(t->loader);
@@ -269,6 +336,7 @@ void trainer_free(Trainer *t) {
     loss_set_free(t->losses);
     bert_free(t->student);
     bert_free(t->teacher);
+    for (int k = 1; k < t->n_teachers; k++) bert_free(t->teachers[k]);
     for (int i = 0; i < t->n_vocab; i++) free(t->vocab[i]);
     free(t->vocab);
     dataset_free(t->train);
@@ -308,7 +376,7 @@ static Status stage_losses(Trainer *t, int s) {
     ConfigStage tmp;
     const ConfigStage *st = config_stage(cfg, s, &tmp);
     struct LossSet *ls = NULL;
-    if (loss_set_build(st->losses, st->n_losses, &t->student->cfg, t->teacher ? &t->teacher->cfg : NULL, t->device,
+    if (loss_set_build_teachers(st->losses, st->n_losses, &t->student->cfg, t->teacher_cfgs, t->n_teachers, t->device,
                        cfg->run.seed ^ 0x9B0Full, &ls) != DISTILL_OK)
         return DISTILL_ERR;
     ParamStore *old = t->losses ? loss_set_params(t->losses) : NULL, *nw = loss_set_params(ls);
@@ -341,6 +409,7 @@ static Status stage_losses(Trainer *t, int s) {
     memset(&t->sreq, 0, sizeof t->sreq);
     memset(&t->treq, 0, sizeof t->treq);
     loss_set_request(t->losses, &t->sreq, &t->treq);
+    teacher_requests(t);
     t->n_terms = loss_set_size(t->losses);
     free(t->term_names);
     free(t->last.terms);
@@ -438,6 +507,7 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
 
     /* ---- models and losses (all checks before anything is written) ---- */
     if (setup_teacher(cfg, t->device, &sd, &t->teacher) != DISTILL_OK) goto fail;
+    if (load_more_teachers(t, &sd) != DISTILL_OK) goto fail;
     if (setup_student(cfg, t->device, &sd, t->teacher, &t->student) != DISTILL_OK) goto fail;
     /* a bf16 teacher's weights are rounded once, here (it never changes) */
     if (t->teacher && cfg->teacher.precision == CONFIG_PRECISION_BF16 &&
@@ -448,6 +518,7 @@ Status trainer_new(Config *cfg_in, Comm *comm, bool with_data, Trainer **out) {
         memset(&facts, 0, sizeof facts);
         facts.has_teacher = t->teacher != NULL;
         if (t->teacher) facts.teacher = setup_facts(t->teacher);
+        for (int k = 1; k < t->n_teachers; k++) facts.more_teachers[k - 1] = setup_facts(t->teachers[k]);
         facts.student = setup_facts(t->student);
         facts.has_data = true;
         facts.data_vocab_size = t->train->vocab_size;
@@ -551,11 +622,30 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     batch_to_input(c, b, &in);
     BertOutput to, so;
     memset(&to, 0, sizeof to);
+    /* several teachers: each that some loss reads runs at its own precision; the logits terms
+     * read their combination (teacher_logits) */
+    BertOutput tos[CONFIG_MAX_TEACHERS];
+    memset(tos, 0, sizeof tos);
+    Tensor *teacher_logits = NULL;
+    const bool multi = t->n_teachers > 1 && loss_set_needs_teacher(t->losses);
+    if (multi) {
+        double t0 = now_seconds();
+        ctx_set_record(c, false);
+        c->training = false;
+        for (int k = 0; k < t->n_teachers; k++) {
+            if (!t->teacher_runs[k]) continue;
+            c->bf16 = config_teacher(&t->cfg, k)->precision == CONFIG_PRECISION_BF16;
+            bert_forward(c, t->teachers[k], &in, &t->treqs[k], &tos[k]);
+        }
+        if (loss_set_needs_teacher_logits(t->losses)) teacher_logits = combine_teacher_logits(t, tos);
+        ctx_sync(c);
+        acc->teacher_s += now_seconds() - t0;
+    }
     if (trainer_uses_cache(t)) {
         /* the cached logits of the batch's rows (use_teacher_cache checked who made them) */
         int s2[2] = {b->rows, b->teacher_classes};
         to.logits = ctx_from_host(c, DT_F32, 2, s2, b->teacher_logits);
-    } else if (t->teacher && loss_set_needs_teacher(t->losses)) {
+    } else if (!multi && t->teacher && loss_set_needs_teacher(t->losses)) {
         t->teacher_forwards++;
         double t0 = now_seconds();
         ctx_set_record(c, false);
@@ -575,8 +665,10 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     int s1[1] = {b->rows};
     if (lk == LOSS_LABELS_CLASS) labels = ctx_from_host(c, DT_I32, 1, s1, b->labels);
     else if (lk == LOSS_LABELS_REGRESSION) labels = ctx_from_host(c, DT_F32, 1, s1, b->targets);
-    Tensor *loss = loss_set_forward(c, t->losses, &so, t->teacher ? &to : NULL, labels, b->lengths,
-                                    (long)(t->step - t->stage_begin), acc->terms);
+    Tensor *loss = multi ? loss_set_forward_teachers(c, t->losses, &so, tos, t->n_teachers, teacher_logits, labels,
+                                                    b->lengths, (long)(t->step - t->stage_begin), acc->terms)
+                         : loss_set_forward(c, t->losses, &so, t->teacher ? &to : NULL, labels, b->lengths,
+                                            (long)(t->step - t->stage_begin), acc->terms);
     if (!loss) {
         snprintf(acc->why, sizeof acc->why, "%s", distill_error());
         acc->red[K + 3] = 1;

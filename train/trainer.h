@@ -57,6 +57,12 @@ typedef struct Trainer {
     char **vocab;         /* the train file's vocabulary (n_vocab), or NULL */
     int n_vocab;
     Bert *teacher, *student;
+    /* Several teachers (`teachers:`): teachers[0] == teacher; n_teachers 0 without a teacher. */
+    int n_teachers;
+    Bert *teachers[CONFIG_MAX_TEACHERS];
+    const BertConfig *teacher_cfgs[CONFIG_MAX_TEACHERS]; /* their configs, for the loss set */
+    BertRequest treqs[CONFIG_MAX_TEACHERS]; /* what each teacher's forward returns */
+    bool teacher_runs[CONFIG_MAX_TEACHERS]; /* some loss reads it (else its forward is skipped) */
     bool teacher_cached;  /* the train file has a teacher-logit cache (/teacher_logits, `distill
                            * cache`) of this teacher, checked, and teacher.cache allows it: steps
                            * whose losses need only the logits take them from it and do not run
