@@ -8,7 +8,7 @@
  * layouts, which oneDNN reads through strided descriptors (no transposed copy; a batch stride of 0
  * is a broadcast); the product accumulates in fp32 and C stays fp32. cpu_gemm_bf16_b16 takes B
  * already in bf16 (a frozen model's weights, rounded once: params_make_bf16). Each shape's
- * primitive is created once and kept in a small cache (key: every size, stride and scalar that
+ * primitive is created once and kept in a cache of 512 (key: every size, stride and scalar that
  * shapes it), so a training step creates none after the first.
  *
  * cpu_gemm_onednn_f32 runs the fp32 GEMM on the same cache (fp32 operands, read in place), for
@@ -106,12 +106,39 @@ typedef struct {
     bool used;
     unsigned long long last;
     dnnl_primitive_t prim;
-    dnnl_memory_t src, wei, dst;
+    dnnl_memory_t src, wei, dst, pad; /* pad: the scratchpad (NULL when the primitive needs none) */
+    size_t pad_bytes;
 } Entry;
 
-#define CACHE_SIZE 96
-static Entry g_cache[CACHE_SIZE];
+/* A set-associative cache: a key's hash picks a set of CACHE_WAYS entries, the least recently
+ * used of the set is replaced. Big enough for every shape of a batch-1 evaluation over rows of
+ * every length (5 shapes per length) and of a training step's forward and backward at a few
+ * dozen padded lengths: with the earlier 96 entries, rows of ~30 distinct lengths evicted each
+ * other's primitives in a cycle and every GEMM re-created its primitive (README, Benchmarks). */
+#define CACHE_WAYS 8
+#define CACHE_SETS 64
+static Entry g_cache[CACHE_SETS * CACHE_WAYS];
 static unsigned long long g_tick;
+
+/* The scratchpad every primitive shares (scratchpad mode "user"): GEMMs run one at a time on the
+ * host thread (cpu_backend.c), so one buffer, grown to the largest request and kept, serves all;
+ * oneDNN's own ("library") scratchpads were allocated and freed with their primitives. */
+static void *g_pad;
+static size_t g_pad_cap;
+
+static void *pad_buffer(size_t bytes) {
+    if (bytes > g_pad_cap) {
+        free(g_pad);
+        size_t cap = (bytes + 4095) & ~(size_t)4095;
+        g_pad = aligned_alloc(64, cap);
+        if (!g_pad) {
+            fprintf(stderr, "distill: error: out of memory allocating %zu bytes of oneDNN scratchpad\n", cap);
+            abort();
+        }
+        g_pad_cap = cap;
+    }
+    return g_pad;
+}
 
 static void entry_free(Entry *e) {
     if (!e->used) return;
@@ -119,13 +146,23 @@ static void entry_free(Entry *e) {
     dnnl_memory_destroy(e->src);
     dnnl_memory_destroy(e->wei);
     dnnl_memory_destroy(e->dst);
+    if (e->pad) dnnl_memory_destroy(e->pad);
+    e->pad = NULL;
     e->used = false;
 }
 
+static unsigned key_hash(const Key *k) {
+    const unsigned char *p = (const unsigned char *)k;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < sizeof *k; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return (unsigned)(h ^ (h >> 32));
+}
+
 static Entry *get_entry(const Key *k) {
-    Entry *victim = &g_cache[0];
-    for (int i = 0; i < CACHE_SIZE; i++) {
-        Entry *e = &g_cache[i];
+    Entry *set = &g_cache[(key_hash(k) % CACHE_SETS) * CACHE_WAYS];
+    Entry *victim = &set[0];
+    for (int i = 0; i < CACHE_WAYS; i++) {
+        Entry *e = &set[i];
         if (e->used && !memcmp(&e->key, k, sizeof *k)) {
             e->last = ++g_tick;
             return e;
@@ -148,6 +185,7 @@ static Entry *get_entry(const Key *k) {
     dnnl_check(dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd), "matmul desc");
     dnnl_primitive_attr_t attr;
     dnnl_check(dnnl_primitive_attr_create(&attr), "attr");
+    dnnl_check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode");
     if (k->alpha != 1.0f) dnnl_check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &k->alpha), "output scale");
     if (k->beta != 0.0f) {
         dnnl_post_ops_t po;
@@ -159,6 +197,11 @@ static Entry *get_entry(const Key *k) {
     dnnl_primitive_desc_t pd;
     dnnl_check(dnnl_primitive_desc_create(&pd, &md, attr, g_engine, NULL), "matmul primitive desc");
     dnnl_primitive_attr_destroy(attr);
+    const dnnl_memory_desc_t *pmd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    victim->pad = NULL;
+    victim->pad_bytes = pmd ? dnnl_memory_desc_get_size(pmd) : 0;
+    if (victim->pad_bytes > 0)
+        dnnl_check(dnnl_memory_create(&victim->pad, pmd, g_engine, DNNL_MEMORY_NONE), "scratchpad memory");
     dnnl_check(dnnl_primitive_create(&victim->prim, pd), "matmul primitive");
     dnnl_primitive_desc_destroy(pd);
     dnnl_check(dnnl_memory_create(&victim->src, &smd, g_engine, DNNL_MEMORY_NONE), "src memory");
@@ -190,8 +233,11 @@ static void execute(int f32, int ta, int tb, int m, int n, int k, float alpha, c
     dnnl_check(dnnl_memory_set_data_handle(e->src, (void *)a), "src handle");
     dnnl_check(dnnl_memory_set_data_handle(e->wei, (void *)b), "weights handle");
     dnnl_check(dnnl_memory_set_data_handle(e->dst, c), "dst handle");
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst}};
-    dnnl_check(dnnl_primitive_execute(e->prim, g_stream, 3, args), "matmul");
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, e->src}, {DNNL_ARG_WEIGHTS, e->wei}, {DNNL_ARG_DST, e->dst},
+                               {DNNL_ARG_SCRATCHPAD, e->pad}};
+    if (e->pad)
+        dnnl_check(dnnl_memory_set_data_handle(e->pad, pad_buffer(e->pad_bytes)), "scratchpad handle");
+    dnnl_check(dnnl_primitive_execute(e->prim, g_stream, e->pad ? 4 : 3, args), "matmul");
     dnnl_check(dnnl_stream_wait(g_stream), "stream wait");
 }
 

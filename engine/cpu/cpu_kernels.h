@@ -26,11 +26,12 @@
  * timeslice (milliseconds). A step of a small model runs hundreds of small kernels, so forking each
  * one made a 2-thread step ~8x slower than a 1-thread step beside one busy process (README,
  * Performance). A kernel therefore forks only when its work, in units of one cheap element
- * operation (an add), exceeds CPU_PAR_MIN: ~100 us of one core's time, enough that the fork pays
- * for itself. Row and transcendental kernels weigh their elements by CPU_COST_ROW (layernorm,
+ * operation (an add), exceeds CPU_PAR_MIN: ~400 us of one core's time (2^18, ~100 us, still
+ * forked the GELU of a batch-1 forward), enough that the fork pays for itself even when the
+ * woken thread waits for a core. Row and transcendental kernels weigh their elements by CPU_COST_ROW (layernorm,
  * softmax backward, dropout: a few operations per element) or CPU_COST_TRANSC (erf, exp, tanh).
  * Results never depend on the choice (the determinism promise above). */
-#define CPU_PAR_MIN ((size_t)1 << 18)
+#define CPU_PAR_MIN ((size_t)1 << 20)
 #define CPU_COST_ROW ((size_t)4)
 #define CPU_COST_TRANSC ((size_t)16)
 #define CPU_PAR(work) ((size_t)(work) > CPU_PAR_MIN)
@@ -47,9 +48,13 @@
         }                                                             \
     } while (0)
 
-/* A GEMM of at most this many multiply-adds (m n k, per batch entry) runs on one thread: ~50 us
- * of one core, where a fork and join would cost as much (and a timeslice beside a neighbour). */
-#define CPU_GEMM_SERIAL_MNK (1 << 21)
+/* A GEMM of at most this many multiply-adds (m n k, per batch entry) runs on one thread: ~300 us
+ * of one core. Measured with tests/bench_gemm_rule on the 2-core machine shared with other
+ * processes (1-minute load ~6): oneDNN on 2 threads was no faster than on 1 for any BERT shape up
+ * to 512 x 512 x 128 (33.5M) and 1.1-1.5x slower for the batch-1 shapes of a 25-token row (the
+ * join waits for the other thread to get a core), so batch-1 evaluation and small models run
+ * their GEMMs on one thread (README, Benchmarks). 2^21 before. */
+#define CPU_GEMM_SERIAL_MNK (1 << 25)
 
 /* The fp32 GEMM (the gemm kernel's contract) on oneDNN (onednn) or OpenBLAS, the small ones
  * (CPU_GEMM_SERIAL_MNK) on one thread: what cpu_gemm runs once it has picked the library. */
