@@ -130,7 +130,7 @@ foreach(shipped finetune-teacher tiny tinybert-2stage)
   set_tests_properties(config_shipped_${shipped} PROPERTIES LABELS unit TIMEOUT 20)
 endforeach()
 list(APPEND DISTILL_CONFIG_CASES roundtrip_teachers models_teachers_vocab models_teachers_labels
-  models_teachers_loss_heads models_teachers_ok)
+  models_teachers_loss_heads models_teachers_ok models_teachers_bf16_cuda)
 foreach(case ${DISTILL_CONFIG_CASES})
   add_test(NAME config_${case} COMMAND test_config ${case})
   set_tests_properties(config_${case} PROPERTIES LABELS unit TIMEOUT 20)

@@ -901,6 +901,9 @@ static const ModelsCase MODELS_CASES[] = {
     {"models_teachers_loss_heads", MODELS_TEACHERS, {NULL},
      "cfg.yaml:8:5: losses[1]: expected a student with the teacher's 8 attention heads for attention_kl, found 12 heads"},
     {"models_teachers_ok", MODELS_TEACHERS, {NULL}, NULL},
+    {"models_teachers_bf16_cuda", MODELS_TEACHERS, {"device=auto", "teachers[1].precision=bf16"},
+     "--set teachers[1].precision=bf16: teachers[1].precision: expected fp32 on a CUDA device (the CUDA bf16 GEMMs "
+     "have not been verified on a GPU yet; DISTILL_ALLOW_UNTESTED_GPU_BF16=1 runs them anyway), found bf16"},
     {"models_teacher_layers_too_deep",
      "teacher: {path: teacher}\nstudent: {init: teacher_layers, layers: [2, 4, 14]}\ndata: {train: data/train.h5}\n",
      {NULL}, "cfg.yaml:2:48: student.layers[2]: expected a teacher layer in 1..12, found 14"},
@@ -932,6 +935,7 @@ static void case_facts(const char *name, ConfigFacts *f) {
     if (!strcmp(name, "models_teachers_vocab")) f->more_teachers[0].vocab_size = 28996;
     if (!strcmp(name, "models_teachers_labels")) f->more_teachers[0].num_labels = 3;
     if (!strcmp(name, "models_teachers_loss_heads")) f->more_teachers[0].heads = 8;
+    if (!strcmp(name, "models_teachers_bf16_cuda")) f->on_cuda = true;
     if (!strcmp(name, "models_student_shape_mismatch")) f->student = (ConfigModelFacts){6, 384, 12, 1536, 512, 30522, 2, 2};
 }
 

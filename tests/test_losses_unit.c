@@ -471,6 +471,99 @@ static void test_forward_errors(void) {
     ctx_free(c);
 }
 
+/* Expects loss_set_build_teachers to fail with a message holding `needle`. */
+static void expect_reject_teachers(const char *what, const LossSpec *specs, int n, const BertConfig *st,
+                                   const BertConfig *const *tes, int n_teachers, const char *needle) {
+    LossSet *ls = (LossSet *)0x1;
+    distill_set_error("%s", "");
+    Status s = loss_set_build_teachers(specs, n, st, tes, n_teachers, device_cpu(), 1, &ls);
+    CHECK(s == DISTILL_ERR && ls == NULL, "%s: build accepted a bad spec", what);
+    CHECK(strstr(distill_error(), needle), "%s: message \"%s\" lacks \"%s\"", what, distill_error(), needle);
+    if (s == DISTILL_OK) loss_set_free(ls);
+}
+
+/* Several teachers: each hidden/attention term resolves its map, heads and projection width
+ * against its own teacher and requests only that teacher's states; logits terms read the
+ * combined logits passed in (the same value as one teacher whose logits they are); the
+ * rejections name the teacher. */
+static void test_teachers(void) {
+    BertConfig st = cfg(2, 8, 2, 3), t1 = cfg(4, 16, 2, 3), t2 = cfg(6, 24, 4, 3);
+    const BertConfig *tes[2] = {&t1, &t2};
+    LossSpec s[3] = {spec(LOSS_LOGITS_KD), spec(LOSS_HIDDEN_MSE), spec(LOSS_ATTENTION_KL)};
+    s[1].teacher = 1;          /* uniform against teacher 2's 6 layers */
+    s[2].map = LOSS_MAP_LAST;  /* teacher 1's last layer */
+    LossSet *ls = NULL;
+    CHECK(loss_set_build_teachers(s, 3, &st, tes, 2, device_cpu(), 1, &ls) == DISTILL_OK, "%s", distill_error());
+    if (!ls) return;
+    CHECK(loss_set_teachers(ls) == 2 && loss_set_needs_teacher_logits(ls), "two teachers, logits read");
+    int want_hidden[4] = {1, 3, 2, 6}, want_attn[2] = {2, 4};
+    expect_pairs("hidden_mse on teacher 2", ls, 1, 2, want_hidden);
+    expect_pairs("attention_kl on teacher 1", ls, 2, 1, want_attn);
+    BertRequest q0, q1;
+    CHECK(loss_set_request_teacher(ls, 0, &q0) && loss_set_request_teacher(ls, 1, &q1), "both teachers read");
+    CHECK(!q0.hidden && q0.probs && q0.probs[3] && !q0.probs[0] && !q0.no_logits, "teacher 1: layer 4's probs, logits");
+    CHECK(q1.hidden && q1.hidden[3] && q1.hidden[6] && !q1.hidden[0] && !q1.probs && !q1.scores && !q1.no_logits,
+          "teacher 2: hidden states 3 and 6, logits");
+    ParamStore *ps = loss_set_params(ls);
+    CHECK(ps && ps->n == 4 && ps->tensors[0]->shape[0] == 24 && ps->tensors[0]->shape[1] == 8,
+          "hidden_mse projects 8 -> teacher 2's 24");
+    loss_set_free(ls);
+
+    /* a set without logits terms: a teacher no term reads is not requested */
+    LossSpec h = spec(LOSS_HIDDEN_MSE);
+    h.teacher = 1;
+    CHECK(loss_set_build_teachers(&h, 1, &st, tes, 2, device_cpu(), 1, &ls) == DISTILL_OK, "%s", distill_error());
+    if (ls) {
+        CHECK(!loss_set_request_teacher(ls, 0, &q0) && q0.no_logits && !q0.hidden, "teacher 1 unread");
+        CHECK(loss_set_request_teacher(ls, 1, &q1) && q1.no_logits, "teacher 2 read, no logits");
+        loss_set_free(ls);
+    }
+
+    LossSpec bad = spec(LOSS_HIDDEN_MSE);
+    bad.teacher = 2;
+    expect_reject_teachers("teacher 3 of 2", &bad, 1, &st, tes, 2, "teacher 3 does not exist: expected 1..2");
+    bad = spec(LOSS_LOGITS_KD);
+    bad.teacher = 1;
+    expect_reject_teachers("teacher on logits", &bad, 1, &st, tes, 2, "teacher applies only to hidden_mse");
+    bad = spec(LOSS_ATTENTION_KL);
+    bad.teacher = 1;
+    expect_reject_teachers("heads of teacher 2", &bad, 1, &st, tes, 2, "the teacher 4");
+    BertConfig t2_labels = t2;
+    t2_labels.num_labels = 2;
+    const BertConfig *tes_labels[2] = {&t1, &t2_labels};
+    LossSpec kd = spec(LOSS_LOGITS_KD);
+    expect_reject_teachers("labels of teacher 2", &kd, 1, &st, tes_labels, 2, "teacher 2 2");
+    LossSpec sh[2] = {spec(LOSS_HIDDEN_MSE), spec(LOSS_EMBEDDING_MSE)};
+    sh[0].projection = sh[1].projection = LOSS_PROJ_SHARED;
+    sh[1].teacher = 1;
+    expect_reject_teachers("shared projection, two widths", sh, 2, &st, tes, 2,
+                           "a shared projection maps to one width");
+
+    /* the logits terms read the logits given as combined: the same value as one teacher whose
+     * own logits they are (the trainer's combination is checked end to end by teachers_logits) */
+    Ctx *c = ctx_new(device_cpu(), 1);
+    int shape[2] = {2, 3};
+    float zs[6] = {0.1f, -0.4f, 0.3f, 1.0f, 0.0f, -1.0f}, zt[6] = {0.5f, 0.2f, -0.3f, -0.2f, 0.7f, 0.1f};
+    BertOutput so = {0}, to = {0}, outs[2] = {{0}, {0}};
+    so.logits = ctx_from_host(c, DT_F32, 2, shape, zs);
+    to.logits = ctx_from_host(c, DT_F32, 2, shape, zt);
+    LossSet *one = NULL, *two = NULL;
+    CHECK(loss_set_build(&kd, 1, &st, &t1, device_cpu(), 1, &one) == DISTILL_OK, "%s", distill_error());
+    CHECK(loss_set_build_teachers(&kd, 1, &st, tes, 2, device_cpu(), 1, &two) == DISTILL_OK, "%s", distill_error());
+    if (one && two) {
+        float v1 = -1, v2 = -2;
+        CHECK(loss_set_forward(c, one, &so, &to, NULL, NULL, 0, &v1) != NULL, "%s", distill_error());
+        CHECK(loss_set_forward_teachers(c, two, &so, outs, 2, to.logits, NULL, NULL, 0, &v2) != NULL, "%s",
+              distill_error());
+        CHECK(v1 == v2 && v1 > 0, "combined logits read as given: %g vs one teacher %g", v2, v1);
+        CHECK(loss_set_forward_teachers(c, two, &so, outs, 2, NULL, NULL, NULL, 0, NULL) == NULL &&
+              strstr(distill_error(), "no teacher logits were given"), "no combined logits: %s", distill_error());
+    }
+    loss_set_free(one);
+    loss_set_free(two);
+    ctx_free(c);
+}
+
 static double grad_sumsq(const ParamStore *ps, const char *prefix) {
     double sum = 0;
     for (int i = 0; i < ps->n; i++) {
@@ -560,6 +653,7 @@ int main(void) {
     test_temperature();
     test_projections();
     test_forward_errors();
+    test_teachers();
     test_with_bert();
     if (g_failures) {
         fprintf(stderr, "test_losses_unit: %d check(s) failed\n", g_failures);

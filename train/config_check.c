@@ -333,5 +333,12 @@ Status config_check_models(const Config *c, const ConfigFacts *f) {
         return cfail(c, c->student.precision == CONFIG_PRECISION_BF16 ? "student.precision" : "teacher.precision",
                      "expected fp32 on a CUDA device (the CUDA bf16 GEMMs have not been verified on a GPU yet; "
                      "DISTILL_ALLOW_UNTESTED_GPU_BF16=1 runs them anyway), found bf16");
+    for (int k = 1; k < c->n_teachers && f->on_cuda && !(allow && !strcmp(allow, "1")); k++)
+        if (config_teacher(c, k)->precision == CONFIG_PRECISION_BF16) {
+            char key[64];
+            snprintf(key, sizeof key, "teachers[%d].precision", k);
+            return cfail(c, key, "expected fp32 on a CUDA device (the CUDA bf16 GEMMs have not been verified on a "
+                         "GPU yet; DISTILL_ALLOW_UNTESTED_GPU_BF16=1 runs them anyway), found bf16");
+        }
     return DISTILL_OK;
 }

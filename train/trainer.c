@@ -636,6 +636,7 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
             if (!t->teacher_runs[k]) continue;
             c->bf16 = config_teacher(&t->cfg, k)->precision == CONFIG_PRECISION_BF16;
             bert_forward(c, t->teachers[k], &in, &t->treqs[k], &tos[k]);
+            t->teacher_forwards++;
         }
         if (loss_set_needs_teacher_logits(t->losses)) teacher_logits = combine_teacher_logits(t, tos);
         ctx_sync(c);
