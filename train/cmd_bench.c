@@ -97,8 +97,9 @@ int cmd_bench(int argc, char **argv) {
     if (trainer_new(&cfg, &comm, from_data, &t) != DISTILL_OK) goto done;
     Bert *student = t->student, *teacher = t->teacher;
     int B = t->cfg.data.batch_size;
-    if (!from_data &&
-        (S > student->cfg.max_position_embeddings || (teacher && S > teacher->cfg.max_position_embeddings))) {
+    bool too_long = S > student->cfg.max_position_embeddings || (teacher && S > teacher->cfg.max_position_embeddings);
+    for (int k = 1; k < t->n_teachers; k++) too_long |= S > t->teachers[k]->cfg.max_position_embeddings; /* teachers: */
+    if (!from_data && too_long) {
         distill_set_error("--seq %d: longer than the models' position embeddings", S);
         goto done;
     }
