@@ -9,6 +9,7 @@
  */
 #include "loss_set_internal.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,6 +211,43 @@ static Tensor *attention_term(Ctx *c, const LossTerm *t, const BertOutput *s,
 
 /* ---- the set ---- */
 
+/* LOSS_MIX_PROBS: T log(sum_k w_k softmax(z_k/T)) (B, C) from the teachers' logits, on the host in
+ * double (log-sum-exp per teacher and row, so large logits neither overflow nor underflow). */
+static Tensor *mixed_probs_logits(Ctx *c, const LossSet *ls, const LossTerm *t, const BertOutput *teachers,
+                                  float T) {
+    const Tensor *shape = NULL;
+    for (int k = 0; k < ls->n_teachers && !shape; k++)
+        if (ls->mix_weights[k] > 0) shape = teachers[k].logits;
+    if (!shape) return term_fail(t, "no teacher logits were given");
+    int B = shape->shape[0], C = shape->shape[1];
+    double *acc = xcalloc((size_t)B * C, sizeof(double));
+    float *z = xmalloc((size_t)B * C * sizeof(float));
+    for (int k = 0; k < ls->n_teachers; k++) {
+        if (ls->mix_weights[k] <= 0) continue;
+        const Tensor *zk = teachers[k].logits;
+        if (!zk || zk->ndim != 2 || zk->shape[0] != B || zk->shape[1] != C) {
+            free(acc);
+            free(z);
+            return term_fail(t, "teacher %d's logits are missing or not (%d, %d)", k + 1, B, C);
+        }
+        tensor_to_host(zk, z);
+        for (int r = 0; r < B; r++) {
+            const float *row = z + (size_t)r * C;
+            double mx = row[0] / (double)T, se = 0;
+            for (int j = 1; j < C; j++) mx = row[j] / (double)T > mx ? row[j] / (double)T : mx;
+            for (int j = 0; j < C; j++) se += exp(row[j] / (double)T - mx);
+            for (int j = 0; j < C; j++)
+                acc[(size_t)r * C + j] += ls->mix_weights[k] * exp(row[j] / (double)T - mx) / se;
+        }
+    }
+    for (size_t i = 0; i < (size_t)B * C; i++) z[i] = (float)(T * log(acc[i]));
+    int s2[2] = {B, C};
+    Tensor *out = ctx_from_host(c, DT_F32, 2, s2, z);
+    free(acc);
+    free(z);
+    return out;
+}
+
 Tensor *loss_set_forward(Ctx *c, LossSet *ls, const BertOutput *student, const BertOutput *teacher,
                          Tensor *labels, const int32_t *lengths_host, long step, float *term_values) {
     DCHECK(ls->n_teachers <= 1);
@@ -237,6 +275,10 @@ Tensor *loss_set_forward_teachers(Ctx *c, LossSet *ls, const BertOutput *student
         const BertOutput *teacher = loss_type_info(ty)->needs_teacher ? &teachers[t->spec.teacher] : NULL;
         float factor = 1.0f;
         Tensor *v = NULL;
+        if (loss_is_logits(ty) && ls->mix == LOSS_MIX_PROBS && n_teachers > 1) {
+            combined.logits = mixed_probs_logits(c, ls, t, teachers, loss_spec_temperature(&t->spec, step));
+            if (!combined.logits) return NULL;
+        }
         switch (ty) {
         case LOSS_LOGITS_KD:
         case LOSS_LOGITS_CE: v = logits_term(c, t, student, &combined, step, &factor); break;

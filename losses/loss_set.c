@@ -329,6 +329,8 @@ Status loss_set_build_teachers(const LossSpec *specs, int n, const BertConfig *s
         lt->scores = xcalloc((size_t)N + 1, sizeof(bool));
         lt->probs = xcalloc((size_t)N + 1, sizeof(bool));
     }
+    ls->mix_weights = xcalloc((size_t)n_teachers + 1, sizeof(float));
+    for (int k = 0; k < n_teachers; k++) ls->mix_weights[k] = 1.0f / (float)n_teachers;
 
     /* Declare projections; record what each forward must return. */
     ParamStore *ps = NULL;
@@ -424,6 +426,7 @@ void loss_set_free(LossSet *ls) {
         free(ls->teachers[k].probs);
     }
     free(ls->teachers);
+    free(ls->mix_weights);
     free(ls);
 }
 
@@ -446,6 +449,15 @@ bool loss_set_request_teacher(const LossSet *ls, int k, BertRequest *treq) {
 }
 
 bool loss_set_needs_teacher_logits(const LossSet *ls) { return ls->teacher_logits; }
+
+void loss_set_teacher_mix(LossSet *ls, LossTeacherMix mix, const float *weights) {
+    DCHECK(mix == LOSS_MIX_LOGITS || mix == LOSS_MIX_PROBS);
+    ls->mix = mix;
+    double total = 0;
+    for (int k = 0; k < ls->n_teachers; k++) total += weights ? weights[k] : 1.0;
+    DCHECK(ls->n_teachers == 0 || total > 0);
+    for (int k = 0; k < ls->n_teachers; k++) ls->mix_weights[k] = (float)((weights ? weights[k] : 1.0) / total);
+}
 int loss_set_teachers(const LossSet *ls) { return ls->n_teachers; }
 
 void loss_set_request(const LossSet *ls, BertRequest *sreq, BertRequest *treq) {

@@ -35,6 +35,8 @@ struct LossSet {
     int student_width;
     int n_teachers;
     LossTeacher *teachers;  /* (n_teachers) */
+    LossTeacherMix mix;     /* how the logits terms combine the teachers (loss_set_teacher_mix) */
+    float *mix_weights;     /* (n_teachers) normalised to sum 1 */
     /* What each forward must return (BertRequest arrays point here). */
     bool student_logits, teacher_logits;
     bool *student_hidden;   /* (M + 1) */

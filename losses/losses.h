@@ -238,6 +238,17 @@ bool loss_set_request_teacher(const LossSet *ls, int k, BertRequest *treq);
 bool loss_set_needs_teacher_logits(const LossSet *ls);
 int loss_set_teachers(const LossSet *ls); /* the n_teachers it was built with */
 
+/* How several teachers' logits z_k (weights w_k, w^_k = w_k / sum_k w_k) become the teacher side
+ * of the logits terms. LOGITS (the default): the caller passes one combined tensor (e.g.
+ * sum_k w^_k z_k) to loss_set_forward_teachers. PROBS: the set mixes the teachers' softened
+ * distributions at each term's own temperature T (at the step): the teacher distribution is
+ * sum_k w^_k softmax(z_k/T), passed to the term as the logits T log(sum_k w^_k softmax(z_k/T)),
+ * whose softmax at T is exactly that mixture. Computed on the host in double (the logits are
+ * B x C): one device sync per logits term per step. Teachers of weight 0 are skipped. */
+typedef enum { LOSS_MIX_LOGITS = 0, LOSS_MIX_PROBS } LossTeacherMix;
+/* weights: (n_teachers) >= 0 with a positive sum (read for PROBS; NULL = equal). */
+void loss_set_teacher_mix(LossSet *ls, LossTeacherMix mix, const float *weights);
+
 /* Computes every term and returns the total  sum_i weight_i * term_i  (a scalar [1] on c's tape;
  * teacher tensors are detached). `labels` is i32 (B) or f32 (B) as loss_set_labels says, else
  * ignored; `lengths_host` (B) is the number of valid tokens per row, needed by hidden_cos (may be
@@ -250,7 +261,8 @@ Tensor *loss_set_forward(Ctx *c, LossSet *ls, const BertOutput *student, const B
 
 /* The same with several teachers: teachers[k] (n_teachers of them, as built; an entry no term
  * reads may be all-NULL) feeds the hidden-state and attention terms that name teacher k;
- * teacher_logits (B, C) is what the logits terms read (NULL when none needs it). */
+ * teacher_logits (B, C) is what the logits terms read (NULL when none needs it, or with
+ * LOSS_MIX_PROBS, where the terms mix teachers[k].logits themselves). */
 Tensor *loss_set_forward_teachers(Ctx *c, LossSet *ls, const BertOutput *student,
                                   const BertOutput *teachers, int n_teachers, Tensor *teacher_logits,
                                   Tensor *labels, const int32_t *lengths_host, long step,

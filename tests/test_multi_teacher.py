@@ -10,8 +10,9 @@ CASE:
           logits_kd alone,
           no shuffling, one step: the step's logits_kd equals T^2 KL(softmax(z/T) || softmax(z_s/T))
           over the first batch computed here from the combined predict logits, z the average (the
-          weighted average) of the two teachers' logits. The single-teacher value differs, so a
-          run that read one teacher only fails.
+          weighted average) of the two teachers' logits; with teacher_logits: probs (1:3) the
+          teacher side is the 1:3 mixture of softmax(z_k/T). The single-teacher value differs, so
+          a run that read one teacher only fails.
   learn   two fine-tuned teachers of widths 32 and 48; logits_kd reads their mean, hidden_mse
           reads teacher 2 by name (a 16 -> 48 projection): the run prints which teacher each loss
           reads, both terms fall, dev accuracy is far above chance. (A random second teacher also
@@ -70,6 +71,19 @@ def log_softmax(z, T):
     return [v / T - lse for v in z]
 
 
+def softmax(z, T):
+    return [math.exp(v) for v in log_softmax(z, T)]
+
+
+def logits_kd_probs(p_teacher, student, T):
+    """T^2 KL(p_t || softmax(z_s/T)), mean over rows, with p_t given as probabilities."""
+    total = 0.0
+    for pt, zs in zip(p_teacher, student):
+        ls = log_softmax(zs, T)
+        total += sum(p * (math.log(p) - b) for p, b in zip(pt, ls) if p > 0)
+    return T * T * total / len(p_teacher)
+
+
 def logits_kd(teacher, student, T):
     """T^2 KL(softmax(z_t/T) || softmax(z_s/T)), mean over rows (losses.h, DistilBERT)."""
     total = 0.0
@@ -110,6 +124,11 @@ def case_logits(distill, d):
     want_mean = logits_kd(mean, zb[:n], T)
     want_weighted = logits_kd(weighted, zb[:n], T)
     want_a = logits_kd(za[:n], zb[:n], T)
+    # probs 1:3: the mixture of the softened distributions at the loss's T, not of the logits
+    mix = [[(1 * p + 3 * q) / 4 for p, q in zip(softmax(ra, T), softmax(rb, T))] for ra, rb in zip(za[:n], zb[:n])]
+    want_probs = logits_kd_probs(mix, zb[:n], T)
+    want_probs_as_logits = logits_kd([[(x + 3 * y) / 4 for x, y in zip(ra, rb)] for ra, rb in zip(za[:n], zb[:n])],
+                                     zb[:n], T)
     # The run's logits come from the same weights in other batches (padding to another length)
     # and metrics.jsonl prints 6 significant digits: 1e-4 relative (plus 1e-6 absolute for a value
     # near 0) covers both; a one-teacher value differs by far more (checked below).
@@ -127,6 +146,14 @@ def case_logits(distill, d):
                       "teacher_logits: weighted")
     check(abs(got - want_weighted) <= tol(want_weighted),
           "weighted 3:1: step 1 logits_kd %.6g = KL from (3 z_a + z_b) / 4 %.6g" % (got, want_weighted))
+    check(abs(want_probs - want_probs_as_logits) > 100 * tol(want_probs),
+          "probs 1:3 (%.6g) differs from the 1:3 average of logits (%.6g)" % (want_probs, want_probs_as_logits))
+    got, out = one_step(distill, d, "probs", "teachers:  [{path: a/best, weight: 1}, {path: b/best, weight: 3}]",
+                        "teacher_logits: probs")
+    check("teachers: 2, logits combined by probs" in out, "the run prints the probs rule")
+    check(abs(got - want_probs) <= tol(want_probs),
+          "probs 1:3: step 1 logits_kd %.6g = KL from (softmax(z_a/T) + 3 softmax(z_b/T)) / 4 %.6g"
+          % (got, want_probs))
     got, _ = one_step(distill, d, "single", "teacher:   {path: a/best}")
     check(abs(got - want_a) <= tol(want_a), "single teacher (unchanged form): logits_kd %.6g = %.6g" % (got, want_a))
 

@@ -133,7 +133,7 @@ static void print_run(Run *r) {
         for (int k = 0; k < t->n_teachers; k++) {
             const ConfigModel *m = config_teacher(cfg, k);
             char role[96];
-            if (cfg->teacher_logits == CONFIG_TEACHER_LOGITS_WEIGHTED)
+            if (cfg->teacher_logits != CONFIG_TEACHER_LOGITS_MEAN)
                 snprintf(role, sizeof role, "teacher %d (%s, %s, weight %g)", k + 1, m->name,
                          CONFIG_PRECISION_NAMES[m->precision], m->weight);
             else

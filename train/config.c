@@ -32,7 +32,7 @@ static const char *const RUN_KEYS[] = {"name", "dir", "seed", "overwrite", NULL}
 static const char *const TEACHER_KEYS[] = {"path", "init", "layers", "hidden", "heads", "intermediate",
                                            "max_position", "vocab_size", "type_vocab_size", "num_labels",
                                            "layer_norm_eps", "initializer_range", "precision", "cache", NULL};
-const char *const CONFIG_TEACHER_LOGITS_NAMES[] = {"mean", "weighted", NULL};
+const char *const CONFIG_TEACHER_LOGITS_NAMES[] = {"mean", "weighted", "probs", NULL};
 static const char *const STUDENT_KEYS[] = {"init", "layers", "hidden", "heads", "intermediate", "max_position",
                                            "vocab_size", "type_vocab_size", "num_labels", "dropout",
                                            "attention_dropout", "layer_norm_eps", "initializer_range", "precision", NULL};
@@ -612,12 +612,12 @@ static Status rd_teacher_logits(Rd *r, const YNode *root) {
             char found[96];
             ydescribe(w, found, sizeof found);
             return yfail(&r->src, w, kw, "expected no weight with teacher_logits: mean (the plain average; set "
-                         "teacher_logits: weighted to weight the teachers), found %s", found);
+                         "teacher_logits: weighted or probs to weight the teachers), found %s", found);
         }
     }
-    if (c->teacher_logits == CONFIG_TEACHER_LOGITS_WEIGHTED && c->n_teachers > 0 && !(total > 0))
+    if (c->teacher_logits != CONFIG_TEACHER_LOGITS_MEAN && c->n_teachers > 0 && !(total > 0))
         return yfail(&r->src, list ? list : root, "teachers", "expected a weight > 0 on at least one teacher for "
-                     "teacher_logits: weighted, found all 0");
+                     "teacher_logits: %s, found all 0", CONFIG_TEACHER_LOGITS_NAMES[c->teacher_logits]);
     return DISTILL_OK;
 }
 

@@ -88,7 +88,7 @@ typedef struct ConfigModel {
     int precision;
     /* Teachers of a `teachers:` list only (NULL / 1 otherwise). */
     char *name;             /* [A-Za-z0-9_-], unique among the teachers; default "teacher<N>" */
-    double weight;          /* >= 0, its weight in teacher_logits: weighted; default 1 */
+    double weight;          /* >= 0, its weight in teacher_logits: weighted or probs; default 1 */
     int cache;              /* teacher only: ConfigTeacherCache (default AUTO) */
 } ConfigModel;
 
@@ -96,10 +96,11 @@ typedef struct ConfigModel {
 typedef enum {
     CONFIG_TEACHER_LOGITS_MEAN = 0, /* the plain average */
     CONFIG_TEACHER_LOGITS_WEIGHTED, /* sum_k w_k z_k / sum_k w_k */
+    CONFIG_TEACHER_LOGITS_PROBS,    /* sum_k w_k softmax(z_k/T) / sum_k w_k at each loss's T */
 } ConfigTeacherLogits;
 
 #define CONFIG_MAX_TEACHERS 8
-extern const char *const CONFIG_TEACHER_LOGITS_NAMES[]; /* "mean", "weighted", NULL */
+extern const char *const CONFIG_TEACHER_LOGITS_NAMES[]; /* "mean", "weighted", "probs", NULL */
 
 typedef struct ConfigRun {
     char *name;             /* default: the config file's name without extension */

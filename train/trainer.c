@@ -299,7 +299,12 @@ static Status load_more_teachers(Trainer *t, const SetupData *sd) {
 static void teacher_requests(Trainer *t) {
     const Config *cfg = &t->cfg;
     bool logits = loss_set_needs_teacher_logits(t->losses);
-    bool weighted = cfg->teacher_logits == CONFIG_TEACHER_LOGITS_WEIGHTED;
+    bool weighted = cfg->teacher_logits != CONFIG_TEACHER_LOGITS_MEAN;
+    float w[CONFIG_MAX_TEACHERS];
+    for (int k = 0; k < t->n_teachers; k++) w[k] = weighted ? (float)config_teacher(cfg, k)->weight : 1.0f;
+    if (t->n_teachers > 0)
+        loss_set_teacher_mix(t->losses, cfg->teacher_logits == CONFIG_TEACHER_LOGITS_PROBS ? LOSS_MIX_PROBS
+                                                                                          : LOSS_MIX_LOGITS, w);
     for (int k = 0; k < t->n_teachers && k < loss_set_teachers(t->losses); k++) {
         BertRequest *q = &t->treqs[k];
         loss_set_request_teacher(t->losses, k, q);
@@ -311,7 +316,8 @@ static void teacher_requests(Trainer *t) {
 }
 
 /* The logits the logits terms read: sum_k w_k z_k / sum_k w_k over the teachers that ran with
- * logits (w_k = 1 for teacher_logits: mean), off the tape. */
+ * logits (w_k = 1 for teacher_logits: mean), off the tape. (teacher_logits: probs mixes the
+ * distributions in the loss set instead, at each term's temperature.) */
 static Tensor *combine_teacher_logits(Trainer *t, const BertOutput *tos) {
     const Config *cfg = &t->cfg;
     bool weighted = cfg->teacher_logits == CONFIG_TEACHER_LOGITS_WEIGHTED;
@@ -638,7 +644,8 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
             bert_forward(c, t->teachers[k], &in, &t->treqs[k], &tos[k]);
             t->teacher_forwards++;
         }
-        if (loss_set_needs_teacher_logits(t->losses)) teacher_logits = combine_teacher_logits(t, tos);
+        if (loss_set_needs_teacher_logits(t->losses) && t->cfg.teacher_logits != CONFIG_TEACHER_LOGITS_PROBS)
+            teacher_logits = combine_teacher_logits(t, tos);
         ctx_sync(c);
         acc->teacher_s += now_seconds() - t0;
     }
