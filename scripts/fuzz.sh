@@ -9,7 +9,7 @@
 # The budget is CPU seconds of the harness (user + system): libFuzzer is restarted on the grown
 # corpus until the harness has had them (rounds), so a loaded machine does not shorten the run.
 # Prints, per harness: CPU seconds, rounds, executions, executions per CPU second, the final
-# corpus (files, bytes), peak RSS and the verdict; a crash, leak, sanitizer report, timeout or out-of-memory stops that harness
+# corpus (units/bytes), coverage (edges/features), peak RSS and the verdict; a crash, leak, sanitizer report, timeout or out-of-memory stops that harness
 # (libFuzzer exits non-zero) and its reproducer is kept in the run folder. Exits 1 when any
 # harness failed. Runs one harness at a time, at nice 19, one OpenMP thread.
 #
@@ -146,8 +146,10 @@ for h in "${HARNESSES[@]}"; do
   done
   rate=$(awk -v e="$execs" -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? e / c : 0) }')
   rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | sort -n | tail -1)
-  files=$(find "$corpus" -type f | wc -l)
-  bytes=$(du -sb "$corpus" | cut -f1)
+  # the corpus as libFuzzer holds it at the end (units/bytes, minimised: the folder also keeps
+  # the inputs it replaced), and its coverage (edges, features)
+  corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
+  cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 | awk '{ print $2 "/" $4 }')
   if ((rc == 0)); then
     verdict=ok
     ((lib)) && verdict="ok; $lib stop(s) inside libhdf5 (inputs in $art""hdf5)"
@@ -157,14 +159,15 @@ for h in "${HARNESSES[@]}"; do
     grep -m1 -E 'ERROR: (libFuzzer|AddressSanitizer|LeakSanitizer)|runtime error|fuzz_[a-z0-9_]+:' "$log"
     tail -5 "$log"
   fi
-  line=$(printf '%-22s %6s %7s %12s %8s %6s files %9s bytes %6s MB  %s' "$h" "$cpu" "$rounds" \
-         "$execs" "$rate" "$files" "$bytes" "${rss:-?}" "$verdict")
+  line=$(printf '%-22s %6s %7s %12s %8s %12s %11s %6s MB  %s' "$h" "$cpu" "$rounds" "$execs" \
+         "$rate" "${corp:-?}" "${cov:-?}" "${rss:-?}" "$verdict")
   echo "$line"
   ROWS+=("$line")
 done
 
 echo
 echo "fuzz.sh: summary (${SECONDS_EACH} CPU s per harness; corpora and any crash inputs in $OUT)"
-printf '%-22s %6s %7s %12s %8s %24s %9s  %s\n' harness cpu_s rounds executions exec/cpu_s corpus peak_rss verdict
+printf '%-22s %6s %7s %12s %8s %12s %11s %9s  %s\n' harness cpu_s rounds executions exec/cpu_s corpus cov/ft \
+  peak_rss verdict
 printf '%s\n' "${ROWS[@]}"
 exit "$failed"

@@ -9,7 +9,8 @@
  *                                       header; regression, no vocab labels)
  * Usage: make_seeds CORPUS_DIR (run by hand after a format change: `build-fuzz/tests/fuzz/make_seeds
  * tests/fuzz/corpus`; the seeds are committed). The tiny shape is the one fuzz_safetensors.c's
- * config.json declares.
+ * config.json declares and fuzz_hf_config_json.c exports; the regress-* inputs beside the seeds
+ * are edited files that made a validator abort before its fix (see git log).
  */
 #define _GNU_SOURCE
 #include <stdint.h>
