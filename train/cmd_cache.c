@@ -39,36 +39,6 @@ static int usage_error(const char *fmt, const char *a, const char *b) {
     return 2;
 }
 
-/* The teacher's logits for every row of ds, in file order, into all (rows x C). */
-static Status teacher_logits(Ctx *c, Bert *m, const Dataset *ds, int batch, float *all) {
-    LoaderOptions lo = {.batch_size = batch, .rank = 0, .world = 1, .seed = 0, .shuffle = false, .drop_last = false};
-    Loader *ld;
-    if (loader_new(&ld, ds, &lo) != DISTILL_OK) return DISTILL_ERR;
-    const int C = m->cfg.num_labels;
-    ctx_set_record(c, false);
-    c->training = false;
-    int64_t steps = loader_steps_per_epoch(ld);
-    for (int64_t s = 0; s < steps; s++) {
-        Batch b;
-        loader_next(ld, &b);
-        if (b.rows == 0) continue;
-        ctx_reset(c);
-        BertInput in;
-        batch_to_input(c, &b, &in);
-        BertRequest req = {0};
-        BertOutput o;
-        bert_forward(c, m, &in, &req, &o);
-        float *rows = xmalloc((size_t)b.rows * (size_t)C * sizeof(float));
-        tensor_to_host(o.logits, rows);
-        for (int r = 0; r < b.rows; r++)
-            memcpy(all + (size_t)b.row_index[r] * C, rows + (size_t)r * C, (size_t)C * sizeof(float));
-        free(rows);
-    }
-    ctx_reset(c);
-    loader_free(ld);
-    return DISTILL_OK;
-}
-
 int cmd_cache(int argc, char **argv) {
     const char *teacher_path = NULL, *data_path = NULL, *device_name = "cpu";
     int batch = 32, threads = 0, precision = CONFIG_PRECISION_FP32;
@@ -162,7 +132,7 @@ int cmd_cache(int argc, char **argv) {
     c->bf16 = precision == CONFIG_PRECISION_BF16;
     all = xcalloc((size_t)(ds->rows ? ds->rows : 1) * (size_t)C, sizeof(float));
     double t1 = now_seconds();
-    if (teacher_logits(c, m, ds, batch, all) != DISTILL_OK) goto done;
+    if (model_logits(c, m, ds, batch, 0, 1, all) != DISTILL_OK) goto done;
     double forward_s = now_seconds() - t1;
     if (dataset_write_teacher_logits(data_path, all, ds->rows, C, &id) != DISTILL_OK) goto done;
     printf("distill cache: %lld rows x %d logits of teacher %s (sha256 %.16s..., %s) -> %s/teacher_logits; "

@@ -71,9 +71,7 @@ static void add_metrics(Metrics *mt, const Dataset *ds, const float *logits, int
     }
 }
 
-/* The logits of this rank's share of ds (rank r of R takes batches r, r+R, ...) into all (N x C,
- * file order; rows of other ranks untouched). */
-static Status forward_rows(Ctx *c, Bert *m, const Dataset *ds, int batch, int rank, int world, float *all) {
+Status model_logits(Ctx *c, Bert *m, const Dataset *ds, int batch, int rank, int world, float *all) {
     LoaderOptions lo = {.batch_size = batch, .rank = rank, .world = world, .seed = 0, .shuffle = false, .drop_last = false};
     Loader *ld;
     if (loader_new(&ld, ds, &lo) != DISTILL_OK) return DISTILL_ERR;
@@ -108,7 +106,7 @@ static Status evaluate_split(Ctx *c, Comm *comm, Bert *m, const Dataset *ds, int
     if (check_eval_labels(m, ds) != DISTILL_OK) return DISTILL_ERR;
     int C = m->cfg.num_labels, rank = comm ? comm->rank : 0, world = comm ? comm->world : 1;
     float *all = xcalloc((size_t)ds->rows * C, sizeof(float));
-    Status st = forward_rows(c, m, ds, batch, rank, world, all);
+    Status st = model_logits(c, m, ds, batch, rank, world, all);
     /* each row was filled by exactly one rank and is 0 elsewhere: the sum is exact */
     if (comm && comm_any(comm, st != DISTILL_OK, "the evaluation status")) {
         if (st == DISTILL_OK) distill_set_error("evaluation failed on another rank");

@@ -148,6 +148,11 @@ Status trainer_save(Trainer *t, const char *path, const char *config_yaml);
  * global batch. */
 Status trainer_resume(Trainer *t, const char *path);
 
+/* The logits of m for rank `rank` of `world`'s share of ds (batches rank, rank+world, ... of
+ * `batch` rows, in file order, tape and dropout off) into all (rows x num_labels, file order; the
+ * other ranks' rows untouched): evaluation, and `distill cache` (one rank) for the teacher. */
+Status model_logits(Ctx *c, Bert *m, const Dataset *ds, int batch, int rank, int world, float *all);
+
 /* Uploads a host batch (data/loader.h) to the context's device and fills the BertInput. */
 void batch_to_input(Ctx *c, const Batch *b, BertInput *in);
 
