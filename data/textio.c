@@ -145,6 +145,8 @@ static int read_csv(TextReader *r, long *start) {
     *start = first;
     r->nfields = 0;
     r->scratch_len = 0;
+    scratch_put(r, "", 0); /* the scratch exists even when every field is empty ("" or ,,) */
+    r->scratch_len = 0;
     r->fields_base = NULL; /* the scratch, resolved by the caller after reading */
     const char *b = r->buf;
     size_t i = r->pos, end = r->len;
