@@ -284,8 +284,9 @@ static int resolve_column(TextReader *r, const char *what, const char *spec, int
         char cols[256] = "";
         for (int i = 0; i < r->nfields && strlen(cols) < 200; i++) {
             const Field *f = &r->fields[i];
+            /* an empty field may have no buffer behind it (fields_base NULL): no pointer arithmetic then */
             snprintf(cols + strlen(cols), sizeof cols - strlen(cols), "%s%.*s", i ? ", " : "", (int)f->n,
-                     r->fields_base + f->off);
+                     f->n ? r->fields_base + f->off : "");
         }
         distill_set_error("%s:1: no %s column named '%s' in the header (its columns: %s)", r->path, what, spec, cols);
     }
