@@ -75,7 +75,12 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN
 # CPU seconds (user + system) of this shell's finished children: `times` must run in this shell
 # (a $(...) subshell has children of its own), so it writes to a file that cpu_read reads.
 TIMES_FILE="$(mktemp)"
-trap 'rm -f "$TIMES_FILE"' EXIT
+# The harnesses' scratch folders (fuzz_util.h) go under one folder of this run, in RAM where
+# /dev/shm exists, removed at the end: a harness that stops on a finding exits without its own
+# clean-up.
+SCRATCH="$(mktemp -d /dev/shm/distill-fuzz-run-XXXXXX 2>/dev/null || mktemp -d)"
+export DISTILL_FUZZ_TMPDIR="$SCRATCH"
+trap 'rm -f "$TIMES_FILE"; rm -rf "$SCRATCH"' EXIT
 cpu_mark() { times >"$TIMES_FILE"; }
 cpu_read() {
   awk 'NR == 2 { split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.2f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$TIMES_FILE"
