@@ -24,7 +24,7 @@ drifts of the machine (other jobs, thermal) spread over all of them; each measur
 step after one warm-up, and the table gives the median of those over the rounds, their min-max,
 the ratio to distill's time, GFLOP/s (teacher forward + 3x student forward, bench_step.forward_flops,
 the same count for every contender) and its share of the GEMM peak at that row's M = batch*seq
-(SGEMM for fp32, oneDNN bf16 for bf16), peak RSS, and the 1-minute load average read just before
+(the faster of OpenBLAS SGEMM and oneDNN f32 for fp32, oneDNN bf16 for bf16), peak RSS, and the 1-minute load average read just before
 each measurement (median over the rounds): a figure taken under load > ~0.5 on this 2-core box is
 not a clean one.
 """
@@ -100,13 +100,14 @@ def measure(cmd, timeout):
         return None, "no JSON in the output: %r" % last_line(r.stdout)[:80]
 
 
-def gemm_peak(gemm, m, key):
-    """Best GFLOP/s of `key` (sgemm_gflops | bf16_gflops) at M = m, else over every shape."""
+def gemm_peak(gemm, m, keys):
+    """Best GFLOP/s over `keys` (sgemm_gflops, dnnl_f32_gflops | bf16_gflops) at M = m, else over
+    every shape."""
     if not gemm:
         return None
-    rates = [s[key] for s in gemm.get("shapes", []) if s.get(key) and s["m"] == m]
+    rates = [s[k] for s in gemm.get("shapes", []) for k in keys if s.get(k) and s["m"] == m]
     if not rates:
-        rates = [s[key] for s in gemm.get("shapes", []) if s.get(key)]
+        rates = [s[k] for s in gemm.get("shapes", []) for k in keys if s.get(k)]
     return max(rates) if rates else None
 
 
@@ -202,7 +203,7 @@ def main():
     gemm_end, gemm_load1 = run_gemm()
     if gemm:  # each shape's better rate of the two runs
         for s0, s1 in zip(gemm["shapes"], gemm_end["shapes"]):
-            for k in ("sgemm_gflops", "bf16_gflops"):
+            for k in ("sgemm_gflops", "dnnl_f32_gflops", "bf16_gflops"):
                 if s0.get(k) is not None:
                     s0[k] = max(s0[k], s1[k])
     wall = time.time() - t_start
@@ -221,8 +222,9 @@ def main():
               (gemm_load0, gemm_load1, gemm.get("openblas_core"), gemm.get("dnnl_version"), gemm.get("dnnl_isa"),
                gemm.get("dnnl_impl")))
         for s in gemm.get("shapes", []):
-            print("  - M=%d N=%d K=%d: SGEMM %s GFLOP/s, bf16 %s GFLOP/s" %
-                  (s["m"], s["n"], s["k"], fmt(s.get("sgemm_gflops"), ".1f"), fmt(s.get("bf16_gflops"), ".1f")))
+            print("  - M=%d N=%d K=%d: OpenBLAS SGEMM %s GFLOP/s, oneDNN f32 %s GFLOP/s, oneDNN bf16 %s GFLOP/s" %
+                  (s["m"], s["n"], s["k"], fmt(s.get("sgemm_gflops"), ".1f"), fmt(s.get("dnnl_f32_gflops"), ".1f"),
+                   fmt(s.get("bf16_gflops"), ".1f")))
     print("- PyTorch PyPI: %s; PyTorch Debian: %s" %
           ("%s (%s)" % (pypi_v, pypi_p) if pypi_v else "n/a (%s)" % pypi_p,
            "%s (%s)" % (deb_v, deb_p) if deb_v else "n/a (%s)" % deb_p))
@@ -245,7 +247,7 @@ def main():
                 print("| %d×%d | %s | n/a (%s) | | | | | | | |" % (B, S, label, res["reason"]))
                 continue
             per = [r["step_ms"]["median"] for r in res["runs"]]
-            peak = gemm_peak(gemm, B * S, "bf16_gflops" if prec == "bf16" else "sgemm_gflops")
+            peak = gemm_peak(gemm, B * S, ("bf16_gflops",) if prec == "bf16" else ("sgemm_gflops", "dnnl_f32_gflops"))
             gfs = flops / ms / 1e6
             note = " (%d of %d rounds; then: %s)" % (len(per), a.rounds, res["reason"]) if res["reason"] else ""
             print("| %d×%d | %s | %.1f%s | %.1f–%.1f | %s | %s | %.1f | %s | %.0f | %.2f |" %
@@ -255,7 +257,8 @@ def main():
                    max(r["peak_rss_mb"] for r in res["runs"]), statistics.median(res["loads"])))
     print("\n÷ distill: this contender's time over distill's (> 1: distill is faster). GFLOP/s: teacher forward "
           "+ 3× student forward (GEMMs and attention matmuls), %.1f GFLOP per step at the first row. "
-          "%% of GEMM peak: against the best SGEMM (fp32) or oneDNN bf16 (bf16) rate at M = batch×seq." %
+          "%% of GEMM peak: against the best fp32 rate of OpenBLAS SGEMM and oneDNN f32 (fp32), or oneDNN bf16 "
+          "(bf16), at M = batch×seq." %
           ((forward_flops(tc, *rows[0]) + 3 * forward_flops(sc, *rows[0])) / 1e9))
     if a.json_out:
         with open(a.json_out, "w") as f:

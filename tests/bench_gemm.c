@@ -1,6 +1,7 @@
 /*
  * bench_gemm.c — the GEMM rates a training step can hope for on this machine: OpenBLAS SGEMM
- * (fp32) and oneDNN's bf16 x bf16 -> fp32 matmul, on BERT-shaped linear layers.
+ * (fp32), oneDNN's f32 matmul (what the engine's fp32 GEMMs use, engine/cpu/cpu_gemm_rule.c) and
+ * oneDNN's bf16 x bf16 -> fp32 matmul, on BERT-shaped linear layers.
  *
  * Not a test (nothing is asserted, no CTest registration): scripts/bench_vs_torch.sh runs it in
  * the same run as the step benchmarks and divides their achieved GFLOP/s by these peaks.
@@ -15,13 +16,15 @@
  *
  * Prints one JSON object on stdout: threads, the OpenBLAS core, the ISA oneDNN dispatches to and
  * the implementation it chose, per-shape ms and GFLOP/s of each library, and the best of each
- * ("sgemm_peak_gflops", "bf16_peak_gflops"; null where oneDNN is not built in).
+ * ("sgemm_peak_gflops", "dnnl_f32_peak_gflops", "bf16_peak_gflops"; null where oneDNN is not built
+ * in).
  *
  * Usage: bench_gemm [--tokens M[,M...]] [--repeats R] [--smoke]
  *   --tokens  the M values (default 1024,4096: batch 8 and 32 at sequence 128)
  *   --smoke   tiny shapes, 2 repeats (for the script's CI smoke mode)
  */
 #include <math.h>
+#include <stdbool.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -131,14 +134,16 @@ static const char *isa_name(dnnl_cpu_isa_t isa) {
     }
 }
 
-/* Median ms of `repeats` bf16 matmuls (f32 out) with one primitive; impl receives oneDNN's name
- * for the kernel it chose (e.g. "brg:avx512_core_bf16"). */
-static double time_bf16(dnnl_engine_t eng, dnnl_stream_t strm, Shape s, int warmup, int repeats,
+/* Median ms of `repeats` oneDNN matmuls (f32 out) with one primitive, on bf16 inputs (bf16 true)
+ * or f32 inputs (the engine's fp32 GEMMs go to oneDNN by cpu_gemm_rule.c); impl receives oneDNN's
+ * name for the kernel it chose (e.g. "brg:avx512_core_bf16"). */
+static double time_dnnl(dnnl_engine_t eng, dnnl_stream_t strm, Shape s, bool bf16, int warmup, int repeats,
                         char *impl, size_t impl_n) {
     dnnl_dims_t src_dims = {s.m, s.k}, wei_dims = {s.k, s.n}, dst_dims = {s.m, s.n};
     dnnl_memory_desc_t src_md, wei_md, dst_md;
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, dnnl_bf16, dnnl_ab));
-    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wei_md, 2, wei_dims, dnnl_bf16, dnnl_ba)); /* (N, K) buffer */
+    const dnnl_data_type_t in_t = bf16 ? dnnl_bf16 : dnnl_f32;
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, in_t, dnnl_ab));
+    DNNL_CHECK(dnnl_memory_desc_init_by_tag(&wei_md, 2, wei_dims, in_t, dnnl_ba)); /* (N, K) buffer */
     DNNL_CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 2, dst_dims, dnnl_f32, dnnl_ab));
     dnnl_matmul_desc_t desc;
     DNNL_CHECK(dnnl_matmul_desc_init(&desc, &src_md, &wei_md, NULL, &dst_md));
@@ -150,14 +155,20 @@ static double time_bf16(dnnl_engine_t eng, dnnl_stream_t strm, Shape s, int warm
     dnnl_primitive_t prim;
     DNNL_CHECK(dnnl_primitive_create(&prim, pd));
 
-    size_t na = (size_t)s.m * s.k, nw = (size_t)s.n * s.k;
+    size_t na = (size_t)s.m * s.k, nw = (size_t)s.n * s.k, el = bf16 ? sizeof(uint16_t) : sizeof(float);
     float *tmp = xmalloc(sizeof(float) * (na > nw ? na : nw));
-    uint16_t *a = xmalloc(sizeof(uint16_t) * na), *w = xmalloc(sizeof(uint16_t) * nw);
+    void *a = xmalloc(el * na), *w = xmalloc(el * nw);
     float *c = xmalloc(sizeof(float) * (size_t)s.m * s.n);
     fill(tmp, na, 1);
-    for (size_t i = 0; i < na; i++) a[i] = to_bf16(tmp[i]);
+    for (size_t i = 0; i < na; i++) {
+        if (bf16) ((uint16_t *)a)[i] = to_bf16(tmp[i]);
+        else ((float *)a)[i] = tmp[i];
+    }
     fill(tmp, nw, 2);
-    for (size_t i = 0; i < nw; i++) w[i] = to_bf16(tmp[i]);
+    for (size_t i = 0; i < nw; i++) {
+        if (bf16) ((uint16_t *)w)[i] = to_bf16(tmp[i]);
+        else ((float *)w)[i] = tmp[i];
+    }
     free(tmp);
     dnnl_memory_t ma, mw, mc;
     DNNL_CHECK(dnnl_memory_create(&ma, &src_md, eng, a));
@@ -238,8 +249,8 @@ int main(int argc, char **argv) {
 #else
     const char *isa = NULL, *dnnl_ver = NULL;
 #endif
-    char impl[128] = "";
-    double sg_peak = 0, bf_peak = 0;
+    char impl[128] = "", impl_f32[128] = "";
+    double sg_peak = 0, bf_peak = 0, df_peak = 0;
     printf("{\"threads\":%d,\"openblas_core\":\"%s\",", threads, openblas_get_corename());
     printf(isa ? "\"dnnl_version\":\"%s\",\"dnnl_isa\":\"%s\"," : "\"dnnl_version\":null,\"dnnl_isa\":null,",
            dnnl_ver, isa);
@@ -251,15 +262,20 @@ int main(int argc, char **argv) {
         printf("%s{\"m\":%d,\"n\":%d,\"k\":%d,\"sgemm_ms\":%.3f,\"sgemm_gflops\":%.1f,", i ? "," : "",
                shapes[i].m, shapes[i].n, shapes[i].k, sg_ms, gf / sg_ms);
 #ifdef HAVE_DNNL
-        double bf_ms = time_bf16(eng, strm, shapes[i], warmup, repeats, impl, sizeof impl);
+        double bf_ms = time_dnnl(eng, strm, shapes[i], true, warmup, repeats, impl, sizeof impl);
         bf_peak = fmax(bf_peak, gf / bf_ms);
-        printf("\"bf16_ms\":%.3f,\"bf16_gflops\":%.1f}", bf_ms, gf / bf_ms);
+        double df_ms = time_dnnl(eng, strm, shapes[i], false, warmup, repeats, impl_f32, sizeof impl_f32);
+        df_peak = fmax(df_peak, gf / df_ms);
+        printf("\"bf16_ms\":%.3f,\"bf16_gflops\":%.1f,\"dnnl_f32_ms\":%.3f,\"dnnl_f32_gflops\":%.1f}", bf_ms,
+               gf / bf_ms, df_ms, gf / df_ms);
 #else
-        printf("\"bf16_ms\":null,\"bf16_gflops\":null}");
+        printf("\"bf16_ms\":null,\"bf16_gflops\":null,\"dnnl_f32_ms\":null,\"dnnl_f32_gflops\":null}");
 #endif
         fflush(stdout);
     }
     printf("],\"sgemm_peak_gflops\":%.1f,", sg_peak);
+    if (df_peak > 0) printf("\"dnnl_f32_peak_gflops\":%.1f,\"dnnl_f32_impl\":\"%s\",", df_peak, impl_f32);
+    else printf("\"dnnl_f32_peak_gflops\":null,\"dnnl_f32_impl\":null,");
     if (bf_peak > 0)
         printf("\"bf16_peak_gflops\":%.1f,\"dnnl_impl\":\"%s\"}\n", bf_peak, impl);
     else
