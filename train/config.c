@@ -2,8 +2,8 @@
  * config.c — config_parse: the located YAML tree (config_tree.c) with overrides applied, decoded
  * section by section into a Config with every default filled in, every key checked for type and
  * range, and the combinations that need no file checked. See config.h for the contract and
- * configs/README.md for the keys; config_check.c holds the file-system and model checks,
- * config_write.c the resolved dump.
+ * configs/README.md for the keys; config_read.c holds the typed, located reads it uses,
+ * config_check.c the file-system and model checks, config_write.c the resolved dump.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
@@ -16,6 +16,7 @@
 
 #include "../losses/losses.h"
 #include "../models/bert.h"
+#include "config_read.h"
 #include "config_tree.h"
 
 const char *const CONFIG_TASK_NAMES[] = {"distill", "finetune", NULL};
@@ -46,241 +47,6 @@ static const char *const STAGE_TRAIN_KEYS[] = {"epochs", "max_steps", NULL};
 static const char *const TRAIN_KEYS[] = {"epochs", "max_steps", "grad_accum", "eval_every", "log_every",
                                          "checkpoint_every", "keep_last", "metric", "save_best",
                                          "early_stopping_patience", "max_bad_steps", NULL};
-
-/* Names users bring from Hugging Face's Trainer/BertConfig, TinyBERT's scripts or habit. */
-static const struct { const char *found, *meant; } SYNONYMS[] = {
-    {"learning_rate", "lr"}, {"num_train_epochs", "epochs"}, {"num_epochs", "epochs"},
-    {"gradient_accumulation_steps", "grad_accum"}, {"per_device_train_batch_size", "batch_size"},
-    {"train_batch_size", "batch_size"}, {"per_device_eval_batch_size", "eval_batch_size"},
-    {"eval_steps", "eval_every"}, {"logging_steps", "log_every"}, {"save_steps", "checkpoint_every"},
-    {"save_total_limit", "keep_last"}, {"adam_beta1", "beta1"}, {"adam_beta2", "beta2"},
-    {"adam_epsilon", "eps"}, {"lr_scheduler_type", "schedule"}, {"metric_for_best_model", "metric"},
-    {"num_hidden_layers", "layers"}, {"hidden_size", "hidden"}, {"num_attention_heads", "heads"},
-    {"intermediate_size", "intermediate"}, {"max_position_embeddings", "max_position"},
-    {"hidden_dropout_prob", "dropout"}, {"attention_probs_dropout_prob", "attention_dropout"},
-    {"max_seq_length", "max_seq"}, {"max_length", "max_seq"}, {"output_dir", "dir"},
-    {"T", "temperature"}, {"temp", "temperature"}, {"loss", "type"}, {"kind", "type"},
-    {"model_name_or_path", "init"}, {"path", "init"}, {"weights", "init"}, {"checkpoint", "path"},
-    {"clip_grad_norm", "max_grad_norm"}, {"grad_clip", "max_grad_norm"}, {"warmup", "warmup_steps"},
-    {"patience", "early_stopping_patience"}, {"seed", "run.seed"}, {"lr", "optimizer.lr"},
-    {"batch_size", "data.batch_size"}, {"epochs", "train.epochs"}, {"max_steps", "train.max_steps"},
-    {"resume_from_checkpoint", "resume"}, {"bf16", "precision"}, {"fp16", "precision"},
-    {"steps", "over"}, {"from", "start"}, {"to", "end"},
-    {NULL, NULL},
-};
-
-typedef struct Rd {
-    YSrc src;
-    Config *cfg;
-} Rd;
-
-/* ------------------------------------------------------------------ locations */
-
-static void loc_add(Rd *r, const char *key, const YNode *at) {
-    struct ConfigLocations *l = r->cfg->locations;
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 64;
-        l->keys = xrealloc(l->keys, (size_t)l->cap * sizeof *l->keys);
-        l->where = xrealloc(l->where, (size_t)l->cap * sizeof *l->where);
-    }
-    char where[160];
-    ywhere(&r->src, at, where, sizeof where);
-    l->keys[l->n] = xstrdup(key);
-    l->where[l->n] = xstrdup(where);
-    l->n++;
-}
-
-/* The node a message about `key` in `map` should point at: the value, else the key, else the map. */
-static const YNode *at_key(const YNode *map, const char *key) {
-    const YNode *kn;
-    const YNode *v = ymap_get(map, key, &kn);
-    return v ? v : kn ? kn : map;
-}
-
-static void join(char *buf, size_t cap, const char *sec, const char *key) {
-    snprintf(buf, cap, "%s%s%s", sec, sec[0] ? "." : "", key);
-}
-
-/* ------------------------------------------------------------------ readers
- * Each reads map[key] into *out: an absent or null value keeps *out (the default). On success the
- * key's location is recorded. */
-
-static Status fail_found(Rd *r, const YNode *at, const char *key, const char *expected) {
-    char found[96];
-    ydescribe(at, found, sizeof found);
-    return yfail(&r->src, at, key, "expected %s, found %s", expected, found);
-}
-
-static const YNode *value_of(Rd *r, const YNode *map, const char *sec, const char *key, char *kp, size_t cap) {
-    join(kp, cap, sec, key);
-    const YNode *kn;
-    const YNode *v = ymap_get(map, key, &kn);
-    if (kn) loc_add(r, kp, v && !yis_null(v) ? v : kn);
-    return yis_null(v) ? NULL : v;
-}
-
-static Status rd_int64(Rd *r, const YNode *map, const char *sec, const char *key, int64_t lo, int64_t hi,
-                       bool auto_ok, int64_t *out) {
-    char kp[160];
-    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
-    if (!v) return DISTILL_OK;
-    int64_t x;
-    if (auto_ok && v->kind == YN_SCALAR && !strcmp(v->text, "auto")) {
-        *out = CONFIG_AUTO;
-        return DISTILL_OK;
-    }
-    if (yscalar_int(v, &x) && x >= lo && x <= hi) {
-        *out = x;
-        return DISTILL_OK;
-    }
-    char exp[96];
-    if (hi >= INT32_MAX) snprintf(exp, sizeof exp, "an integer >= %lld%s", (long long)lo, auto_ok ? " or auto" : "");
-    else snprintf(exp, sizeof exp, "an integer in [%lld, %lld]%s", (long long)lo, (long long)hi, auto_ok ? " or auto" : "");
-    return fail_found(r, v, kp, exp);
-}
-
-static Status rd_int(Rd *r, const YNode *map, const char *sec, const char *key, int lo, int hi, bool auto_ok,
-                     int *out) {
-    int64_t x = *out;
-    if (rd_int64(r, map, sec, key, lo, hi, auto_ok, &x)) return DISTILL_ERR;
-    *out = (int)x;
-    return DISTILL_OK;
-}
-
-/* A number in the interval lo..hi; *_open excludes the end; hi = INFINITY for no upper bound. */
-static Status rd_num(Rd *r, const YNode *map, const char *sec, const char *key, double lo, bool lo_open,
-                     double hi, bool hi_open, bool auto_ok, double *out) {
-    char kp[160];
-    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
-    if (!v) return DISTILL_OK;
-    if (auto_ok && v->kind == YN_SCALAR && !strcmp(v->text, "auto")) {
-        *out = CONFIG_AUTO;
-        return DISTILL_OK;
-    }
-    double x;
-    if (yscalar_num(v, &x) && (lo_open ? x > lo : x >= lo) && (isinf(hi) || (hi_open ? x < hi : x <= hi))) {
-        *out = x;
-        return DISTILL_OK;
-    }
-    char exp[96];
-    if (isinf(hi)) snprintf(exp, sizeof exp, "a number %s %g%s", lo_open ? ">" : ">=", lo, auto_ok ? " or auto" : "");
-    else snprintf(exp, sizeof exp, "a number in %c%g, %g%c%s", lo_open ? '(' : '[', lo, hi, hi_open ? ')' : ']',
-                  auto_ok ? " or auto" : "");
-    return fail_found(r, v, kp, exp);
-}
-
-static Status rd_bool(Rd *r, const YNode *map, const char *sec, const char *key, bool *out) {
-    char kp[160];
-    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
-    if (!v || yscalar_bool(v, out)) return DISTILL_OK;
-    return fail_found(r, v, kp, "true or false");
-}
-
-/* Any non-empty scalar, as text (paths, names). *out is replaced (freed first). */
-static Status rd_str(Rd *r, const YNode *map, const char *sec, const char *key, const char *what, char **out) {
-    char kp[160];
-    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
-    if (!v) return DISTILL_OK;
-    if (v->kind != YN_SCALAR || !v->text[0]) return fail_found(r, v, kp, what);
-    free(*out);
-    *out = xstrdup(v->text);
-    return DISTILL_OK;
-}
-
-static void list_names(const char *const *names, char *buf, size_t cap) {
-    size_t n = 0, len = 0;
-    while (names[n]) n++;
-    buf[0] = '\0';
-    for (size_t i = 0; i < n; i++) {
-        const char *sep = i == 0 ? "" : i + 1 == n ? (n == 2 ? " or " : ", or ") : ", ";
-        len += (size_t)snprintf(buf + len, len < cap ? cap - len : 0, "%s%s", sep, names[i]);
-        if (len >= cap) break;
-    }
-}
-
-/* Values users bring from habit, for the suggestion when one of them is not accepted. */
-static const struct { const char *found, *meant; } ENUM_SYNONYMS[] = {
-    {"gpu", "cuda"}, {"float32", "fp32"}, {"bfloat16", "bf16"}, {"fp16", "bf16"}, {"cos", "cosine"},
-    {"acc", "accuracy"}, {"matthews", "mcc"}, {"eval_loss", "loss"}, {"kd", "logits_kd"},
-    {"ce", "hard_ce"}, {"cross_entropy", "hard_ce"}, {"mse_regression", "mse"},
-    {"attention", "attention_mse"}, {"hidden", "hidden_mse"}, {"cosine", "hidden_cos"},
-    {"probabilities", "probs"}, {"logits", "scores"}, {NULL, NULL},
-};
-
-static Status fail_enum(Rd *r, const YNode *v, const char *kp, const char *const *names) {
-    char exp[256], found[96];
-    list_names(names, exp, sizeof exp);
-    ydescribe(v, found, sizeof found);
-    const char *guess = NULL;
-    for (int i = 0; v->kind == YN_SCALAR && ENUM_SYNONYMS[i].found && !guess; i++)
-        if (!strcmp(v->text, ENUM_SYNONYMS[i].found))
-            for (int j = 0; names[j]; j++)
-                if (!strcmp(names[j], ENUM_SYNONYMS[i].meant)) guess = names[j];
-    if (!guess && v->kind == YN_SCALAR) guess = yclosest(v->text, names);
-    if (guess) return yfail(&r->src, v, kp, "expected %s, found %s (did you mean '%s'?)", exp, found, guess);
-    return yfail(&r->src, v, kp, "expected %s, found %s", exp, found);
-}
-
-static Status rd_enum(Rd *r, const YNode *map, const char *sec, const char *key, const char *const *names,
-                      int *out) {
-    char kp[160];
-    const YNode *v = value_of(r, map, sec, key, kp, sizeof kp);
-    if (!v) return DISTILL_OK;
-    if (v->kind == YN_SCALAR)
-        for (int i = 0; names[i]; i++)
-            if (!strcmp(v->text, names[i])) {
-                *out = i;
-                return DISTILL_OK;
-            }
-    return fail_enum(r, v, kp, names);
-}
-
-#define RD_ENUM(r, map, sec, key, names, field)                                  \
-    do {                                                                          \
-        int e_ = (int)(field);                                                    \
-        if (rd_enum(r, map, sec, key, names, &e_)) return DISTILL_ERR;           \
-        (field) = e_;                                                             \
-    } while (0)
-
-/* A mapping (or null): anything else is rejected, naming the keys it may hold. */
-static Status need_map(Rd *r, const YNode *v, const char *key, const char *const *known) {
-    if (yis_null(v) || v->kind == YN_MAP) return DISTILL_OK;
-    char exp[512], keys[448];
-    list_names(known, keys, sizeof keys);
-    snprintf(exp, sizeof exp, "a mapping of %s", keys);
-    return fail_found(r, v, key, exp);
-}
-
-/* Rejects keys of `map` (section key path `sec`) that are not in `known`, suggesting one. */
-static Status check_keys(Rd *r, const YNode *map, const char *sec, const char *const *known) {
-    if (yis_null(map)) return DISTILL_OK;
-    for (int i = 0; i < map->n; i++) {
-        const char *k = map->keys[i]->text;
-        bool ok = false;
-        for (int j = 0; known[j] && !ok; j++) ok = !strcmp(k, known[j]);
-        if (ok) continue;
-        const char *guess = NULL;
-        for (int j = 0; SYNONYMS[j].found && !guess; j++)
-            if (!strcmp(k, SYNONYMS[j].found)) {
-                /* a synonym whose meaning lives in this section, or a key of another section */
-                const char *m = SYNONYMS[j].meant;
-                bool here = false;
-                for (int q = 0; known[q] && !here; q++) here = !strcmp(m, known[q]);
-                if (here || strchr(m, '.')) guess = m;
-            }
-        if (!guess) guess = yclosest(k, known);
-        char kp[160], keys[448], shown[72];
-        join(kp, sizeof kp, sec, k);
-        list_names(known, keys, sizeof keys);
-        snprintf(shown, sizeof shown, "%.60s", k);
-        if (guess)
-            return yfail(&r->src, map->keys[i], kp, "expected a key of %s (%s), found unknown key '%s' "
-                         "(did you mean '%s'?)", sec[0] ? sec : "the config", keys, shown, guess);
-        return yfail(&r->src, map->keys[i], kp, "expected a key of %s (%s), found unknown key '%s'",
-                     sec[0] ? sec : "the config", keys, shown);
-    }
-    return DISTILL_OK;
-}
 
 /* ------------------------------------------------------------------ defaults */
 
@@ -364,12 +130,12 @@ static LossSpec loss_default(LossType t) {
 
 static Status rd_run(Rd *r, const YNode *run) {
     Config *c = r->cfg;
-    if (need_map(r, run, "run", RUN_KEYS) || check_keys(r, run, "run", RUN_KEYS)) return DISTILL_ERR;
+    if (cfg_need_map(r, run, "run", RUN_KEYS) || cfg_check_keys(r, run, "run", RUN_KEYS)) return DISTILL_ERR;
     if (rd_str(r, run, "run", "name", "a run name", &c->run.name)) return DISTILL_ERR;
     if (c->run.name) {
         const char *nm = c->run.name;
         if (strchr(nm, '/') || !strcmp(nm, ".") || !strcmp(nm, ".."))
-            return fail_found(r, at_key(run, "name"), "run.name", "a name without '/' (run.dir sets the folder)");
+            return cfg_fail_found(r, cfg_at_key(run, "name"), "run.name", "a name without '/' (run.dir sets the folder)");
     } else {
         /* the config file's name without folder and extension: configs/tiny.yaml -> tiny */
         const char *base = strrchr(c->source, '/');
@@ -400,13 +166,13 @@ static Status rd_run(Rd *r, const YNode *run) {
  * distinct teacher layer numbers >= 1. */
 static Status rd_init_layers(Rd *r, const YNode *map, ConfigModel *m) {
     char kp[160];
-    const YNode *v = value_of(r, map, "student", "layers", kp, sizeof kp);
+    const YNode *v = cfg_value_of(r, map, "student", "layers", kp, sizeof kp);
     const char *exp = "the teacher layers to copy for init: teacher_layers: a count N (the first N) "
                       "or a list of layer numbers >= 1 like [3, 6, 9, 12]";
     int64_t count;
-    if (!v) return fail_found(r, at_key(map, "layers"), kp, exp);
+    if (!v) return cfg_fail_found(r, cfg_at_key(map, "layers"), kp, exp);
     if (yscalar_int(v, &count)) {
-        if (count < 1 || count > 4096) return fail_found(r, v, kp, exp);
+        if (count < 1 || count > 4096) return cfg_fail_found(r, v, kp, exp);
         m->n_init_layers = (int)count;
         m->init_layers = xmalloc((size_t)count * sizeof(int));
         for (int i = 0; i < count; i++) m->init_layers[i] = i + 1;
@@ -418,16 +184,16 @@ static Status rd_init_layers(Rd *r, const YNode *map, ConfigModel *m) {
             snprintf(ki, sizeof ki, "%s[%d]", kp, i);
             int64_t x;
             if (!yscalar_int(v->vals[i], &x) || x < 1 || x > 4096)
-                return fail_found(r, v->vals[i], ki, "a teacher layer number >= 1 (0 is the embeddings, "
+                return cfg_fail_found(r, v->vals[i], ki, "a teacher layer number >= 1 (0 is the embeddings, "
                                   "always copied)");
             for (int j = 0; j < i; j++)
                 if (m->init_layers[j] == (int)x)
-                    return fail_found(r, v->vals[i], ki, "each teacher layer once");
+                    return cfg_fail_found(r, v->vals[i], ki, "each teacher layer once");
             m->init_layers[i] = (int)x;
-            loc_add(r, ki, v->vals[i]);
+            cfg_loc_add(r, ki, v->vals[i]);
         }
     } else {
-        return fail_found(r, v, kp, exp);
+        return cfg_fail_found(r, v, kp, exp);
     }
     m->layers = m->n_init_layers;
     return DISTILL_OK;
@@ -450,36 +216,36 @@ static Status rd_model_at(Rd *r, const YNode *node, const char *sec, ConfigModel
     const char *const *known = listed ? teachers_keys() : teacher ? TEACHER_KEYS : STUDENT_KEYS;
     if (teacher && !listed && yis_null(node)) return DISTILL_OK; /* no teacher */
     if (listed && yis_null(node))
-        return fail_found(r, node, sec, "a teacher like {path: FOLDER_OR_CHECKPOINT} or {init: random}");
-    if (need_map(r, node, sec, known) || check_keys(r, node, sec, known)) return DISTILL_ERR;
-    if (!yis_null(node)) loc_add(r, sec, node);
+        return cfg_fail_found(r, node, sec, "a teacher like {path: FOLDER_OR_CHECKPOINT} or {init: random}");
+    if (cfg_need_map(r, node, sec, known) || cfg_check_keys(r, node, sec, known)) return DISTILL_ERR;
+    if (!yis_null(node)) cfg_loc_add(r, sec, node);
     char kp[160], k_path[160], k_init[160], k_layers[160], k_heads[160], k_hidden[160];
-    join(k_path, sizeof k_path, sec, "path");
-    join(k_init, sizeof k_init, sec, "init");
-    join(k_layers, sizeof k_layers, sec, "layers");
-    join(k_heads, sizeof k_heads, sec, "heads");
-    join(k_hidden, sizeof k_hidden, sec, "hidden");
+    cfg_join(k_path, sizeof k_path, sec, "path");
+    cfg_join(k_init, sizeof k_init, sec, "init");
+    cfg_join(k_layers, sizeof k_layers, sec, "layers");
+    cfg_join(k_heads, sizeof k_heads, sec, "heads");
+    cfg_join(k_hidden, sizeof k_hidden, sec, "hidden");
 
     /* init / path */
-    const YNode *init = value_of(r, node, sec, "init", kp, sizeof kp);
+    const YNode *init = cfg_value_of(r, node, sec, "init", kp, sizeof kp);
     if (init && (init->kind != YN_SCALAR || !init->text[0]))
-        return fail_found(r, init, kp, teacher ? "random or a path" : "random, teacher_layers or a path");
+        return cfg_fail_found(r, init, kp, teacher ? "random or a path" : "random, teacher_layers or a path");
     if (teacher) {
-        const YNode *path = value_of(r, node, sec, "path", kp, sizeof kp);
+        const YNode *path = cfg_value_of(r, node, sec, "path", kp, sizeof kp);
         if (path && (path->kind != YN_SCALAR || !path->text[0]))
-            return fail_found(r, path, kp, "the path of a Hugging Face folder or a checkpoint");
+            return cfg_fail_found(r, path, kp, "the path of a Hugging Face folder or a checkpoint");
         if (init && !strcmp(init->text, "random")) {
-            if (path) return fail_found(r, path, k_path, "no path with init: random");
+            if (path) return cfg_fail_found(r, path, k_path, "no path with init: random");
             m->init = CONFIG_INIT_RANDOM;
         } else if (init && !strcmp(init->text, "teacher_layers")) {
-            return fail_found(r, init, k_init, "random or a path (teacher_layers is for the student)");
+            return cfg_fail_found(r, init, k_init, "random or a path (teacher_layers is for the student)");
         } else if (init && path) {
-            return fail_found(r, path, k_path, "either path or init, not both");
+            return cfg_fail_found(r, path, k_path, "either path or init, not both");
         } else if (init || path) {
             m->init = CONFIG_INIT_PATH;
             m->path = xstrdup((init ? init : path)->text);
         } else {
-            return fail_found(r, node, sec, "path: FOLDER_OR_CHECKPOINT or init: random");
+            return cfg_fail_found(r, node, sec, "path: FOLDER_OR_CHECKPOINT or init: random");
         }
     } else if (init) {
         if (!strcmp(init->text, "random")) m->init = CONFIG_INIT_RANDOM;
@@ -496,7 +262,7 @@ static Status rd_model_at(Rd *r, const YNode *node, const char *sec, ConfigModel
     } else {
         const YNode *lv = ymap_get(node, "layers", NULL);
         if (lv && lv->kind == YN_SEQ)
-            return fail_found(r, lv, k_layers,
+            return cfg_fail_found(r, lv, k_layers,
                               "a layer count (a list of teacher layers needs init: teacher_layers)");
         if (rd_int(r, node, sec, "layers", 1, 4096, true, &m->layers)) return DISTILL_ERR;
     }
@@ -533,8 +299,8 @@ static Status rd_model_at(Rd *r, const YNode *node, const char *sec, ConfigModel
         char exp[96];
         snprintf(exp, sizeof exp, "a number of heads that divides hidden (%d)", m->hidden);
         const YNode *hv = ymap_get(node, "heads", NULL);
-        if (hv) return fail_found(r, hv, k_heads, exp);
-        return yfail(&r->src, at_key(node, "hidden"), k_hidden,
+        if (hv) return cfg_fail_found(r, hv, k_heads, exp);
+        return yfail(&r->src, cfg_at_key(node, "hidden"), k_hidden,
                      "expected a multiple of heads (%d), found %d", m->heads, m->hidden);
     }
     return DISTILL_OK;
@@ -552,7 +318,7 @@ static bool valid_name(const char *s);
 static Status rd_teachers(Rd *r, const YNode *root) {
     Config *c = r->cfg;
     char kp[160];
-    const YNode *v = value_of(r, root, "", "teachers", kp, sizeof kp);
+    const YNode *v = cfg_value_of(r, root, "", "teachers", kp, sizeof kp);
     if (!v) {
         c->n_teachers = c->teacher.init != CONFIG_INIT_NONE ? 1 : 0;
         return DISTILL_OK;
@@ -561,7 +327,7 @@ static Status rd_teachers(Rd *r, const YNode *root) {
         return yfail(&r->src, v, "teachers", "expected either teacher: (one) or teachers: (a list), found both");
     char exp[160];
     snprintf(exp, sizeof exp, "a list of 1 to %d teachers like [{path: a}, {path: b}]", CONFIG_MAX_TEACHERS);
-    if (v->kind != YN_SEQ || v->n < 1 || v->n > CONFIG_MAX_TEACHERS) return fail_found(r, v, "teachers", exp);
+    if (v->kind != YN_SEQ || v->n < 1 || v->n > CONFIG_MAX_TEACHERS) return cfg_fail_found(r, v, "teachers", exp);
     c->teacher_list = true;
     c->more_teachers = xcalloc((size_t)v->n, sizeof *c->more_teachers);
     for (int i = 0; i < v->n; i++) {
@@ -581,7 +347,7 @@ static Status rd_teachers(Rd *r, const YNode *root) {
         if (m->name && (!valid_name(m->name) || yscalar_int(ymap_get(v->vals[i], "name", NULL), &(int64_t){0}))) {
             char e[128];
             snprintf(e, sizeof e, "a name of at most %d letters, digits, '_' or '-', not a number", LOSS_NAME_MAX - 1);
-            return fail_found(r, at_key(v->vals[i], "name"), kn, e);
+            return cfg_fail_found(r, cfg_at_key(v->vals[i], "name"), kn, e);
         }
         if (!m->name) {
             char nm[32];
@@ -590,7 +356,7 @@ static Status rd_teachers(Rd *r, const YNode *root) {
         }
         for (int j = 0; j < i; j++)
             if (!strcmp(config_teacher(c, j)->name, m->name))
-                return yfail(&r->src, at_key(v->vals[i], "name"), kn, "expected a name not used by teachers[%d], "
+                return yfail(&r->src, cfg_at_key(v->vals[i], "name"), kn, "expected a name not used by teachers[%d], "
                              "found '%s'", j, m->name);
         if (rd_num(r, v->vals[i], sec, "weight", 0, false, INFINITY, false, false, &m->weight)) return DISTILL_ERR;
     }
@@ -625,7 +391,7 @@ static Status rd_teacher_logits(Rd *r, const YNode *root) {
 static Status rd_loss_teacher(Rd *r, const YNode *item, const char *sec, LossSpec *l) {
     Config *c = r->cfg;
     char kp[160];
-    const YNode *v = value_of(r, item, sec, "teacher", kp, sizeof kp);
+    const YNode *v = cfg_value_of(r, item, sec, "teacher", kp, sizeof kp);
     if (!v) return DISTILL_OK;
     char names[CONFIG_MAX_TEACHERS * (LOSS_NAME_MAX + 2) + 64];
     size_t len = 0;
@@ -649,13 +415,13 @@ static Status rd_loss_teacher(Rd *r, const YNode *item, const char *sec, LossSpe
     if (c->n_teachers == 0) snprintf(exp, sizeof exp, "no teacher: there is none");
     else if (!c->teacher_list) snprintf(exp, sizeof exp, "1 (there is one teacher)");
     else snprintf(exp, sizeof exp, "a teacher's name (%s) or number 1..%d", names, c->n_teachers);
-    return fail_found(r, v, kp, exp);
+    return cfg_fail_found(r, v, kp, exp);
 }
 
 static Status rd_data(Rd *r, const YNode *d) {
     ConfigData *x = &r->cfg->data;
-    if (need_map(r, d, "data", DATA_KEYS) || check_keys(r, d, "data", DATA_KEYS)) return DISTILL_ERR;
-    if (!yis_null(d)) loc_add(r, "data", d);
+    if (cfg_need_map(r, d, "data", DATA_KEYS) || cfg_check_keys(r, d, "data", DATA_KEYS)) return DISTILL_ERR;
+    if (!yis_null(d)) cfg_loc_add(r, "data", d);
     const char *h5 = "the path of an HDF5 file made by `distill prepare`";
     if (rd_str(r, d, "data", "train", h5, &x->train) || rd_str(r, d, "data", "dev", h5, &x->dev) ||
         rd_str(r, d, "data", "test", h5, &x->test) ||
@@ -668,35 +434,19 @@ static Status rd_data(Rd *r, const YNode *d) {
     return DISTILL_OK;
 }
 
-/* A number that a float holds (weights and temperatures are float in LossSpec). */
-static Status rd_float(Rd *r, const YNode *map, const char *sec, const char *key, double lo, bool lo_open,
-                       float *out) {
-    double x = *out;
-    if (rd_num(r, map, sec, key, lo, lo_open, INFINITY, false, false, &x)) return DISTILL_ERR;
-    if (x > FLT_MAX || (lo_open && (float)x <= (float)lo)) { /* beyond a float, or rounds to the bound */
-        char kp[160], exp[96];
-        join(kp, sizeof kp, sec, key);
-        snprintf(exp, sizeof exp, "a number %s %g that a float holds (magnitude %g to %g)", lo_open ? ">" : ">=",
-                 lo, FLT_MIN, FLT_MAX);
-        return fail_found(r, at_key(map, key), kp, exp);
-    }
-    *out = (float)x;
-    return DISTILL_OK;
-}
-
 static Status rd_temperature(Rd *r, const YNode *item, const char *sec, LossSpec *l) {
     char kp[160];
-    const YNode *v = value_of(r, item, sec, "temperature", kp, sizeof kp);
+    const YNode *v = cfg_value_of(r, item, sec, "temperature", kp, sizeof kp);
     if (!v) return DISTILL_OK;
     if (v->kind != YN_MAP) {
         if (rd_float(r, item, sec, "temperature", 0, true, &l->temperature)) {
             if (v->kind == YN_SCALAR) return DISTILL_ERR;
-            return fail_found(r, v, kp, "a number > 0 or a schedule {start: T0, end: T1, over: STEPS}");
+            return cfg_fail_found(r, v, kp, "a number > 0 or a schedule {start: T0, end: T1, over: STEPS}");
         }
         l->temperature_end = l->temperature;
         return DISTILL_OK;
     }
-    if (check_keys(r, v, kp, SCHEDULE_KEYS)) return DISTILL_ERR;
+    if (cfg_check_keys(r, v, kp, SCHEDULE_KEYS)) return DISTILL_ERR;
     l->temperature = l->temperature_end = -1;
     int64_t steps = -1;
     if (rd_float(r, v, kp, "start", 0, true, &l->temperature) ||
@@ -717,7 +467,7 @@ static Status rd_temperature(Rd *r, const YNode *item, const char *sec, LossSpec
 
 static Status rd_layer_map(Rd *r, const YNode *item, const char *sec, LossSpec *l) {
     char kp[160];
-    const YNode *v = value_of(r, item, sec, "layers", kp, sizeof kp);
+    const YNode *v = cfg_value_of(r, item, sec, "layers", kp, sizeof kp);
     if (!v) return DISTILL_OK;
     bool attn = loss_type_info(l->type)->reads == LOSS_READS_ATTENTION;
     if (v->kind == YN_SCALAR && !strcmp(v->text, "uniform")) { l->map = LOSS_MAP_UNIFORM; return DISTILL_OK; }
@@ -749,13 +499,13 @@ static Status rd_layer_map(Rd *r, const YNode *item, const char *sec, LossSpec *
             char exp[160];
             snprintf(exp, sizeof exp, "a pair [student, teacher] of layer numbers >= %d%s", lo,
                      attn ? " (attention maps exist for layers 1..N)" : " (0 = embeddings)");
-            return fail_found(r, p, ki, exp);
+            return cfg_fail_found(r, p, ki, exp);
         }
         for (int j = 0; j < i; j++)
             if (l->pairs[j].student == s && l->pairs[j].teacher == t)
-                return fail_found(r, p, ki, "each pair once");
+                return cfg_fail_found(r, p, ki, "each pair once");
         l->pairs[i] = (LossLayerPair){(int)s, (int)t};
-        loc_add(r, ki, p);
+        cfg_loc_add(r, ki, p);
     }
     return DISTILL_OK;
 }
@@ -776,17 +526,17 @@ static Status rd_loss(Rd *r, const YNode *item, const char *list, int idx, LossS
     char sec[64], kp[160];
     snprintf(sec, sizeof sec, "%s[%d]", list, idx);
     if (item->kind != YN_MAP)
-        return fail_found(r, item, sec, "a loss like {type: logits_kd, weight: 1.0, temperature: 2.0}");
-    loc_add(r, sec, item);
-    if (check_keys(r, item, sec, loss_key_names())) return DISTILL_ERR;
-    const YNode *tv = value_of(r, item, sec, "type", kp, sizeof kp);
+        return cfg_fail_found(r, item, sec, "a loss like {type: logits_kd, weight: 1.0, temperature: 2.0}");
+    cfg_loc_add(r, sec, item);
+    if (cfg_check_keys(r, item, sec, loss_key_names())) return DISTILL_ERR;
+    const YNode *tv = cfg_value_of(r, item, sec, "type", kp, sizeof kp);
     if (!tv) {
         char types[256];
-        list_names(loss_type_names(), types, sizeof types);
-        return yfail(&r->src, at_key(item, "type"), kp, "expected a loss type (%s), found none", types);
+        cfg_list_names(loss_type_names(), types, sizeof types);
+        return yfail(&r->src, cfg_at_key(item, "type"), kp, "expected a loss type (%s), found none", types);
     }
     LossType t;
-    if (tv->kind != YN_SCALAR || loss_type_parse(tv->text, &t)) return fail_enum(r, tv, kp, loss_type_names());
+    if (tv->kind != YN_SCALAR || loss_type_parse(tv->text, &t)) return cfg_fail_enum(r, tv, kp, loss_type_names());
     const LossTypeInfo *info = loss_type_info(t);
     *l = loss_default(t);
     for (int i = 0; i < item->n; i++) {
@@ -809,7 +559,7 @@ static Status rd_loss(Rd *r, const YNode *item, const char *list, int idx, LossS
         snprintf(kp, sizeof kp, "%s.name", sec);
         char exp[96];
         snprintf(exp, sizeof exp, "a name of at most %d letters, digits, '_' or '-'", LOSS_NAME_MAX - 1);
-        return fail_found(r, at_key(item, "name"), kp, exp);
+        return cfg_fail_found(r, cfg_at_key(item, "name"), kp, exp);
     }
     if (name) snprintf(l->name, sizeof l->name, "%s", name);
     free(name);
@@ -829,9 +579,9 @@ static Status rd_loss(Rd *r, const YNode *item, const char *list, int idx, LossS
 /* The list `list` ("losses", "stages[1].losses") into *out (n entries, owned by the config). */
 static Status rd_losses(Rd *r, const YNode *v, const char *list, LossSpec **out, int *n) {
     if (yis_null(v)) return DISTILL_OK; /* defaults after the task is known */
-    loc_add(r, list, v);
+    cfg_loc_add(r, list, v);
     if (v->kind != YN_SEQ || v->n == 0)
-        return fail_found(r, v, list, "a list of losses like [{type: logits_kd, weight: 1.0}]");
+        return cfg_fail_found(r, v, list, "a list of losses like [{type: logits_kd, weight: 1.0}]");
     *out = xcalloc((size_t)v->n, sizeof **out);
     LossSpec *ls = *out;
     for (int i = 0; i < v->n; i++) {
@@ -842,7 +592,7 @@ static Status rd_losses(Rd *r, const YNode *v, const char *list, LossSpec **out,
                 char ki[96], exp[160];
                 snprintf(ki, sizeof ki, "%s[%d].name", list, i);
                 snprintf(exp, sizeof exp, "a name not used by %s[%d] (set name: to tell them apart in the logs)", list, j);
-                return yfail(&r->src, at_key(v->vals[i], "name"), ki, "expected %s, found '%s'", exp, ls[i].name);
+                return yfail(&r->src, cfg_at_key(v->vals[i], "name"), ki, "expected %s, found '%s'", exp, ls[i].name);
             }
     }
     return DISTILL_OK;
@@ -850,7 +600,7 @@ static Status rd_losses(Rd *r, const YNode *v, const char *list, LossSpec **out,
 
 /* `optimizer` (sec "optimizer" or "stages[N].optimizer") over the values already in *x. */
 static Status rd_optimizer(Rd *r, const YNode *o, const char *s, ConfigOptimizer *x) {
-    if (need_map(r, o, s, OPTIMIZER_KEYS) || check_keys(r, o, s, OPTIMIZER_KEYS)) return DISTILL_ERR;
+    if (cfg_need_map(r, o, s, OPTIMIZER_KEYS) || cfg_check_keys(r, o, s, OPTIMIZER_KEYS)) return DISTILL_ERR;
     if (rd_num(r, o, s, "lr", 0, true, INFINITY, false, false, &x->lr) ||
         rd_num(r, o, s, "weight_decay", 0, false, INFINITY, false, false, &x->weight_decay) ||
         rd_num(r, o, s, "beta1", 0, false, 1, true, false, &x->beta1) ||
@@ -862,9 +612,9 @@ static Status rd_optimizer(Rd *r, const YNode *o, const char *s, ConfigOptimizer
         return DISTILL_ERR;
     RD_ENUM(r, o, s, "schedule", CONFIG_SCHEDULE_NAMES, x->schedule);
     char wkey[96];
-    join(wkey, sizeof wkey, s, "warmup_ratio");
+    cfg_join(wkey, sizeof wkey, s, "warmup_ratio");
     if (x->warmup_steps > 0 && x->warmup_ratio > 0)
-        return yfail(&r->src, at_key(o, "warmup_ratio"), wkey, "expected 0 when "
+        return yfail(&r->src, cfg_at_key(o, "warmup_ratio"), wkey, "expected 0 when "
                      "warmup_steps is set (%lld), found %g: set one of the two",
                      (long long)x->warmup_steps, x->warmup_ratio);
     return DISTILL_OK;
@@ -873,7 +623,7 @@ static Status rd_optimizer(Rd *r, const YNode *o, const char *s, ConfigOptimizer
 static Status rd_train(Rd *r, const YNode *t, bool metric_regression) {
     ConfigTrain *x = &r->cfg->train;
     const char *s = "train";
-    if (need_map(r, t, s, TRAIN_KEYS) || check_keys(r, t, s, TRAIN_KEYS)) return DISTILL_ERR;
+    if (cfg_need_map(r, t, s, TRAIN_KEYS) || cfg_check_keys(r, t, s, TRAIN_KEYS)) return DISTILL_ERR;
     if (metric_regression) x->metric = CONFIG_METRIC_PEARSON;
     if (rd_int(r, t, s, "epochs", 0, 1000000, false, &x->epochs) ||
         rd_int64(r, t, s, "max_steps", 0, INT64_MAX, false, &x->max_steps) ||
@@ -888,7 +638,7 @@ static Status rd_train(Rd *r, const YNode *t, bool metric_regression) {
         return DISTILL_ERR;
     RD_ENUM(r, t, s, "metric", CONFIG_METRIC_NAMES, x->metric);
     if (x->epochs == 0 && x->max_steps == 0)
-        return yfail(&r->src, at_key(t, "epochs"), "train.epochs", "expected at least 1 epoch (or "
+        return yfail(&r->src, cfg_at_key(t, "epochs"), "train.epochs", "expected at least 1 epoch (or "
                      "train.max_steps > 0), found 0");
     return DISTILL_OK;
 }
@@ -900,15 +650,15 @@ static Status rd_stage(Rd *r, const YNode *item, int idx, ConfigStage *st) {
     char sec[32], kp[160], list[48];
     snprintf(sec, sizeof sec, "stages[%d]", idx);
     if (item->kind != YN_MAP)
-        return fail_found(r, item, sec, "a stage like {name: intermediate, losses: [...], train: {epochs: 3}}");
-    loc_add(r, sec, item);
-    if (check_keys(r, item, sec, STAGE_KEYS)) return DISTILL_ERR;
+        return cfg_fail_found(r, item, sec, "a stage like {name: intermediate, losses: [...], train: {epochs: 3}}");
+    cfg_loc_add(r, sec, item);
+    if (cfg_check_keys(r, item, sec, STAGE_KEYS)) return DISTILL_ERR;
     char *name = NULL;
     if (rd_str(r, item, sec, "name", "a name", &name)) return DISTILL_ERR;
     if (name && !valid_name(name)) {
         free(name);
         snprintf(kp, sizeof kp, "%s.name", sec);
-        return fail_found(r, at_key(item, "name"), kp, "a name of letters, digits, '_' or '-'");
+        return cfg_fail_found(r, cfg_at_key(item, "name"), kp, "a name of letters, digits, '_' or '-'");
     }
     if (!name) {
         char def[32];
@@ -919,17 +669,17 @@ static Status rd_stage(Rd *r, const YNode *item, int idx, ConfigStage *st) {
     for (int j = 0; j < idx; j++)
         if (!strcmp(c->stages[j].name, name)) {
             snprintf(kp, sizeof kp, "%s.name", sec);
-            return yfail(&r->src, at_key(item, "name"), kp, "expected a name not used by stages[%d], found '%s'", j,
+            return yfail(&r->src, cfg_at_key(item, "name"), kp, "expected a name not used by stages[%d], found '%s'", j,
                          name);
         }
     snprintf(list, sizeof list, "%s.losses", sec);
-    const YNode *lv = value_of(r, item, sec, "losses", kp, sizeof kp);
-    if (!lv) return yfail(&r->src, at_key(item, "losses"), kp, "expected the stage's list of losses, found none");
+    const YNode *lv = cfg_value_of(r, item, sec, "losses", kp, sizeof kp);
+    if (!lv) return yfail(&r->src, cfg_at_key(item, "losses"), kp, "expected the stage's list of losses, found none");
     if (rd_losses(r, lv, list, &st->losses, &st->n_losses)) return DISTILL_ERR;
     /* the optimizer: the top level's, this stage's keys over it; warmup_steps and warmup_ratio
      * replace each other (setting one here clears the other inherited one) */
     st->optimizer = c->optimizer;
-    const YNode *ov = value_of(r, item, sec, "optimizer", kp, sizeof kp);
+    const YNode *ov = cfg_value_of(r, item, sec, "optimizer", kp, sizeof kp);
     if (ov && ov->kind == YN_MAP) {
         bool ws = !yis_null(ymap_get(ov, "warmup_steps", NULL)), wr = !yis_null(ymap_get(ov, "warmup_ratio", NULL));
         if (ws && !wr) st->optimizer.warmup_ratio = 0;
@@ -940,9 +690,9 @@ static Status rd_stage(Rd *r, const YNode *item, int idx, ConfigStage *st) {
     /* the length: the top level's train.epochs / max_steps unless the stage sets one */
     st->epochs = c->train.epochs;
     st->max_steps = c->train.max_steps;
-    const YNode *tv = value_of(r, item, sec, "train", kp, sizeof kp);
+    const YNode *tv = cfg_value_of(r, item, sec, "train", kp, sizeof kp);
     snprintf(kp, sizeof kp, "%s.train", sec);
-    if (need_map(r, tv, kp, STAGE_TRAIN_KEYS) || check_keys(r, tv, kp, STAGE_TRAIN_KEYS)) return DISTILL_ERR;
+    if (cfg_need_map(r, tv, kp, STAGE_TRAIN_KEYS) || cfg_check_keys(r, tv, kp, STAGE_TRAIN_KEYS)) return DISTILL_ERR;
     if (tv) {
         bool has_ms = !yis_null(ymap_get(tv, "max_steps", NULL)), has_ep = !yis_null(ymap_get(tv, "epochs", NULL));
         if (has_ep && !has_ms) st->max_steps = 0; /* epochs given here: they count, not the top level's steps */
@@ -953,7 +703,7 @@ static Status rd_stage(Rd *r, const YNode *item, int idx, ConfigStage *st) {
     if (st->epochs == 0 && st->max_steps == 0) {
         char k[64];
         snprintf(k, sizeof k, "%s.train.epochs", sec);
-        return yfail(&r->src, tv ? at_key(tv, "epochs") : item, k, "expected at least 1 epoch (or max_steps > 0), "
+        return yfail(&r->src, tv ? cfg_at_key(tv, "epochs") : item, k, "expected at least 1 epoch (or max_steps > 0), "
                      "found 0");
     }
     return DISTILL_OK;
@@ -962,12 +712,12 @@ static Status rd_stage(Rd *r, const YNode *item, int idx, ConfigStage *st) {
 static Status rd_stages(Rd *r, const YNode *root) {
     Config *c = r->cfg;
     char kp[160];
-    const YNode *v = value_of(r, root, "", "stages", kp, sizeof kp);
+    const YNode *v = cfg_value_of(r, root, "", "stages", kp, sizeof kp);
     if (!v) return DISTILL_OK;
     if (v->kind != YN_SEQ || v->n == 0)
-        return fail_found(r, v, "stages", "a list of stages like [{losses: [...], train: {epochs: 3}}, ...]");
+        return cfg_fail_found(r, v, "stages", "a list of stages like [{losses: [...], train: {epochs: 3}}, ...]");
     if (!yis_null(ymap_get(root, "losses", NULL)))
-        return yfail(&r->src, at_key(root, "losses"), "losses", "expected no top-level losses with stages: (each "
+        return yfail(&r->src, cfg_at_key(root, "losses"), "losses", "expected no top-level losses with stages: (each "
                      "stage lists its own), found a list");
     c->stages = xcalloc((size_t)v->n, sizeof *c->stages);
     for (int i = 0; i < v->n; i++) {
@@ -980,10 +730,10 @@ static Status rd_stages(Rd *r, const YNode *root) {
 static Status rd_resume(Rd *r, const YNode *root) {
     Config *c = r->cfg;
     char kp[160];
-    const YNode *v = value_of(r, root, "", "resume", kp, sizeof kp);
+    const YNode *v = cfg_value_of(r, root, "", "resume", kp, sizeof kp);
     if (!v) return DISTILL_OK;
     if (v->kind != YN_SCALAR || !v->text[0] || (v->plain && ytext_is_typed(v->text)))
-        return fail_found(r, v, "resume", "auto, none, or the path of a checkpoint");
+        return cfg_fail_found(r, v, "resume", "auto, none, or the path of a checkpoint");
     if (!strcmp(v->text, "none")) c->resume = CONFIG_RESUME_NONE;
     else if (!strcmp(v->text, "auto")) c->resume = CONFIG_RESUME_AUTO;
     else {
@@ -997,15 +747,15 @@ static Status rd_resume(Rd *r, const YNode *root) {
 
 static Status check_combinations(Rd *r, const YNode *root) {
     Config *c = r->cfg;
-    const YNode *task = at_key(root, "task");
+    const YNode *task = cfg_at_key(root, "task");
     if (c->task == CONFIG_TASK_FINETUNE && c->teacher.init != CONFIG_INIT_NONE)
-        return yfail(&r->src, at_key(root, "teacher"), "teacher", "expected no teacher for task: finetune "
+        return yfail(&r->src, cfg_at_key(root, "teacher"), "teacher", "expected no teacher for task: finetune "
                      "(it trains the student on labels alone), found a teacher (use task: distill)");
     if (c->task == CONFIG_TASK_DISTILL && c->teacher.init == CONFIG_INIT_NONE)
         return yfail(&r->src, task, "teacher", "expected a teacher (path: FOLDER_OR_CHECKPOINT, or init: random) "
                      "for task: distill, found none (use task: finetune to train on labels alone)");
     if (c->student.init == CONFIG_INIT_TEACHER_LAYERS && c->teacher.init == CONFIG_INIT_NONE)
-        return yfail(&r->src, at_key(ymap_get(root, "student", NULL), "init"), "student.init",
+        return yfail(&r->src, cfg_at_key(ymap_get(root, "student", NULL), "init"), "student.init",
                      "expected random or a path without a teacher, found teacher_layers");
 
     bool any_teacher_loss = false, has_hard = false, has_mse = false;
@@ -1026,7 +776,7 @@ static Status check_combinations(Rd *r, const YNode *root) {
             char key[80];
             snprintf(key, sizeof key, "%s[%d].type", list, i);
             const YNode *at = NULL;
-            if (ls && ls->kind == YN_SEQ && i < ls->n) at = at_key(ls->vals[i], "type");
+            if (ls && ls->kind == YN_SEQ && i < ls->n) at = cfg_at_key(ls->vals[i], "type");
             if (!at) at = root;
             bool needs = info->needs_teacher;
             any_teacher_loss |= needs;
@@ -1057,25 +807,25 @@ static Status check_combinations(Rd *r, const YNode *root) {
     char teacher_types[256];
     /* staged: some stage reads the teacher (a later one may fine-tune on labels alone) */
     if (c->task == CONFIG_TASK_DISTILL && !any_teacher_loss)
-        return yfail(&r->src, stages_at ? stages_at : at_key(root, "losses"), c->n_stages ? "stages" : "losses",
+        return yfail(&r->src, stages_at ? stages_at : cfg_at_key(root, "losses"), c->n_stages ? "stages" : "losses",
                      "expected at least one loss that reads the teacher (%s) for task: distill, found only label losses",
                      loss_type_list(reads_teacher, ", ", teacher_types, sizeof teacher_types));
 
     const YNode *train = ymap_get(root, "train", NULL);
     if (!c->data.dev && c->train.eval_every > 0)
-        return yfail(&r->src, at_key(train, "eval_every"), "train.eval_every", "expected 0 without data.dev "
+        return yfail(&r->src, cfg_at_key(train, "eval_every"), "train.eval_every", "expected 0 without data.dev "
                      "(there is nothing to evaluate), found %lld", (long long)c->train.eval_every);
     if (!c->data.dev && c->train.early_stopping_patience > 0)
-        return yfail(&r->src, at_key(train, "early_stopping_patience"), "train.early_stopping_patience",
+        return yfail(&r->src, cfg_at_key(train, "early_stopping_patience"), "train.early_stopping_patience",
                      "expected 0 without data.dev (early stopping watches the dev metric), found %d",
                      c->train.early_stopping_patience);
     bool regression = has_mse || c->student.num_labels == 1;
     ConfigMetric m = c->train.metric;
     if (regression && (m == CONFIG_METRIC_ACCURACY || m == CONFIG_METRIC_F1 || m == CONFIG_METRIC_MCC))
-        return yfail(&r->src, at_key(train, "metric"), "train.metric", "expected pearson, spearman or loss for "
+        return yfail(&r->src, cfg_at_key(train, "metric"), "train.metric", "expected pearson, spearman or loss for "
                      "a regression run, found %s", CONFIG_METRIC_NAMES[m]);
     if (!regression && has_hard && (m == CONFIG_METRIC_PEARSON || m == CONFIG_METRIC_SPEARMAN))
-        return yfail(&r->src, at_key(train, "metric"), "train.metric", "expected accuracy, f1, mcc or loss "
+        return yfail(&r->src, cfg_at_key(train, "metric"), "train.metric", "expected accuracy, f1, mcc or loss "
                      "for a classification run (hard_ce), found %s", CONFIG_METRIC_NAMES[m]);
     return DISTILL_OK;
 }
@@ -1086,12 +836,12 @@ static Status decode(Rd *r, const YNode *root) {
     Config *c = r->cfg;
     if (!yis_null(root) && root->kind != YN_MAP) {
         char keys[256];
-        list_names(TOP_KEYS, keys, sizeof keys);
+        cfg_list_names(TOP_KEYS, keys, sizeof keys);
         char exp[320];
         snprintf(exp, sizeof exp, "a mapping of sections (%s)", keys);
-        return fail_found(r, root, "", exp);
+        return cfg_fail_found(r, root, "", exp);
     }
-    if (check_keys(r, root, "", TOP_KEYS)) return DISTILL_ERR;
+    if (cfg_check_keys(r, root, "", TOP_KEYS)) return DISTILL_ERR;
     RD_ENUM(r, root, "", "task", CONFIG_TASK_NAMES, c->task);
     RD_ENUM(r, root, "", "device", CONFIG_DEVICE_NAMES, c->device);
     RD_ENUM(r, root, "", "precision", CONFIG_PRECISION_NAMES, c->precision);
@@ -1099,12 +849,12 @@ static Status decode(Rd *r, const YNode *root) {
     if (rd_bool(r, root, "", "tf32", &c->tf32)) return DISTILL_ERR;
     char kp[160];
     const YNode *v;
-    v = value_of(r, root, "", "run", kp, sizeof kp);
+    v = cfg_value_of(r, root, "", "run", kp, sizeof kp);
     if (rd_run(r, v)) return DISTILL_ERR;
-    v = value_of(r, root, "", "teacher", kp, sizeof kp);
+    v = cfg_value_of(r, root, "", "teacher", kp, sizeof kp);
     if (rd_model(r, v, "teacher", true)) return DISTILL_ERR;
     if (rd_teachers(r, root) || rd_teacher_logits(r, root)) return DISTILL_ERR;
-    v = value_of(r, root, "", "student", kp, sizeof kp);
+    v = cfg_value_of(r, root, "", "student", kp, sizeof kp);
     if (rd_model(r, v, "student", false)) return DISTILL_ERR;
     /* teacher.precision and student.precision override the top-level precision */
     for (int k = 1; k < c->n_teachers; k++) {
@@ -1113,9 +863,9 @@ static Status decode(Rd *r, const YNode *root) {
     }
     if (c->teacher.precision == CONFIG_AUTO) c->teacher.precision = c->precision;
     if (c->student.precision == CONFIG_AUTO) c->student.precision = c->precision;
-    v = value_of(r, root, "", "data", kp, sizeof kp);
+    v = cfg_value_of(r, root, "", "data", kp, sizeof kp);
     if (rd_data(r, v)) return DISTILL_ERR;
-    v = value_of(r, root, "", "losses", kp, sizeof kp);
+    v = cfg_value_of(r, root, "", "losses", kp, sizeof kp);
     bool staged = !yis_null(ymap_get(root, "stages", NULL));
     if (!staged && rd_losses(r, v, "losses", &c->losses, &c->n_losses)) return DISTILL_ERR;
     if (c->n_losses == 0 && !staged) {
@@ -1125,11 +875,11 @@ static Status decode(Rd *r, const YNode *root) {
                                         ? (c->student.num_labels == 1 ? LOSS_MSE : LOSS_HARD_CE)
                                         : LOSS_LOGITS_KD);
     }
-    v = value_of(r, root, "", "optimizer", kp, sizeof kp);
+    v = cfg_value_of(r, root, "", "optimizer", kp, sizeof kp);
     if (rd_optimizer(r, v, "optimizer", &c->optimizer)) return DISTILL_ERR;
     /* the stages read the optimizer and train lengths they inherit: first the top level's */
-    const YNode *tv = value_of(r, root, "", "train", kp, sizeof kp);
-    if (need_map(r, tv, "train", TRAIN_KEYS) || check_keys(r, tv, "train", TRAIN_KEYS)) return DISTILL_ERR;
+    const YNode *tv = cfg_value_of(r, root, "", "train", kp, sizeof kp);
+    if (cfg_need_map(r, tv, "train", TRAIN_KEYS) || cfg_check_keys(r, tv, "train", TRAIN_KEYS)) return DISTILL_ERR;
     if (rd_int(r, tv, "train", "epochs", 0, 1000000, false, &c->train.epochs) ||
         rd_int64(r, tv, "train", "max_steps", 0, INT64_MAX, false, &c->train.max_steps))
         return DISTILL_ERR;
