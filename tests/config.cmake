@@ -7,7 +7,7 @@
 #                       readme_losses walk losses/' table (keys, defaults, configs/README.md).
 add_executable(test_config_bad ${CMAKE_CURRENT_LIST_DIR}/test_config_bad.c)
 target_link_libraries(test_config_bad PRIVATE distill_train)
-add_executable(test_config ${CMAKE_CURRENT_LIST_DIR}/test_config.c)
+add_executable(test_config ${CMAKE_CURRENT_LIST_DIR}/test_config.c ${CMAKE_CURRENT_LIST_DIR}/test_config_models.c)
 target_link_libraries(test_config PRIVATE distill_train)
 
 set(DISTILL_CONFIG_BAD_FIXTURES
