@@ -2,6 +2,7 @@
  * whether CUDA was compiled in. */
 #include "backend.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 
 const Backend *distill_cpu_backend(void);
@@ -12,6 +13,10 @@ BackendMemStats distill_cuda_mem_stats(void);
 #endif
 
 static bool g_tf32; /* backend_set_tf32 */
+static _Atomic uint64_t g_readbacks; /* backend_readbacks */
+
+uint64_t backend_readbacks(void) { return atomic_load_explicit(&g_readbacks, memory_order_relaxed); }
+void backend_count_readback(void) { atomic_fetch_add_explicit(&g_readbacks, 1, memory_order_relaxed); }
 
 const Backend *backend_cpu(void) { return distill_cpu_backend(); }
 

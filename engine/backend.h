@@ -78,6 +78,14 @@ typedef struct BackendMemStats {
 } BackendMemStats;
 BackendMemStats backend_cuda_mem_stats(void);
 
+/* Host waits on the device, counted where the engine makes them, on every backend: each
+ * device-to-host readback (tensor_to_host, op_item, params_buffer_to_host, a params_buffer_copy to
+ * the host, ctx_read, each store's sum in grad_global_norm) and each ctx_sync. On the CPU these are
+ * memcpys or no-ops, counted all the same, so a CPU test sees the count a GPU run makes (a training
+ * step makes one: tests/test_step_readbacks.c). Process-wide and monotonic. */
+uint64_t backend_readbacks(void);
+void backend_count_readback(void);
+
 /* CPU threads for OpenMP loops and OpenBLAS (n <= 0: all cores); the current count. */
 void backend_cpu_set_threads(int n);
 int backend_cpu_threads(void);

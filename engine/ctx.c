@@ -110,6 +110,7 @@ Tensor *ctx_view(Ctx *c, Tensor *base, int ndim, const int *shape) {
 
 void tensor_to_host(const Tensor *t, void *host) {
     const Backend *be = backend_for(t->device.type);
+    backend_count_readback();
     be->copy(host, t->data, tensor_bytes(t), t->device.type == DEV_CPU ? COPY_D2D : COPY_D2H);
 }
 
@@ -163,4 +164,7 @@ void ctx_set_rows(Ctx *c, int64_t here, int64_t before, int64_t total) {
     c->rows_total = total;
 }
 
-void ctx_sync(Ctx *c) { c->be->sync(); }
+void ctx_sync(Ctx *c) {
+    backend_count_readback();
+    c->be->sync();
+}

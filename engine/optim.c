@@ -41,7 +41,10 @@ void adamw_free(AdamW *o) {
 double grad_global_norm(ParamStore *const *stores, int n) {
     double s = 0.0;
     for (int i = 0; i < n; i++)
-        if (stores[i] && stores[i]->total) s += stores[i]->be->sumsq(stores[i]->grad, stores[i]->total);
+        if (stores[i] && stores[i]->total) {
+            backend_count_readback(); /* sumsq returns its sum on the host */
+            s += stores[i]->be->sumsq(stores[i]->grad, stores[i]->total);
+        }
     return sqrt(s);
 }
 

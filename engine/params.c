@@ -111,6 +111,7 @@ void params_buffer_free(const ParamStore *ps, float *buf) {
 void params_buffer_zero(const ParamStore *ps, float *buf, size_t n) { ps->be->zero(buf, n * sizeof(float)); }
 
 void params_buffer_to_host(const ParamStore *ps, const float *buf, float *host, size_t n) {
+    backend_count_readback();
     ps->be->copy(host, buf, n * sizeof(float), ps->device.type == DEV_CPU ? COPY_D2D : COPY_D2H);
 }
 
@@ -122,11 +123,15 @@ void params_buffer_copy(const ParamStore *dst_ps, float *dst, const ParamStore *
     size_t bytes = n * sizeof(float);
     bool dcpu = dst_ps->device.type == DEV_CPU, scpu = src_ps->device.type == DEV_CPU;
     if (dcpu && scpu) memcpy(dst, src, bytes);
-    else if (dcpu) src_ps->be->copy(dst, src, bytes, COPY_D2H);
+    else if (dcpu) {
+        backend_count_readback();
+        src_ps->be->copy(dst, src, bytes, COPY_D2H);
+    }
     else if (scpu) dst_ps->be->copy(dst, src, bytes, COPY_H2D);
     else if (dst_ps->device.index == src_ps->device.index) dst_ps->be->copy(dst, src, bytes, COPY_D2D);
     else {
         float *h = xmalloc(bytes);
+        backend_count_readback();
         src_ps->be->copy(h, src, bytes, COPY_D2H);
         dst_ps->be->copy(dst, h, bytes, COPY_H2D);
         free(h);
