@@ -72,14 +72,22 @@ Tensor *ctx_tensor(Ctx *c, DType dt, int ndim, const int *shape) {
     return t;
 }
 
+/* An i32 tensor on a device gets a host copy of its values in the meta arena (Tensor.host_i32). */
+static void keep_host_i32(Ctx *c, Tensor *t) {
+    if (t->dtype == DT_I32 && t->device.type != DEV_CPU) t->host_i32 = arena_alloc(c->meta, tensor_bytes(t));
+}
+
 Tensor *ctx_zeros(Ctx *c, DType dt, int ndim, const int *shape) {
     Tensor *t = ctx_tensor(c, dt, ndim, shape);
     c->be->zero(t->data, tensor_bytes(t));
+    keep_host_i32(c, t);
+    if (t->host_i32) memset(t->host_i32, 0, tensor_bytes(t));
     return t;
 }
 
 Tensor *ctx_from_host(Ctx *c, DType dt, int ndim, const int *shape, const void *host) {
     Tensor *t = ctx_tensor(c, dt, ndim, shape);
+    keep_host_i32(c, t);
     tensor_from_host(t, host);
     return t;
 }
@@ -91,6 +99,7 @@ Tensor *ctx_view(Ctx *c, Tensor *base, int ndim, const int *shape) {
     tensor_set_shape(t, ndim, shape);
     DCHECK(t->numel == base->numel);
     t->data = base->data;
+    t->host_i32 = base->host_i32;
     t->requires_grad = base->requires_grad;
     /* A view shares the gradient buffer of its base so accumulation reaches the base. */
     if (base->requires_grad && !base->grad && base->name == NULL) {
@@ -117,6 +126,17 @@ void tensor_to_host(const Tensor *t, void *host) {
 void tensor_from_host(Tensor *t, const void *host) {
     const Backend *be = backend_for(t->device.type);
     be->copy(t->data, host, tensor_bytes(t), t->device.type == DEV_CPU ? COPY_D2D : COPY_H2D);
+    if (t->host_i32) memcpy(t->host_i32, host, tensor_bytes(t));
+}
+
+const int32_t *tensor_i32_host(const Tensor *t, int32_t **own) {
+    DCHECK(t->dtype == DT_I32);
+    *own = NULL;
+    if (t->device.type == DEV_CPU) return (const int32_t *)t->data;
+    if (t->host_i32) return t->host_i32;
+    *own = xmalloc(tensor_bytes(t) ? tensor_bytes(t) : 1);
+    tensor_to_host(t, *own);
+    return *own;
 }
 
 Tensor *ctx_grad(Ctx *c, Tensor *t) {

@@ -85,7 +85,8 @@ void ctx_scope_begin(Ctx *c);
 Tensor *ctx_keep(Ctx *c, Tensor *t);
 void ctx_scope_end(Ctx *c);
 
-/* A new activation tensor in the arena (data uninitialised / zero-filled). */
+/* A new activation tensor in the arena (data uninitialised / zero-filled). An i32 tensor on a
+ * device made by ctx_zeros or ctx_from_host keeps a host copy of its values (Tensor.host_i32). */
 Tensor *ctx_tensor(Ctx *c, DType dt, int ndim, const int *shape);
 Tensor *ctx_zeros(Ctx *c, DType dt, int ndim, const int *shape);
 /* A new activation tensor holding a copy of host data. */
@@ -93,10 +94,14 @@ Tensor *ctx_from_host(Ctx *c, DType dt, int ndim, const int *shape, const void *
 /* A tensor struct (in the meta arena) viewing existing memory. */
 Tensor *ctx_view(Ctx *c, Tensor *base, int ndim, const int *shape);
 
-/* Copies a tensor's data to host memory (any device). */
+/* Copies a tensor's data to host memory (any device): a readback (backend_readbacks). */
 void tensor_to_host(const Tensor *t, void *host);
-/* Copies host memory into a tensor's data. */
+/* Copies host memory into a tensor's data (and into its host copy, Tensor.host_i32, if it has one). */
 void tensor_from_host(Tensor *t, const void *host);
+/* The values of an i32 tensor, readable on the host, for range checks: its data on the CPU, its
+ * host copy (Tensor.host_i32) on a device, else a copy read back from the device (a readback;
+ * *own is then that copy, for the caller to free; NULL otherwise). */
+const int32_t *tensor_i32_host(const Tensor *t, int32_t **own);
 
 /* The gradient buffer of t, allocated zero-filled in the arena on first use. */
 Tensor *ctx_grad(Ctx *c, Tensor *t);

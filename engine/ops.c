@@ -15,6 +15,9 @@
  *    to write a gradient nobody wants).
  *  - Nothing here copies activations to permute them: attention reads heads in place with strided
  *    batched GEMMs, one call per batch element.
+ *  - Index tensors (ids, lengths, labels) are range-checked on the host without waiting on the
+ *    device: an i32 tensor uploaded with ctx_from_host keeps a host copy (tensor_i32_host); only
+ *    one made some other way on a device is read back for its check.
  */
 #include "engine/ops.h"
 
@@ -123,15 +126,6 @@ static float *G_or_scratch(Ctx *c, Tensor *t) {
 }
 static inline float *DOUT(TapeEntry *e) { return F(e->out->grad); }
 
-/* Host copy of a small i32 tensor for range checks (a view on the CPU; the caller frees `*own`). */
-static const int32_t *host_i32(const Tensor *t, int32_t **own) {
-    *own = NULL;
-    if (t->device.type == DEV_CPU) return I(t);
-    *own = xmalloc(tensor_bytes(t));
-    tensor_to_host(t, *own);
-    return *own;
-}
-
 /* Accumulating GEMM (beta = 1) for backward passes. When C is shared across the batch
  * (stride_c == 0), the batch entries are issued one by one so no backend ever sees concurrent
  * writers to one C. */
@@ -165,7 +159,7 @@ Tensor *op_embedding_padded(Ctx *c, Tensor *w, Tensor *ids, int padding_idx) {
              TENSOR_MAX_DIMS - 1, S(ids));
     int V = w->shape[0], H = w->shape[1];
     int32_t *own;
-    const int32_t *hid = host_i32(ids, &own);
+    const int32_t *hid = tensor_i32_host(ids, &own);
     for (size_t i = 0; i < ids->numel; i++)
         OP_CHECK(hid[i] >= 0 && hid[i] < V, op, "id %d at position %zu is outside [0, %d) (w %s)",
                  hid[i], i, V, S(w));
@@ -776,7 +770,7 @@ Tensor *op_mean_pool(Ctx *c, Tensor *x, Tensor *lengths) {
     OP_CHECK(x->ndim == 3 && lengths->ndim == 1 && lengths->shape[0] == x->shape[0], op,
              "expected x (B, S, H) and lengths (B), found x %s lengths %s", S(x), S(lengths));
     int32_t *own;
-    const int32_t *hl = host_i32(lengths, &own);
+    const int32_t *hl = tensor_i32_host(lengths, &own);
     for (int b = 0; b < x->shape[0]; b++)
         OP_CHECK(hl[b] >= 1 && hl[b] <= x->shape[1], op,
                  "lengths[%d] = %d is outside [1, S=%d] (x %s)", b, hl[b], x->shape[1], S(x));
@@ -810,7 +804,7 @@ Tensor *op_cross_entropy(Ctx *c, Tensor *logits, Tensor *labels) {
              S(labels));
     int N = logits->shape[0], C = logits->shape[1];
     int32_t *own;
-    const int32_t *hl = host_i32(labels, &own);
+    const int32_t *hl = tensor_i32_host(labels, &own);
     for (int i = 0; i < N; i++)
         OP_CHECK(hl[i] >= 0 && hl[i] < C, op, "labels[%d] = %d is outside [0, %d) (logits %s)", i,
                  hl[i], C, S(logits));

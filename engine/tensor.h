@@ -32,6 +32,10 @@ typedef struct Tensor {
     bool requires_grad;
     const char *name; /* parameters only (Hugging Face name); NULL for activations */
     const uint16_t *bf16; /* parameters of a frozen store: the bf16 copy (params_make_bf16), else NULL */
+    /* i32 tensors that ctx_from_host or ctx_zeros made on a device: the same values in host memory
+     * (the step's meta arena, kept equal by tensor_from_host), so range checks of ids, lengths and
+     * labels read them without waiting on the device (tensor_i32_host); NULL otherwise. */
+    int32_t *host_i32;
 } Tensor;
 
 size_t dtype_size(DType dt);

@@ -79,11 +79,15 @@ static Tensor *hard_ce_term(Ctx *c, const LossTerm *t, const BertOutput *s, Tens
     if (labels->dtype != DT_I32 || labels->numel != (size_t)B)
         return term_fail(t, "expected class labels i32 [%d], found %s with %zu values", B,
                          dtype_name(labels->dtype), labels->numel);
-    int32_t *host = arena_alloc(c->meta, (size_t)B * sizeof *host); /* the step's host arena: no malloc */
-    tensor_to_host(labels, host);
+    int32_t *own; /* the labels' host copy (ctx_from_host keeps one): no readback */
+    const int32_t *host = tensor_i32_host(labels, &own);
     for (int b = 0; b < B; b++)
-        if (host[b] < 0 || host[b] >= C)
-            return term_fail(t, "label %d of row %d is out of range: expected 0..%d", host[b], b, C - 1);
+        if (host[b] < 0 || host[b] >= C) {
+            int bad = host[b];
+            free(own);
+            return term_fail(t, "label %d of row %d is out of range: expected 0..%d", bad, b, C - 1);
+        }
+    free(own);
     return op_cross_entropy(c, s->logits, detach(c, labels));
 }
 
