@@ -48,6 +48,18 @@ double grad_global_norm(ParamStore *const *stores, int n) {
     return sqrt(s);
 }
 
+void grad_sumsq_to(ParamStore *const *stores, int n, double *parts) {
+    for (int i = 0; i < n; i++)
+        if (stores[i] && stores[i]->total) stores[i]->be->sumsq_to(parts + i, stores[i]->grad, stores[i]->total);
+}
+
+double grad_norm_from_parts(ParamStore *const *stores, int n, const double *parts) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++)
+        if (stores[i] && stores[i]->total) s += parts[i];
+    return sqrt(s);
+}
+
 float clip_grad_scale(double norm, float max_norm) {
     if (max_norm <= 0.0f) return 1.0f;
     double coef = (double)max_norm / (norm + 1e-6);

@@ -30,8 +30,15 @@ AdamW *adamw_new(ParamStore *ps, float beta1, float beta2, float eps, float weig
 void adamw_step(AdamW *opt, float lr, float grad_scale);
 void adamw_free(AdamW *opt);
 
-/* sqrt of the sum of squared gradients over the stores (f64 accumulation). */
+/* sqrt of the sum of squared gradients over the stores (f64 accumulation). One readback per
+ * store; a training step uses the two functions below instead. */
 double grad_global_norm(ParamStore *const *stores, int n);
+/* Queues each store's sum of squared gradients into parts[i] (n doubles in the stores' device
+ * memory) without waiting; NULL and empty stores are skipped (parts[i] untouched). */
+void grad_sumsq_to(ParamStore *const *stores, int n, double *parts);
+/* The norm from those parts once they are on the host: grad_global_norm's value, bit for bit
+ * (the same f64 sums added in the same order). */
+double grad_norm_from_parts(ParamStore *const *stores, int n, const double *parts);
 /* torch.nn.utils.clip_grad_norm_: scale = min(1, max_norm / (norm + 1e-6)); 1 when max_norm <= 0. */
 float clip_grad_scale(double norm, float max_norm);
 

@@ -177,7 +177,7 @@ static const char *const TESTED[] = {
     "take_token_fwd", "take_token_bwd", "mean_pool_fwd", "mean_pool_bwd", /* t_pooling */
     "xent_fwd", "xent_bwd", "mse_fwd", "mse_bwd",                       /* t_xent, t_mse */
     "cosine_fwd", "cosine_bwd", "kl_probs_fwd", "kl_probs_bwd",         /* t_cosine, t_kl */
-    "sumsq", "adamw",                                                   /* t_sumsq, t_adamw */
+    "sumsq", "sumsq_to", "adamw",                                       /* t_sumsq, t_adamw */
 };
 #define N_TESTED ((int)(sizeof TESTED / sizeof TESTED[0]))
 static int reached[N_TESTED]; /* calls of have() per TESTED entry */
@@ -705,6 +705,22 @@ static void t_sumsq(size_t n) {
         failures++;
     } else {
         printf("ok   %-24s %-8s n=%-7zu |diff| %.3g\n", "sumsq", "total", n, fabs(got - want));
+    }
+    /* sumsq_to: the same sum written to device memory, bit for bit what sumsq returned, on each
+     * backend (the gradient norm must not change with the way it is read) */
+    if (HAVE(sumsq_to)) {
+        double *dout = (double *)gpu->alloc(sizeof(double)), to_gpu = -1.0, to_cpu = -1.0;
+        gpu->sumsq_to(dout, dp(d), n);
+        gpu->copy(&to_gpu, dout, sizeof to_gpu, COPY_D2H);
+        gpu->free(dout);
+        cpu->sumsq_to(&to_cpu, x, n);
+        if (memcmp(&to_gpu, &got, sizeof got) || memcmp(&to_cpu, &want, sizeof want)) {
+            printf("FAIL sumsq_to n=%zu: cuda %.17g (sumsq %.17g), cpu %.17g (sumsq %.17g)\n", n, to_gpu, got,
+                   to_cpu, want);
+            failures++;
+        } else {
+            printf("ok   %-24s %-8s n=%-7zu bitwise sumsq's on both backends\n", "sumsq_to", "total", n);
+        }
     }
     free(back), dfree(d), free(x);
 }

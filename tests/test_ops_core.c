@@ -6,6 +6,7 @@
  * aborts with a message naming the op.
  */
 #include "op_check.h"
+#include "engine/optim.h"
 #include "engine/params.h"
 
 #include <math.h>
@@ -78,6 +79,14 @@ static void test_reproducible(void) {
     expect_bitwise(op, "parameter gradients bitwise identical", g1, ps->grad, gbytes);
     double gn = c->be->sumsq(ps->grad, ps->total);
     expect(isfinite(l1) && gn > 0 && isfinite(gn), op, "finite loss, nonzero gradients");
+    /* a training step's way to the norm (sumsq_to into a buffer, read back with its other sums)
+     * gives grad_global_norm's bits; a NULL store is skipped by both */
+    ParamStore *stores[2] = {ps, NULL};
+    double parts[2] = {-1.0, -1.0};
+    grad_sumsq_to(stores, 2, parts);
+    double norm_a = grad_global_norm(stores, 2), norm_b = grad_norm_from_parts(stores, 2, parts);
+    expect_bitwise(op, "grad_norm_from_parts(grad_sumsq_to) is grad_global_norm bitwise", &norm_a, &norm_b,
+                   sizeof norm_a);
     ctx_free(c);
     free(g1);
     params_free(ps);

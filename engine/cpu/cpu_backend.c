@@ -219,6 +219,8 @@ double cpu_sumsq(const float *x, size_t n) {
     return total;
 }
 
+void cpu_sumsq_to(double *out, const float *x, size_t n) { *out = cpu_sumsq(x, n); }
+
 /* torch.optim.AdamW step for one buffer:
  *   g = grad_scale * grad
  *   p = p * (1 - lr*wd)

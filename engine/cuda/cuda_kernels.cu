@@ -14,7 +14,8 @@
  *     (a stable radix sort, so equal ids keep their order), and one thread per (id, column) adds
  *     that id's rows in position order, exactly as the CPU loop does: the result is bitwise the
  *     CPU's, on every run.
- *   - sumsq sums f64 partials of fixed blocks and adds them on the host in order (deterministic).
+ *   - sumsq sums f64 partials of fixed blocks and adds them on the host in order (deterministic);
+ *     sumsq_to adds the same partials in the same order on the device (the same bits, no wait).
  *   - AdamW is torch.optim.AdamW in the CPU backend's exact operation order.
  */
 #include "engine/cuda/cuda_internal.h"
@@ -603,6 +604,28 @@ double cu_sumsq(const float *x, size_t n) {
     double total = 0.0;
     for (unsigned b = 0; b < blocks; b++) total += host[b];
     return total;
+}
+
+/* *out = part[0] + part[1] + ... in order, in f64: cu_sumsq's host sum, on the device. */
+static __global__ void sum_parts_kernel(double *out, const double *part, unsigned blocks) {
+    double total = 0.0;
+    for (unsigned b = 0; b < blocks; b++) total += part[b];
+    *out = total;
+}
+
+void cu_sumsq_to(double *out, const float *x, size_t n) {
+    cudaStream_t st = cuda_stream();
+    if (!n) {
+        CUDA_CHECK(cudaMemsetAsync(out, 0, sizeof *out, st)); /* +0.0 is all zero bits */
+        return;
+    }
+    unsigned blocks = cuda_blocks(n);
+    if (blocks > SUMSQ_MAX_BLOCKS) blocks = SUMSQ_MAX_BLOCKS;
+    double *part = (double *)cuda_scratch(blocks * sizeof(double)); /* reused in stream order */
+    sumsq_kernel<<<blocks, CUDA_THREADS, 0, st>>>(part, x, n);
+    CUDA_CHECK_LAUNCH();
+    sum_parts_kernel<<<1, 1, 0, st>>>(out, part, blocks);
+    CUDA_CHECK_LAUNCH();
 }
 
 /* ---------------------------------------------------------------- AdamW */
