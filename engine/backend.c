@@ -46,6 +46,8 @@ const char *backend_missing_entry(const Backend *be) {
     if (!be->zero) return "zero";
     if (!be->copy) return "copy";
     if (!be->sync) return "sync";
+    if (!be->mark) return "mark";
+    if (!be->mark_seconds) return "mark_seconds";
     if (!be->bf16_supported) return "bf16_supported";
     if (!be->gemm_library) return "gemm_library";
 #define DISTILL_KERNEL(ret, name, params) if (!be->name) return #name;

@@ -34,6 +34,13 @@ typedef struct Backend {
     void (*zero)(void *p, size_t bytes);
     void (*copy)(void *dst, const void *src, size_t bytes, CopyKind kind);
     void (*sync)(void);
+    /* Device timing without a host wait. mark(slot) records when the device reaches this point of
+     * the work queued so far (slot >= 0; slots are grown on demand and reused); mark_seconds(a, b)
+     * is the time from mark a to mark b, to be asked once the host has waited for later work (a
+     * readback or a sync): asked earlier, it waits itself and counts a readback. CPU: the host
+     * clock at mark (its work is done when each call returns). */
+    void (*mark)(int slot);
+    double (*mark_seconds)(int a, int b);
     /* Whether gemm_bf16 runs natively on this device (false: why, into why[n]). */
     bool (*bf16_supported)(char *why, size_t n);
     /* What multiplies matrices here, for logs and benchmarks: "OpenBLAS 0.3.21 + oneDNN 2.6.3

@@ -139,6 +139,26 @@ const int32_t *tensor_i32_host(const Tensor *t, int32_t **own) {
     return *own;
 }
 
+void *ctx_device_alloc(Ctx *c, size_t bytes) {
+    void *p = c->be->alloc(bytes ? bytes : 1);
+    c->be->zero(p, bytes ? bytes : 1);
+    return p;
+}
+
+void ctx_device_free(Ctx *c, void *p) {
+    if (p) c->be->free(p);
+}
+
+void ctx_store_scalar(Ctx *c, float *dst, const Tensor *scalar) {
+    DCHECK(scalar->dtype == DT_F32 && scalar->numel == 1 && device_eq(scalar->device, c->device));
+    c->be->copy(dst, scalar->data, sizeof(float), COPY_D2D);
+}
+
+void ctx_read(Ctx *c, void *host, const void *dev, size_t bytes) {
+    backend_count_readback();
+    c->be->copy(host, dev, bytes, c->device.type == DEV_CPU ? COPY_D2D : COPY_D2H);
+}
+
 Tensor *ctx_grad(Ctx *c, Tensor *t) {
     if (t->grad) return t->grad;
     Tensor *g = new_struct(c);
@@ -188,3 +208,7 @@ void ctx_sync(Ctx *c) {
     backend_count_readback();
     c->be->sync();
 }
+
+void ctx_mark(Ctx *c, int slot) { c->be->mark(slot); }
+
+double ctx_mark_seconds(Ctx *c, int a, int b) { return c->be->mark_seconds(a, b); }

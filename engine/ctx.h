@@ -69,6 +69,11 @@ Ctx *ctx_new(Device device, uint64_t seed);
 void ctx_free(Ctx *c);
 /* Waits until the device has finished all work queued so far (a no-op on the CPU). */
 void ctx_sync(Ctx *c);
+/* Device timing without a wait (Backend.mark): ctx_mark records in `slot` when the device reaches
+ * the work queued so far; ctx_mark_seconds is the time between two marks, to be asked after a
+ * later readback or sync (on the CPU: host clock readings, as a host timer would take them). */
+void ctx_mark(Ctx *c, int slot);
+double ctx_mark_seconds(Ctx *c, int a, int b);
 /* Empties the tape and resets both arenas; all activation tensors become invalid. */
 void ctx_reset(Ctx *c);
 
@@ -102,6 +107,16 @@ void tensor_from_host(Tensor *t, const void *host);
  * host copy (Tensor.host_i32) on a device, else a copy read back from the device (a readback;
  * *own is then that copy, for the caller to free; NULL otherwise). */
 const int32_t *tensor_i32_host(const Tensor *t, int32_t **own);
+
+/* Device memory outside the arenas (ctx_reset leaves it alone), zero-filled, for buffers that
+ * outlive a step; ctx_device_free returns it. */
+void *ctx_device_alloc(Ctx *c, size_t bytes);
+void ctx_device_free(Ctx *c, void *p);
+/* Queues a copy of a scalar tensor's value (f32 [1]) into device memory `dst` (no wait). */
+void ctx_store_scalar(Ctx *c, float *dst, const Tensor *scalar);
+/* Copies `bytes` of device memory (from ctx_device_alloc) to the host: a readback
+ * (backend_readbacks), which waits for the work queued before it. */
+void ctx_read(Ctx *c, void *host, const void *dev, size_t bytes);
 
 /* The gradient buffer of t, allocated zero-filled in the arena on first use. */
 Tensor *ctx_grad(Ctx *c, Tensor *t);

@@ -89,6 +89,26 @@ static void cpu_copy(void *dst, const void *src, size_t bytes, CopyKind kind) {
 
 static void cpu_sync(void) {}
 
+/* Marks are host clock readings: a CPU call has finished its work when it returns. */
+static double *g_marks;
+static int g_n_marks;
+
+static void cpu_mark(int slot) {
+    DCHECK(slot >= 0);
+    if (slot >= g_n_marks) {
+        int n = slot + 16;
+        g_marks = xrealloc(g_marks, (size_t)n * sizeof *g_marks);
+        for (int i = g_n_marks; i < n; i++) g_marks[i] = 0.0;
+        g_n_marks = n;
+    }
+    g_marks[slot] = now_seconds();
+}
+
+static double cpu_mark_seconds(int a, int b) {
+    DCHECK(a >= 0 && b >= 0 && a < g_n_marks && b < g_n_marks);
+    return g_marks[b] - g_marks[a];
+}
+
 /* ---------------------------------------------------------------- GEMM */
 
 /* C_b = alpha op(A_b) op(B_b) + beta C_b for each b, row-major, one cblas_sgemm per batch entry.
@@ -276,6 +296,8 @@ static const Backend g_cpu = {
     .zero = cpu_zero,
     .copy = cpu_copy,
     .sync = cpu_sync,
+    .mark = cpu_mark,
+    .mark_seconds = cpu_mark_seconds,
     .bf16_supported = cpu_bf16_supported,
     .gemm_library = cpu_gemm_library,
     /* every kernel of engine/kernels.def, each as cpu_<name> */

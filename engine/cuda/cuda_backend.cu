@@ -15,7 +15,8 @@
  *   - A copy from the host is queued (through pinned staging, cuda_memory.cu) and returns at once:
  *     the host buffer may be reused immediately, the device sees the data in stream order. A copy
  *     to the host returns when the data has arrived. Device-to-device copies and every kernel are
- *     queued on the stream in call order; sync waits for all of them.
+ *     queued on the stream in call order; sync waits for all of them. Timing marks are CUDA events
+ *     recorded on the stream, read (cudaEventElapsedTime) after the caller's next wait.
  *   - gemm has the CPU backend's exact contract: row-major, per batch entry
  *     C_b = alpha op(A_b) op(B_b) + beta C_b, including stride_c == 0 (entries accumulate into one
  *     C in batch order) and k == 0 (C = beta C, 0 when beta == 0).
@@ -27,6 +28,7 @@
 
 #include <cuda_bf16.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- device state */
@@ -61,7 +63,10 @@ static int cuda_device_count(void) {
     return cached;
 }
 
+static void destroy_marks(void);
+
 static void release_handles(void) {
+    destroy_marks();
     if (g_cublas) cublasDestroy(g_cublas);
     if (g_scratch) cuda_pool_free(g_scratch);
     cuda_memory_reset(); /* waits for the device, frees cached blocks and the staging ring */
@@ -186,6 +191,47 @@ static void cuda_copy(void *dst, const void *src, size_t bytes, CopyKind kind) {
 }
 
 static void cuda_sync(void) { CUDA_CHECK(cudaStreamSynchronize(cuda_stream())); }
+
+/* ---------------------------------------------------------------- timing marks */
+
+static cudaEvent_t *g_marks; /* created on first use of each slot, on the current device */
+static int g_n_marks;
+
+static void destroy_marks(void) {
+    for (int i = 0; i < g_n_marks; i++) cudaEventDestroy(g_marks[i]);
+    free(g_marks);
+    g_marks = NULL;
+    g_n_marks = 0;
+}
+
+static void cuda_mark(int slot) {
+    cudaStream_t st = cuda_stream();
+    if (slot < 0) {
+        fprintf(stderr, "distill: internal error: cuda mark slot %d\n", slot);
+        abort();
+    }
+    if (slot >= g_n_marks) {
+        int n = slot + 16;
+        g_marks = (cudaEvent_t *)xrealloc(g_marks, (size_t)n * sizeof *g_marks);
+        for (int i = g_n_marks; i < n; i++) CUDA_CHECK(cudaEventCreate(&g_marks[i]));
+        g_n_marks = n;
+    }
+    CUDA_CHECK(cudaEventRecord(g_marks[slot], st));
+}
+
+static double cuda_mark_seconds(int a, int b) {
+    if (a < 0 || b < 0 || a >= g_n_marks || b >= g_n_marks) {
+        fprintf(stderr, "distill: internal error: cuda mark_seconds(%d, %d) of %d marks\n", a, b, g_n_marks);
+        abort();
+    }
+    if (cudaEventQuery(g_marks[b]) == cudaErrorNotReady) {
+        backend_count_readback(); /* asked too early: a wait */
+        CUDA_CHECK(cudaEventSynchronize(g_marks[b]));
+    }
+    float ms = 0.0f;
+    CUDA_CHECK(cudaEventElapsedTime(&ms, g_marks[a], g_marks[b]));
+    return ms * 1e-3;
+}
 
 /* ---------------------------------------------------------------- GEMM */
 
@@ -345,6 +391,8 @@ extern "C" const Backend *distill_cuda_backend(void) {
     t->zero = cuda_zero;
     t->copy = cuda_copy;
     t->sync = cuda_sync;
+    t->mark = cuda_mark;
+    t->mark_seconds = cuda_mark_seconds;
     t->bf16_supported = cuda_bf16_supported;
     t->gemm_library = cuda_gemm_library;
     /* every kernel of engine/kernels.def, each as cu_<name> (C++ has no designated initialisers
