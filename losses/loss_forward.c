@@ -216,7 +216,10 @@ static Tensor *attention_term(Ctx *c, const LossTerm *t, const BertOutput *s,
 /* ---- the set ---- */
 
 /* LOSS_MIX_PROBS: T log(sum_k w_k softmax(z_k/T)) (B, C) from the teachers' logits, on the host in
- * double (log-sum-exp per teacher and row, so large logits neither overflow nor underflow). */
+ * double (log-sum-exp per teacher and row, so large logits neither overflow nor underflow). It
+ * reads each teacher's logits back (a readback per teacher and logits term per micro-step): only
+ * `teacher_logits: probs` with several teachers comes here; every other run keeps to the step's
+ * one readback (train/trainer.c). */
 static Tensor *mixed_probs_logits(Ctx *c, const LossSet *ls, const LossTerm *t, const BertOutput *teachers,
                                   float T) {
     const Tensor *shape = NULL;
@@ -253,16 +256,16 @@ static Tensor *mixed_probs_logits(Ctx *c, const LossSet *ls, const LossTerm *t, 
 }
 
 Tensor *loss_set_forward(Ctx *c, LossSet *ls, const BertOutput *student, const BertOutput *teacher,
-                         Tensor *labels, const int32_t *lengths_host, long step, float *term_values) {
+                         Tensor *labels, const int32_t *lengths_host, long step, Tensor **terms) {
     DCHECK(ls->n_teachers <= 1);
     return loss_set_forward_teachers(c, ls, student, teacher, teacher ? 1 : 0, teacher ? teacher->logits : NULL,
-                                     labels, lengths_host, step, term_values);
+                                     labels, lengths_host, step, terms);
 }
 
 Tensor *loss_set_forward_teachers(Ctx *c, LossSet *ls, const BertOutput *student,
                                   const BertOutput *teachers, int n_teachers, Tensor *teacher_logits,
                                   Tensor *labels, const int32_t *lengths_host, long step,
-                                  float *term_values) {
+                                  Tensor **terms) {
     DCHECK(c != NULL && ls != NULL && student != NULL);
     Tensor *total = NULL;
     BertOutput combined; /* what the logits terms read */
@@ -298,7 +301,7 @@ Tensor *loss_set_forward_teachers(Ctx *c, LossSet *ls, const BertOutput *student
         if (!v) return NULL;
         float scale = factor * t->spec.weight;
         if (scale != 1.0f) v = op_scale(c, v, scale);  /* (1) weight * term */
-        if (term_values) term_values[i] = op_item(v);
+        if (terms) terms[i] = v;
         total = sum_into(c, total, v);
     }
     return total;

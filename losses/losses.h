@@ -252,12 +252,13 @@ void loss_set_teacher_mix(LossSet *ls, LossTeacherMix mix, const float *weights)
 /* Computes every term and returns the total  sum_i weight_i * term_i  (a scalar [1] on c's tape;
  * teacher tensors are detached). `labels` is i32 (B) or f32 (B) as loss_set_labels says, else
  * ignored; `lengths_host` (B) is the number of valid tokens per row, needed by hidden_cos (may be
- * NULL otherwise); `step` drives temperature schedules. When term_values is non-NULL it receives
- * n floats, each term's weighted value (this syncs the device once per term).
+ * NULL otherwise); `step` drives temperature schedules. When `terms` is non-NULL it receives n
+ * scalar tensors [1] on c's device, each term's weighted value (what the total sums), valid until
+ * ctx_reset: nothing is read back (op_item reads one; the trainer reads them all at the step's end).
  * Returns NULL with an error when an input a term needs is missing or malformed (no teacher, a
  * hidden state the forward did not return, labels of the wrong dtype or out of range, ...). */
 Tensor *loss_set_forward(Ctx *c, LossSet *ls, const BertOutput *student, const BertOutput *teacher,
-                         Tensor *labels, const int32_t *lengths_host, long step, float *term_values);
+                         Tensor *labels, const int32_t *lengths_host, long step, Tensor **terms);
 
 /* The same with several teachers: teachers[k] (n_teachers of them, as built; an entry no term
  * reads may be all-NULL) feeds the hidden-state and attention terms that name teacher k;
@@ -266,7 +267,7 @@ Tensor *loss_set_forward(Ctx *c, LossSet *ls, const BertOutput *student, const B
 Tensor *loss_set_forward_teachers(Ctx *c, LossSet *ls, const BertOutput *student,
                                   const BertOutput *teachers, int n_teachers, Tensor *teacher_logits,
                                   Tensor *labels, const int32_t *lengths_host, long step,
-                                  float *term_values);
+                                  Tensor **terms);
 
 int loss_set_size(const LossSet *ls);
 /* The term's resolved spec (name filled in, target resolved, explicit pairs as given). */

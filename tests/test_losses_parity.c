@@ -239,7 +239,9 @@ static void run_case(FILE *f, const char *name, const Shapes *sh, const LossSpec
     }
 
     float terms[16];
-    Tensor *total = loss_set_forward(c, ls, &so, &to, labels, sh->lengths, step, terms);
+    Tensor *term_t[16];
+    Tensor *total = loss_set_forward(c, ls, &so, &to, labels, sh->lengths, step, term_t);
+    for (int i = 0; i < n && total; i++) terms[i] = op_item(term_t[i]);
     if (!total) {
         fprintf(stderr, "case %s: loss_set_forward failed: %s\n", name, distill_error());
         g_failures++;

@@ -346,6 +346,9 @@ void trainer_free(Trainer *t) {
     dataset_free(t->train);
     dataset_free(t->dev);
     dataset_free(t->test);
+    if (t->c) ctx_device_free(t->c, t->step_dev);
+    free(t->step_host);
+    free(t->step_micro);
     ctx_free(t->c);
     free(t->term_names);
     free(t->last.terms);
@@ -577,7 +580,52 @@ fail:
     return DISTILL_ERR;
 }
 
-/* ------------------------------------------------------------------ the step */
+/* ------------------------------------------------------------------ the step
+ *
+ * The host waits on the device once per step, at its end (single process): a micro-step leaves its
+ * weighted terms and loss in device slots (ctx_store_scalar, no wait), the gradient norm's per-store
+ * sums of squares go to the same buffer (grad_sumsq_to), and step_read brings it all back in one
+ * readback; the range checks of ids, lengths and labels read the host copies their uploads keep
+ * (engine/ops.c), and the teacher is timed with device marks read after that readback. The values
+ * are folded on the host exactly as they were summed before (the same f64 sums in the same order),
+ * so the logged loss, terms and norm are bit for bit what a readback per term gave. With several
+ * ranks the loss all-reduce needs the losses before the gradients are reduced: the slots are read
+ * before it, and the norm's parts after the gradient all-reduce (whose ctx_sync stays). */
+
+#define STEP_PARTS 2 /* doubles at the start of the step buffer: one per parameter store */
+
+/* What a micro-step left on the host for step_read. */
+typedef struct StepMicro {
+    bool stored;     /* its terms and loss are in its slots */
+    bool timed;      /* it ran a teacher forward between marks 2a and 2a+1 */
+    double share;    /* its rows' share of the step's mean */
+    int64_t tokens;  /* its valid tokens */
+} StepMicro;
+
+/* The step buffer for n micro-steps of the current loss set (grown when a step or a stage needs
+ * more; a run at steady state allocates nothing). */
+static void step_buffer(Trainer *t, int n) {
+    DCHECK(t->n_stores <= STEP_PARTS && n >= 1);
+    size_t bytes = STEP_PARTS * sizeof(double) + (size_t)n * (size_t)(t->n_terms + 1) * sizeof(float);
+    if (bytes > t->step_bytes) {
+        ctx_device_free(t->c, t->step_dev);
+        free(t->step_host);
+        t->step_dev = ctx_device_alloc(t->c, bytes);
+        t->step_host = xcalloc(1, bytes);
+        t->step_bytes = bytes;
+    }
+    if (n > t->step_cap) {
+        t->step_micro = xrealloc(t->step_micro, (size_t)n * sizeof *t->step_micro);
+        t->step_cap = n;
+    }
+    memset(t->step_micro, 0, (size_t)n * sizeof *t->step_micro);
+}
+
+static double *step_parts_dev(Trainer *t) { return (double *)t->step_dev; }
+/* Micro-step a's slots: K weighted terms, then the loss. */
+static float *step_slots(void *base, int K, int a) {
+    return (float *)((char *)base + STEP_PARTS * sizeof(double)) + (size_t)a * (size_t)(K + 1);
+}
 
 /* The DISTILL_TEST_NAN hook: true when this rank's current step is one it poisons. */
 static bool nan_hook(const Trainer *t) {
@@ -589,14 +637,17 @@ static bool nan_hook(const Trainer *t) {
 typedef struct StepAcc {
     double *red;   /* [0, K): weighted terms x share, K: loss x share, K+1 rows, K+2 tokens, K+3 failed,
                       K+4 non-finite loss, K+5 stop requested (RED_EXTRA = 6 after the K terms) */
-    float *terms;
+    Tensor **terms;
+    int n;         /* micro-steps */
     char why[768]; /* this rank's failure, if any */
     double teacher_s;
     bool epoch_end;
 } StepAcc;
 
-static void step_begin(Trainer *t, StepAcc *acc) {
+static void step_begin(Trainer *t, StepAcc *acc, int n) {
     memset(acc, 0, sizeof *acc);
+    acc->n = n;
+    step_buffer(t, n);
     /* the step's sums live in the trainer: no allocation per step */
     acc->red = t->step_red;
     acc->terms = t->step_terms;
@@ -633,7 +684,8 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     Tensor *teacher_logits = NULL;
     const bool multi = t->n_teachers > 1 && loss_set_needs_teacher(t->losses);
     if (multi) {
-        double t0 = now_seconds();
+        ctx_mark(c, 2 * a); /* read at the step's end: no wait here */
+        t->step_micro[a].timed = true;
         ctx_set_record(c, false);
         c->training = false;
         for (int k = 0; k < t->n_teachers; k++) {
@@ -644,8 +696,7 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
         }
         if (loss_set_needs_teacher_logits(t->losses) && t->cfg.teacher_logits != CONFIG_TEACHER_LOGITS_PROBS)
             teacher_logits = combine_teacher_logits(t, tos);
-        ctx_sync(c);
-        acc->teacher_s += now_seconds() - t0;
+        ctx_mark(c, 2 * a + 1);
     }
     if (trainer_uses_cache(t)) {
         /* the cached logits of the batch's rows (use_teacher_cache checked who made them) */
@@ -653,13 +704,13 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
         to.logits = ctx_from_host(c, DT_F32, 2, s2, b->teacher_logits);
     } else if (!multi && t->teacher && loss_set_needs_teacher(t->losses)) {
         t->teacher_forwards++;
-        double t0 = now_seconds();
+        ctx_mark(c, 2 * a);
+        t->step_micro[a].timed = true;
         ctx_set_record(c, false);
         c->training = false;
         c->bf16 = t->cfg.teacher.precision == CONFIG_PRECISION_BF16;
         bert_forward(c, t->teacher, &in, &t->treq, &to);
-        ctx_sync(c);
-        acc->teacher_s += now_seconds() - t0;
+        ctx_mark(c, 2 * a + 1);
     }
     ctx_set_record(c, true);
     c->training = true;
@@ -683,15 +734,40 @@ static void step_micro(Trainer *t, StepAcc *acc, const Batch *b, int a, int n) {
     /* this rank's share of the global mean over the step's rows, and of the micro-steps */
     double share = (double)b->rows / (double)b->global_rows / (double)n;
     ctx_backward(c, op_scale(c, loss, (float)share));
-    float lv = op_item(loss);
-    if (nan_hook(t) && !t->nan_grad) lv = NAN;
-    if (!isfinite(lv)) {
-        acc->red[K + 4] = 1; /* the update is skipped (step_end) */
-        return;
+    /* the values stay on the device until the step's end (step_read) */
+    float *slots = step_slots(t->step_dev, K, a);
+    for (int i = 0; i < K; i++) ctx_store_scalar(c, slots + i, acc->terms[i]);
+    ctx_store_scalar(c, slots + K, loss);
+    StepMicro *m = &t->step_micro[a];
+    m->stored = true;
+    m->share = share;
+    for (int i = 0; i < b->rows; i++) m->tokens += b->lengths[i];
+}
+
+/* The step's readback: the micro-steps' slots, and the gradient norm's parts when `parts` (else
+ * the parts are read later, alone); then each stored micro-step is folded into the sums as it was
+ * summed when each value was read on its own: a non-finite loss (or the DISTILL_TEST_NAN hook)
+ * flags the step for skipping and adds nothing. Also the teacher's time, from the marks. */
+static void step_read(Trainer *t, StepAcc *acc, bool parts) {
+    const int K = t->n_terms;
+    const size_t skip = parts ? 0 : STEP_PARTS * sizeof(double);
+    size_t bytes = STEP_PARTS * sizeof(double) + (size_t)acc->n * (size_t)(K + 1) * sizeof(float);
+    ctx_read(t->c, (char *)t->step_host + skip, (const char *)t->step_dev + skip, bytes - skip);
+    for (int a = 0; a < acc->n; a++) {
+        const StepMicro *m = &t->step_micro[a];
+        if (m->timed) acc->teacher_s += ctx_mark_seconds(t->c, 2 * a, 2 * a + 1);
+        if (!m->stored) continue;
+        const float *v = step_slots(t->step_host, K, a);
+        float lv = v[K];
+        if (nan_hook(t) && !t->nan_grad) lv = NAN;
+        if (!isfinite(lv)) {
+            acc->red[K + 4] = 1; /* the update is skipped (step_end) */
+            continue;
+        }
+        acc->red[K] += lv * m->share;
+        for (int i = 0; i < K; i++) acc->red[i] += v[i] * m->share;
+        acc->red[K + 2] += (double)m->tokens;
     }
-    acc->red[K] += lv * share;
-    for (int i = 0; i < K; i++) acc->red[i] += acc->terms[i] * share;
-    for (int i = 0; i < b->rows; i++) acc->red[K + 2] += b->lengths[i];
 }
 
 /* The DISTILL_TEST_NAN ":grad" hook: one gradient element becomes NaN. */
@@ -718,9 +794,15 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
     const int K = t->n_terms;
     Comm *comm = t->comm;
     Ctx *c = t->c;
+    const bool single = comm->kind == COMM_SINGLE;
     ctx_set_rows(c, 0, 0, 0);
     ctx_reset(c);
     bool mine = acc->red[K + 3] != 0;
+    if (single) {
+        if (nan_hook(t) && t->nan_grad) poison_grad(t);
+        grad_sumsq_to(t->stores, t->n_stores, step_parts_dev(t));
+    }
+    step_read(t, acc, single); /* single process: the step's one readback */
     bool my_nonfinite = acc->red[K + 4] != 0;
     acc->red[K + 5] = t->stop_request ? 1 : 0;
     /* Testing hook (DISTILL_TEST_HANG=RANK:STEP): this rank stops answering before the step's
@@ -746,16 +828,16 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
         return DISTILL_ERR;
     }
     /* The gradient all-reduce: the sum of the ranks' shares is the global mean's gradient. */
-    if (comm->kind != COMM_SINGLE) {
+    if (!single) {
         ctx_sync(c);
         if (nan_hook(t) && t->nan_grad) poison_grad(t);
         for (int i = 0; i < t->n_stores; i++)
             comm_allreduce_f32(comm, t->stores[i]->grad, t->stores[i]->total, t->device.type == DEV_CUDA,
                                i == 0 ? "the student gradient all-reduce" : "the projection gradient all-reduce");
-    } else if (nan_hook(t) && t->nan_grad) {
-        poison_grad(t);
+        grad_sumsq_to(t->stores, t->n_stores, step_parts_dev(t));
+        ctx_read(c, t->step_host, t->step_dev, STEP_PARTS * sizeof(double));
     }
-    double gnorm = grad_global_norm(t->stores, t->n_stores);
+    double gnorm = grad_norm_from_parts(t->stores, t->n_stores, (const double *)t->step_host);
     const long long step_no = (long long)t->step + 1;
     TrainerStep *s = &t->last;
     s->stop = acc->red[K + 5] != 0;
@@ -810,7 +892,7 @@ static Status step_end(Trainer *t, StepAcc *acc, TrainerStep *out) {
 
 Status trainer_step_on(Trainer *t, Batch *micro, int n, TrainerStep *out) {
     StepAcc acc;
-    step_begin(t, &acc);
+    step_begin(t, &acc, n);
     for (int a = 0; a < n; a++) step_micro(t, &acc, &micro[a], a, n);
     return step_end(t, &acc, out);
 }
@@ -818,7 +900,7 @@ Status trainer_step_on(Trainer *t, Batch *micro, int n, TrainerStep *out) {
 Status trainer_step(Trainer *t, TrainerStep *out) {
     int n = t->cfg.train.grad_accum;
     StepAcc acc;
-    step_begin(t, &acc);
+    step_begin(t, &acc, n);
     for (int a = 0; a < n; a++) {
         Batch b;
         loader_next(t->loader, &b); /* its arrays are reused by the next call: used at once */

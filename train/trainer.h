@@ -94,8 +94,16 @@ typedef struct Trainer {
     int64_t bad_steps;    /* consecutive skipped steps (non-finite loss or gradient) so far */
     int stop_request;     /* set by the caller (a signal arrived); reported to all ranks in the step */
     TrainerStep last;
-    double *step_red;     /* (n_terms + 4) the step's sums before the all-reduce */
-    float *step_terms;    /* (n_terms) one micro-step's weighted terms */
+    double *step_red;     /* (n_terms + 6) the step's sums before the all-reduce */
+    Tensor **step_terms;  /* (n_terms) one micro-step's weighted terms, scalars on the device */
+    /* The step's one readback (see "the step" in trainer.c): step_dev, device memory, holds the
+     * gradient norm's parts (2 doubles: one per store) and then, per micro-step, its n_terms
+     * weighted terms and its loss (floats); step_host receives it at the step's end. step_micro
+     * says what each micro-step left there. Sized for step_cap micro-steps (grown on demand). */
+    void *step_dev, *step_host;
+    size_t step_bytes;
+    int step_cap;
+    struct StepMicro *step_micro; /* (step_cap) */
     int64_t *step_rows;   /* (cap_step_rows) the dataset rows of the step on this rank */
     int n_step_rows, cap_step_rows;
     int hang_rank;        /* testing hook DISTILL_TEST_HANG=RANK:STEP (-1: off) */
@@ -126,7 +134,10 @@ bool trainer_stage_done(const Trainer *t);
  * same step; nothing is communicated. */
 Status trainer_next_stage(Trainer *t);
 
-/* One optimizer step on n micro-batches (this rank's shares, as the loader makes them). Collective:
+/* One optimizer step on n micro-batches (this rank's shares, as the loader makes them). The host
+ * waits on the device once, at the step's end (the loss, its terms and the gradient norm's parts
+ * in one readback; with several ranks also before the loss all-reduce and the gradient all-reduce:
+ * tests/test_step_readbacks.c counts them). Collective:
  * every rank must call it with the same n. A non-finite loss on any rank, or a non-finite gradient
  * norm, skips the update on every rank (out->skipped, a warning on stderr naming the step and the
  * rows); the train.max_bad_steps-th such step in a row fails with an error. An error on any rank
