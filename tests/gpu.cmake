@@ -7,7 +7,9 @@
 #                        CUDA table and has a test (fails on any machine otherwise).
 #   cuda_step (gpu):     TF32 off by default (fp32-level GEMM error), deterministic embedding
 #                        backward (bitwise the CPU's), asynchronous H2D copies through pinned
-#                        staging, and no cudaMalloc/cudaFree after a step's first run; 77 likewise.
+#                        staging, and no cudaMalloc/cudaFree after a step's first run, range checks
+#                        of index tensors without readbacks and (full builds) one readback per
+#                        Trainer step on cuda, as train_step_readbacks on the CPU; 77 likewise.
 # DISTILL_EXPECT_GPU=1 in the environment (scripts/gpu_check.sh) turns "no GPU" into a failure, here
 # and in the other gpu-labelled tests (ckpt_device, hf_resave_cuda, losses_parity_cuda, mpi_nccl).
 if(HAVE_CUDA)
@@ -23,6 +25,10 @@ if(HAVE_CUDA)
 
   add_executable(test_cuda_step test_cuda_step.c)
   target_link_libraries(test_cuda_step PRIVATE distill_engine ${MATH_LIB})
+  if(TARGET distill_train) # the full build: also the trainer's one readback per step on cuda
+    target_link_libraries(test_cuda_step PRIVATE distill_train)
+    target_compile_definitions(test_cuda_step PRIVATE DISTILL_TEST_TRAINER=1)
+  endif()
   add_test(NAME cuda_step COMMAND test_cuda_step)
   set_tests_properties(cuda_step PROPERTIES LABELS gpu SKIP_RETURN_CODE 77 TIMEOUT 120)
 endif()

@@ -14,15 +14,27 @@
  *               Ctx, fp32 then bf16: after the first step of each, further identical steps call
  *               neither cudaMalloc nor cudaFree (backend_cuda_mem_stats), and give the same loss
  *               and gradients bit for bit.
+ *   checks      the range checks of ids, lengths and labels on device tensors made by ctx_from_host
+ *               and ctx_zeros (op_embedding, op_mean_pool, op_cross_entropy) read nothing back:
+ *               backend_readbacks() does not move.
+ *   readbacks   (built with the trainer, DISTILL_TEST_TRAINER; engine-only builds print a skip) five
+ *               Trainer steps on cuda (the config of tests/test_step_readbacks.c: grad_accum 2,
+ *               logits_kd, hidden_mse, attention_mse, hard_ce, step 4 made NaN and skipped) make
+ *               exactly 1 readback each, and after the first no staged upload waits (h2d_waits).
  *
  * Exit status: 0 all passed; 1 a check failed; 77 no CUDA device (CTest SKIP_RETURN_CODE), unless
  * DISTILL_EXPECT_GPU=1, which makes a missing GPU a failure (scripts/gpu_check.sh sets it).
  */
+#define _POSIX_C_SOURCE 200809L
 #include "engine/backend.h"
 #include "engine/ctx.h"
 #include "engine/ops.h"
 #include "engine/params.h"
 #include "engine/rng.h"
+#ifdef DISTILL_TEST_TRAINER
+#include "train/trainer.h"
+#include <unistd.h>
+#endif
 
 #include <math.h>
 #include <stdio.h>
@@ -299,6 +311,128 @@ static void t_allocator(void) {
     free(m.ids), free(m.target), free(g1), free(g2);
 }
 
+/* ---------------------------------------------------------------- checks and readbacks */
+
+static void t_checks(void) {
+    Device dev = {DEV_CUDA, 0};
+    Ctx *c = ctx_new(dev, 3);
+    ctx_set_record(c, false);
+    const int B = 3, S = 5, V = 11, H = 7, C = 4;
+    int32_t ids[15], lens[3] = {5, 1, 3}, labels[3] = {3, 0, 2};
+    for (int i = 0; i < B * S; i++) ids[i] = (i * 7) % V;
+    float *w = hrand((size_t)V * H, -1, 1), *z = hrand((size_t)B * C, -2, 2);
+    Tensor *tw = ctx_from_host(c, DT_F32, 2, (int[]){V, H}, w), *tz = ctx_from_host(c, DT_F32, 2, (int[]){B, C}, z);
+    uint64_t r0 = backend_readbacks();
+    Tensor *tids = ctx_from_host(c, DT_I32, 2, (int[]){B, S}, ids);
+    Tensor *x = op_embedding(c, tw, tids);                                            /* (B, S, H) */
+    op_embedding(c, tw, ctx_zeros(c, DT_I32, 2, (int[]){B, S}));                      /* ids all 0 */
+    op_embedding(c, tw, ctx_view(c, tids, 1, (int[]){B * S}));                        /* a view */
+    op_mean_pool(c, x, ctx_from_host(c, DT_I32, 1, (int[]){B}, lens));                /* (B, H) */
+    op_cross_entropy(c, tz, ctx_from_host(c, DT_I32, 1, (int[]){B}, labels));         /* [1] */
+    uint64_t r1 = backend_readbacks();
+    printf("     range checks of 5 index tensors on cuda: %llu readbacks\n", (unsigned long long)(r1 - r0));
+    EXPECT(r1 == r0, "the range checks read back %llu times", (unsigned long long)(r1 - r0));
+    ctx_free(c);
+    free(w), free(z);
+}
+
+#ifdef DISTILL_TEST_TRAINER
+static const char *STEP_YAML =
+    "task: distill\n"
+    "run: {name: readbacks, dir: unused-run, seed: 11}\n"
+    "device: cuda\n"
+    "teacher: {init: random, layers: 2, hidden: 24, heads: 2, intermediate: 40, vocab_size: 97,\n"
+    "          max_position: 16, num_labels: 3}\n"
+    "student: {init: random, layers: 1, hidden: 16, heads: 2, intermediate: 24, vocab_size: 97,\n"
+    "          max_position: 16, num_labels: 3}\n"
+    "data: {train: unused.h5, batch_size: 4}\n"
+    "losses:\n"
+    "  - {type: logits_kd, weight: 1.0, temperature: 2.0}\n"
+    "  - {type: hidden_mse, weight: 1.0, layers: uniform}\n"
+    "  - {type: attention_mse, weight: 1.0, layers: uniform}\n"
+    "  - {type: hard_ce, weight: 0.5}\n"
+    "optimizer: {lr: 1.0e-3}\n"
+    "train: {max_steps: 5, grad_accum: 2, max_bad_steps: 3}\n";
+
+static void t_readbacks(void) {
+    enum { ROWS = 8, SEQ = 11, STEPS = 5, NAN_STEP = 4 };
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/test_cuda_step-XXXXXX");
+    int fd = mkstemp(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f || fputs(STEP_YAML, f) == EOF || fclose(f) != 0) {
+        EXPECT(0, "cannot write the config %s", path);
+        return;
+    }
+    setenv("DISTILL_TEST_NAN", "0:4", 1); /* step NAN_STEP's loss reads as NaN: skipped */
+    Config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    static Comm comm = {.rank = 0, .world = 1, .local_rank = 0, .local_world = 1, .kind = COMM_SINGLE,
+                        .timeout_s = 30};
+    Trainer *t = NULL;
+    Status st = config_parse(path, 0, NULL, &cfg);
+    if (st == DISTILL_OK) st = trainer_new(&cfg, &comm, false, &t);
+    unsetenv("DISTILL_TEST_NAN");
+    unlink(path);
+    if (st != DISTILL_OK) {
+        EXPECT(0, "trainer: %s", distill_error());
+        return;
+    }
+    EXPECT(t->device.type == DEV_CUDA && t->n_stores == 2, "a cuda trainer with two stores (device %d, %d stores)",
+           (int)t->device.type, t->n_stores);
+    static const int32_t lens[ROWS] = {SEQ, 7, 1, 9, 4, SEQ, 10, 6};
+    static int32_t ids[ROWS * SEQ], types[ROWS * SEQ], lengths[ROWS], labels[ROWS];
+    static float targets[ROWS];
+    static int64_t row_index[ROWS];
+    for (int i = 0; i < ROWS; i++) {
+        lengths[i] = lens[i];
+        labels[i] = (int32_t)rng_next_below(&rng, 3);
+        row_index[i] = i;
+        for (int j = 0; j < lens[i]; j++) {
+            ids[i * SEQ + j] = 1 + (int32_t)rng_next_below(&rng, 96);
+            types[i * SEQ + j] = j >= lens[i] / 2;
+        }
+    }
+    Batch micro[2];
+    for (int a = 0; a < 2; a++) {
+        int r0 = a * ROWS / 2;
+        micro[a] = (Batch){.rows = ROWS / 2, .seq = SEQ, .input_ids = ids + r0 * SEQ,
+                           .token_type_ids = types + r0 * SEQ, .lengths = lengths + r0, .labels = labels + r0,
+                           .targets = targets + r0, .row_index = row_index + r0, .global_rows = ROWS / 2,
+                           .global_row0 = 0};
+    }
+    uint64_t waits_after_first = 0;
+    for (int s = 1; s <= STEPS; s++) {
+        TrainerStep out;
+        uint64_t r0 = backend_readbacks();
+        if (trainer_step_on(t, micro, 2, &out) != DISTILL_OK) {
+            EXPECT(0, "step %d: %s", s, distill_error());
+            break;
+        }
+        uint64_t n = backend_readbacks() - r0, waits = backend_cuda_mem_stats().h2d_waits;
+        printf("     step %d: %llu readback%s, loss %.9g, grad norm %.6g, teacher %.3f ms, staging waits %llu%s\n", s,
+               (unsigned long long)n, n == 1 ? "" : "s", out.loss, out.grad_norm, 1e3 * out.teacher_s,
+               (unsigned long long)waits, out.skipped ? ", skipped" : "");
+        EXPECT(n == 1, "step %d: %llu readbacks, want 1 (one at the step's end)", s, (unsigned long long)n);
+        if (s == NAN_STEP) {
+            EXPECT(out.skipped && isnan(out.loss), "step %d: the NaN hook's step must be skipped", s);
+        } else {
+            EXPECT(!out.skipped && isfinite(out.loss) && out.loss > 0 && out.grad_norm > 0,
+                   "step %d: loss %g, grad norm %g, skipped %d", s, out.loss, out.grad_norm, out.skipped);
+        }
+        /* the teacher's device time from its marks: positive, and far below a second for these sizes */
+        EXPECT(out.teacher_s > 0 && out.teacher_s < 1.0, "step %d: teacher time %g s", s, out.teacher_s);
+        /* a step queues about 20 small uploads (ids, types, lengths, positions and masks per forward,
+         * labels, the backward's seed) into a ring of 64 records and 16 MiB, and its end waits for all
+         * of them: no upload ever waits for staging space after the first step */
+        if (s == 1) waits_after_first = waits;
+        else EXPECT(waits == waits_after_first, "step %d: %llu uploads waited for staging space", s,
+                    (unsigned long long)(waits - waits_after_first));
+    }
+    trainer_free(t);
+}
+#endif
+
 /* ---------------------------------------------------------------- main */
 
 int main(void) {
@@ -320,6 +454,12 @@ int main(void) {
     t_embedding();
     t_h2d();
     t_allocator();
+    t_checks();
+#ifdef DISTILL_TEST_TRAINER
+    t_readbacks();
+#else
+    printf("SKIP readbacks: an engine-only build (no trainer); tests/test_step_readbacks.c counts them on the CPU\n");
+#endif
     printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;
 }
