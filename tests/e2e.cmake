@@ -3,10 +3,13 @@
 # term falls, dev accuracy far above chance, eval/info/export/predict agree with the run); resume
 # after an abrupt stop equals an uninterrupted run, bitwise; a regression fine-tune; the metrics
 # plot script (scripts/plot_metrics.py); a two-stage config equals its stages chained by hand and
-# resumes inside stage 2 bitwise; a student initialised from chosen teacher layers. Each case works in its own temporary folder. Python:
+# resumes inside stage 2 bitwise; a student initialised from chosen teacher layers; the shipped
+# general-distillation configs (general.yaml on unlabelled text, no labels or logits, a BertModel
+# without a classifier; tiny-from-general.yaml starting from it; two-layer.yaml) run as shipped on
+# the toy task through --set (~7 s). Each case works in its own temporary folder. Python:
 # DISTILL_PYTHON, standard library only (matplotlib for the plot case). All four take ~6 s on one
 # core; the timeout leaves room for a loaded CI machine.
-foreach(case learn resume stages regression plot teacher_layers bench bf16)
+foreach(case learn resume stages regression plot teacher_layers bench bf16 general)
   add_test(NAME e2e_${case}
            COMMAND ${DISTILL_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_e2e.py ${case}
                    --distill $<TARGET_FILE:distill>)
