@@ -5,7 +5,8 @@ Usage: results_table.py EVAL.jsonl --names NAME [NAME ...]
 
 The first line is the reference for speed-up (BERT-base's shape); accuracy is printed only for
 models that have real weights (a random-shape line carries no accuracy). Kept accuracy is each
-model's accuracy over the best accuracy before it that is not the reference (the teacher).
+model's accuracy over the best accuracy before it that is not the reference (the teacher). F1 is
+class 1's F1 with two classes (as GLUE reports it) and the macro-F1 with more.
 """
 import argparse
 import json
@@ -35,7 +36,8 @@ def main():
                 kept = f"{100 * acc / teacher_acc:.1f}%"
         speed = ref["latency_ms_b1"] / r["latency_ms_b1"]
         acc_s = "" if acc is None else f"{100 * acc:.2f}%"
-        f1_s = "" if acc is None else f"{r['f1']:.4f}"
+        f1 = r.get("f1", r.get("macro_f1"))  # binary: class 1's F1; more classes: macro-F1
+        f1_s = "" if acc is None or f1 is None else f"{f1:.4f}"
         print(f"| {name} | {shape} | {r['parameters'] / 1e6:.1f}M | {r['file_bytes'] / 1e6:.1f} MB | "
               f"{acc_s} | {f1_s} | {kept} | "
               f"{r['latency_ms_b1']:.2f} ms | {r['latency_ms_b32']:.2f} ms | {speed:.1f}x |")
