@@ -586,16 +586,17 @@ static void case_usage_flags(void) {
 }
 
 /* The paths that examples in --help read exist after `bash scripts/demo.sh`: each is one of the
- * demo's outputs below, and the demo (and its configs) still make each of them. */
+ * demo's outputs below, and the demo (and its student config, configs/two-layer.yaml) still make
+ * each of them. */
 static void case_help_examples(void) {
     static const char *const made[][2] = {
         /* example input path, what in scripts/demo.sh or configs/ makes it */
-        {"runs/demo/data/sst2/test.h5", "--output \"$RUNS/data/sst2/$split.h5\""},
-        {"runs/demo/data/sst2/train.h5", "--output \"$RUNS/data/sst2/$split.h5\""},
+        {"runs/demo/data/sst2/test.h5", "--output \"$RUNS/data/$TASK/$split.h5\""},
+        {"runs/demo/data/sst2/train.h5", "--output \"$RUNS/data/$TASK/$split.h5\""},
         {"runs/demo/teacher/best", "run.dir=$RUNS/teacher"},
         {"runs/demo/tiny/best", "run.dir=$RUNS/tiny"},
         {"runs/demo/tiny/ckpt-400.h5", "max_steps: 400"},
-        {"../shared/data/sst2/test.tsv", "$SHARED/sst2/$split.tsv"},
+        {"../shared/data/sst2/test.tsv", "DATA_DIR=\"$SHARED/sst2\""},
         {"../shared/data/vocab/bert-base-uncased-vocab.txt", "$SHARED/vocab/bert-base-uncased-vocab.txt"},
         {"configs/tiny.yaml", "configs/tiny.yaml"},
     };
@@ -603,12 +604,14 @@ static void case_help_examples(void) {
     char p[4096];
     snprintf(p, sizeof p, "%s/scripts/demo.sh", g_src);
     char *demo = read_all(p);
-    snprintf(p, sizeof p, "%s/configs/tiny.yaml", g_src);
+    snprintf(p, sizeof p, "%s/configs/two-layer.yaml", g_src);
     char *tiny = read_all(p);
     for (int k = 0; k < n_made; k++)
-        CHECK(strstr(demo, made[k][1]) || strstr(tiny, made[k][1]), "demo.sh/tiny.yaml no longer make %s ('%s')",
+        CHECK(strstr(demo, made[k][1]) || strstr(tiny, made[k][1]), "demo.sh/two-layer.yaml no longer make %s ('%s')",
               made[k][0], made[k][1]);
-    CHECK(strstr(tiny, "checkpoint_every: 100"), "tiny.yaml: ckpt-400.h5 needs checkpoint_every 100");
+    CHECK(strstr(tiny, "checkpoint_every: 100"), "two-layer.yaml: ckpt-400.h5 needs checkpoint_every 100");
+    CHECK(strstr(demo, "DISTILL_STUDENT_CONFIG:-configs/two-layer.yaml}"), "demo.sh's student is no longer two-layer.yaml");
+    CHECK(strstr(demo, "TASK=\"${DISTILL_TASK:-sst2}\""), "demo.sh no longer runs SST-2 by default");
     CHECK(strstr(demo, "RUNS=\"${DISTILL_RUNS:-runs/demo}\""), "demo.sh no longer writes runs/demo/ by default");
     int inputs = 0;
     for (int i = 0; COMMANDS[i]; i++) {
