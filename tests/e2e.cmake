@@ -7,7 +7,7 @@
 # general-distillation configs (general.yaml on unlabelled text, no labels or logits, a BertModel
 # without a classifier; tiny-from-general.yaml starting from it; two-layer.yaml) run as shipped on
 # the toy task through --set (~7 s). Each case works in its own temporary folder. Python:
-# DISTILL_PYTHON, standard library only (matplotlib for the plot case). All four take ~6 s on one
+# DISTILL_PYTHON, standard library only (matplotlib for the plot case). Each takes seconds on one
 # core; the timeout leaves room for a loaded CI machine.
 foreach(case learn resume stages regression plot teacher_layers bench bf16 general)
   add_test(NAME e2e_${case}
