@@ -89,7 +89,7 @@ BackendMemStats backend_cuda_mem_stats(void);
  * device-to-host readback (tensor_to_host, op_item, params_buffer_to_host, a params_buffer_copy to
  * the host, ctx_read, each store's sum in grad_global_norm) and each ctx_sync. On the CPU these are
  * memcpys or no-ops, counted all the same, so a CPU test sees the count a GPU run makes (a training
- * step makes one: tests/test_step_readbacks.c). Process-wide and monotonic. */
+ * step makes one: tests/test_train_step.c readbacks). Process-wide and monotonic. */
 uint64_t backend_readbacks(void);
 void backend_count_readback(void);
 

@@ -18,7 +18,7 @@
  *               and ctx_zeros (op_embedding, op_mean_pool, op_cross_entropy) read nothing back:
  *               backend_readbacks() does not move.
  *   readbacks   (built with the trainer, DISTILL_TEST_TRAINER; engine-only builds print a skip) five
- *               Trainer steps on cuda (the config of tests/test_step_readbacks.c: grad_accum 2,
+ *               Trainer steps on cuda (the config of tests/test_train_step.c readbacks: grad_accum 2,
  *               logits_kd, hidden_mse, attention_mse, hard_ce, step 4 made NaN and skipped) make
  *               exactly 1 readback each, and after the first no staged upload waits (h2d_waits).
  *
@@ -33,6 +33,7 @@
 #include "engine/rng.h"
 #ifdef DISTILL_TEST_TRAINER
 #include "train/trainer.h"
+#include "step_rows.h"
 #include <unistd.h>
 #endif
 
@@ -355,7 +356,7 @@ static const char *STEP_YAML =
     "train: {max_steps: 5, grad_accum: 2, max_bad_steps: 3}\n";
 
 static void t_readbacks(void) {
-    enum { ROWS = 8, SEQ = 11, STEPS = 5, NAN_STEP = 4 };
+    enum { ROWS = STEP_ROWS, STEPS = 5, NAN_STEP = 4 };
     char path[64];
     snprintf(path, sizeof path, "/tmp/test_cuda_step-XXXXXX");
     int fd = mkstemp(path);
@@ -380,27 +381,9 @@ static void t_readbacks(void) {
     }
     EXPECT(t->device.type == DEV_CUDA && t->n_stores == 2, "a cuda trainer with two stores (device %d, %d stores)",
            (int)t->device.type, t->n_stores);
-    static const int32_t lens[ROWS] = {SEQ, 7, 1, 9, 4, SEQ, 10, 6};
-    static int32_t ids[ROWS * SEQ], types[ROWS * SEQ], lengths[ROWS], labels[ROWS];
-    static float targets[ROWS];
-    static int64_t row_index[ROWS];
-    for (int i = 0; i < ROWS; i++) {
-        lengths[i] = lens[i];
-        labels[i] = (int32_t)rng_next_below(&rng, 3);
-        row_index[i] = i;
-        for (int j = 0; j < lens[i]; j++) {
-            ids[i * SEQ + j] = 1 + (int32_t)rng_next_below(&rng, 96);
-            types[i * SEQ + j] = j >= lens[i] / 2;
-        }
-    }
-    Batch micro[2];
-    for (int a = 0; a < 2; a++) {
-        int r0 = a * ROWS / 2;
-        micro[a] = (Batch){.rows = ROWS / 2, .seq = SEQ, .input_ids = ids + r0 * SEQ,
-                           .token_type_ids = types + r0 * SEQ, .lengths = lengths + r0, .labels = labels + r0,
-                           .targets = targets + r0, .row_index = row_index + r0, .global_rows = ROWS / 2,
-                           .global_row0 = 0};
-    }
+    static StepRows rows;
+    step_rows_make(&rows, rng_next_u64(&rng));
+    Batch micro[2] = {step_rows_batch(&rows, 0, ROWS / 2, ROWS / 2), step_rows_batch(&rows, ROWS / 2, ROWS / 2, ROWS / 2)};
     uint64_t waits_after_first = 0;
     for (int s = 1; s <= STEPS; s++) {
         TrainerStep out;
@@ -458,7 +441,7 @@ int main(void) {
 #ifdef DISTILL_TEST_TRAINER
     t_readbacks();
 #else
-    printf("SKIP readbacks: an engine-only build (no trainer); tests/test_step_readbacks.c counts them on the CPU\n");
+    printf("SKIP readbacks: an engine-only build (no trainer); tests/test_train_step.c readbacks counts them on the CPU\n");
 #endif
     printf("%s: %d failure%s\n", failures ? "FAIL" : "PASS", failures, failures == 1 ? "" : "s");
     return failures ? 1 : 0;

@@ -21,12 +21,26 @@
  *       4 and grad_accum 2 (same seed: same initial weights, checked bitwise), each take one step on
  *       the same 8 rows (the second as two micro-batches of 4). The loss, the gradient norm and every
  *       gradient must agree within fp32 reduction order (tolerance below); exit 1 otherwise.
+ *   test_train_step readbacks
+ *       A training step waits on the device once (issue 10, item 4): the loss, its terms and the
+ *       gradient norm's partial sums come back together at the step's end; nothing inside the step
+ *       (range checks of ids, lengths and labels, the loss terms, the teacher's timing, the
+ *       per-store sums of squares) reads back or syncs. It counts backend_readbacks()
+ *       (engine/backend.h: every device-to-host readback and ctx_sync, counted on the CPU too,
+ *       where they are memcpys) around five steps of the base config plus attention_mse, with
+ *       grad_accum 2 (two micro-steps of 4 rows); the DISTILL_TEST_NAN hook makes step 4's loss
+ *       NaN, so one step is skipped (the skip must still cost one readback, and report NaN). Each
+ *       step must make exactly 1 readback; the losses must be finite (except the skipped step's)
+ *       and the gradient norms positive. tests/test_cuda_step.c asserts the same count on CUDA.
  *
  * Exit status: 0 ok, 1 a failed check or an error (printed), 2 usage.
  */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include "checkpoints/safetensors.h"
+#include "engine/backend.h"
 #include "engine/rng.h"
 #include "train/trainer.h"
+#include "step_rows.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -35,8 +49,8 @@
 #include <unistd.h>
 
 #define U32 (1.0 / 16777216.0) /* 2^-24, fp32 unit roundoff */
-#define ROWS 8                  /* rows of the step's batch */
-#define SEQ 11                  /* its padded length */
+#define ROWS STEP_ROWS          /* rows of the step's batch */
+#define SEQ STEP_SEQ            /* its padded length */
 
 /* The base config: task distill, random teacher (2 layers, hidden 24) and student (1 layer, hidden
  * 16, another width: hidden_mse learns a projection per pair), tiny vocabulary, no dropout. The
@@ -105,35 +119,10 @@ static Trainer *make_trainer(int n_over, char **over) {
     return t;
 }
 
-/* The step's rows: random ids in [1, 97), token types 0/1, lengths SEQ, 7, 1, 9, ... (one full
- * row, one of length 1), labels in [0, 3). Padding is 0. */
-typedef struct {
-    int32_t ids[ROWS * SEQ], types[ROWS * SEQ], lengths[ROWS], labels[ROWS];
-    float targets[ROWS];
-    int64_t row_index[ROWS];
-} Rows;
-
-static void make_rows(Rows *r) {
-    static const int32_t lens[ROWS] = {SEQ, 7, 1, 9, 4, SEQ, 10, 6};
-    Rng rng = rng_new(2024);
-    memset(r, 0, sizeof *r);
-    for (int i = 0; i < ROWS; i++) {
-        r->lengths[i] = lens[i];
-        r->labels[i] = (int32_t)rng_next_below(&rng, 3);
-        r->row_index[i] = i;
-        for (int j = 0; j < lens[i]; j++) {
-            r->ids[i * SEQ + j] = 1 + (int32_t)rng_next_below(&rng, 96);
-            r->types[i * SEQ + j] = j >= lens[i] / 2;
-        }
-    }
-}
-
-/* Rows [row0, row0 + n) of r as a batch of a step of `global` rows. */
-static Batch batch_of(Rows *r, int row0, int n, int global) {
-    return (Batch){.rows = n, .seq = SEQ, .input_ids = r->ids + row0 * SEQ, .token_type_ids = r->types + row0 * SEQ,
-                   .lengths = r->lengths + row0, .labels = r->labels + row0, .targets = r->targets + row0,
-                   .row_index = r->row_index + row0, .global_rows = global, .global_row0 = 0};
-}
+/* The step's rows (tests/step_rows.h). */
+typedef StepRows Rows;
+static void make_rows(Rows *r) { step_rows_make(r, 2024); }
+static Batch batch_of(Rows *r, int row0, int n, int global) { return step_rows_batch(r, row0, n, global); }
 
 /* ------------------------------------------------------------------ trace */
 
@@ -299,10 +288,63 @@ static int cmd_accum(void) {
     return failures ? 1 : 0;
 }
 
+/* ------------------------------------------------------------------ readbacks */
+
+static int cmd_readbacks(void) {
+    enum { STEPS = 5, NAN_STEP = 4 }; /* DISTILL_TEST_NAN=0:4: step 4's loss reads as NaN */
+    char nan_at[32];
+    snprintf(nan_at, sizeof nan_at, "0:%d", NAN_STEP);
+    setenv("DISTILL_TEST_NAN", nan_at, 1); /* read by trainer_new */
+    char *over[] = {"data.batch_size=4", "train.grad_accum=2", "train.max_steps=5", "train.max_bad_steps=3",
+                    "losses[3]={type: attention_mse, weight: 1.0, layers: uniform}"};
+    Trainer *t = make_trainer(5, over);
+    unsetenv("DISTILL_TEST_NAN");
+    CHECK(t->n_stores == 2, "two parameter stores (student, projections), found %d", t->n_stores);
+    CHECK(t->n_terms == 4, "four loss terms, found %d", t->n_terms);
+    Rows *r = xmalloc(sizeof *r);
+    make_rows(r);
+    Batch micro[2] = {batch_of(r, 0, ROWS / 2, ROWS / 2), batch_of(r, ROWS / 2, ROWS / 2, ROWS / 2)};
+    for (int s = 1; s <= STEPS; s++) {
+        TrainerStep out;
+        uint64_t before = backend_readbacks();
+        Status st = trainer_step_on(t, micro, 2, &out);
+        uint64_t n = backend_readbacks() - before;
+        if (st != DISTILL_OK) {
+            distill_print_error(distill_error());
+            return 1;
+        }
+        printf("step %d: %llu readback%s, loss %.9g (terms %.6g %.6g %.6g %.6g), grad norm %.6g%s\n", s,
+               (unsigned long long)n, n == 1 ? "" : "s", out.loss, out.terms[0], out.terms[1], out.terms[2],
+               out.terms[3], out.grad_norm, out.skipped ? ", skipped" : "");
+        CHECK(n == 1, "step %d: %llu readbacks, want 1 (one at the step's end)", s, (unsigned long long)n);
+        if (s == NAN_STEP) {
+            CHECK(out.skipped && isnan(out.loss), "step %d: the NaN hook's step must be skipped with a NaN loss", s);
+        } else {
+            CHECK(!out.skipped && isfinite(out.loss) && out.loss > 0, "step %d: loss %g, skipped %d", s, out.loss,
+                  out.skipped);
+            CHECK(out.grad_norm > 0 && isfinite(out.grad_norm), "step %d: gradient norm %g", s, out.grad_norm);
+            double sum = 0;
+            for (int i = 0; i < t->n_terms; i++) sum += out.terms[i];
+            /* the loss is the fp32 sum of the 4 weighted terms per micro-step: 3 roundings each, so
+             * within 4 * 2^-24 of the sum of the (fp32-rounded) terms, relatively; 1e-6 covers it */
+            CHECK(fabs(sum - out.loss) <= 1e-6 * fabs(out.loss), "step %d: terms sum to %.9g, loss %.9g", s, sum,
+                  out.loss);
+        }
+        CHECK(out.rows == ROWS && out.tokens == (s == NAN_STEP ? 0 : 59), "step %d: %lld rows, %lld tokens", s,
+              (long long)out.rows, (long long)out.tokens);
+    }
+    CHECK(t->bad_steps == 0, "bad_steps %lld after a good step", (long long)t->bad_steps);
+    free(r);
+    trainer_free(t);
+    printf("%s\n", failures ? "FAIL" : "ok");
+    return failures ? 1 : 0;
+}
+
 int main(int argc, char **argv) {
     int rc = 2;
     if (argc >= 2 && strcmp(argv[1], "trace") == 0) rc = cmd_trace(argc, argv);
     else if (argc == 2 && strcmp(argv[1], "accum") == 0) rc = cmd_accum();
-    if (rc == 2) fprintf(stderr, "usage: test_train_step trace OUT STEPS [--set KEY=VALUE ...] | accum\n");
+    else if (argc == 2 && strcmp(argv[1], "readbacks") == 0) rc = cmd_readbacks();
+    if (rc == 2) fprintf(stderr, "usage: test_train_step trace OUT STEPS [--set KEY=VALUE ...] | accum | readbacks\n");
     return rc;
 }

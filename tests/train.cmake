@@ -25,7 +25,5 @@ set_tests_properties(train_grad_accum PROPERTIES LABELS unit TIMEOUT 60)
 # terms and the gradient norm's partial sums in one readback): backend_readbacks() counted around
 # five CPU steps (grad_accum 2; logits_kd, hidden_mse, attention_mse, hard_ce; one step skipped by
 # the DISTILL_TEST_NAN hook) must grow by exactly 1 per step. Well under a second.
-add_executable(test_step_readbacks test_step_readbacks.c)
-target_link_libraries(test_step_readbacks PRIVATE distill_train)
-add_test(NAME train_step_readbacks COMMAND test_step_readbacks)
+add_test(NAME train_step_readbacks COMMAND test_train_step readbacks)
 set_tests_properties(train_step_readbacks PROPERTIES LABELS unit TIMEOUT 60)

@@ -137,7 +137,7 @@ Status trainer_next_stage(Trainer *t);
 /* One optimizer step on n micro-batches (this rank's shares, as the loader makes them). The host
  * waits on the device once, at the step's end (the loss, its terms and the gradient norm's parts
  * in one readback; with several ranks also before the loss all-reduce and the gradient all-reduce:
- * tests/test_step_readbacks.c counts them). Collective:
+ * tests/test_train_step.c readbacks counts them). Collective:
  * every rank must call it with the same n. A non-finite loss on any rank, or a non-finite gradient
  * norm, skips the update on every rank (out->skipped, a warning on stderr naming the step and the
  * rows); the train.max_bad_steps-th such step in a row fails with an error. An error on any rank
